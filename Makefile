@@ -1,0 +1,33 @@
+# Set-up, build, run and test of the Go Kurento Media Server. See README.md.
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+BIN := bin/kurento-media-server
+
+.PHONY: run build test test-go test-node deps-run deps-test vet clean
+
+run: deps-run build
+	exec ./$(BIN) -f etc/kurento.conf.json
+
+build:
+	$(GO) build -o $(BIN) ./cmd/kurento-media-server
+
+deps-run:
+	./scripts/install-deps.sh run
+
+deps-test:
+	./scripts/install-deps.sh test
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+test: deps-test vet build test-go test-node
+
+test-go:
+	$(GO) test -count=1 -timeout 15m ./...
+
+test-node: build
+	KMS_BIN=$(CURDIR)/$(BIN) ./test/node/run.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,202 @@
+// Command kurento-media-server is a Kurento Media Server: it takes KMS's flags and configuration and
+// serves the Kurento Protocol on ws://HOST:8888/kurento.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/kurento-go/kms/api"
+	"github.com/kurento-go/kms/config"
+	"github.com/kurento-go/kms/logging"
+	"github.com/kurento-go/kms/objects"
+	"github.com/kurento-go/kms/protocol"
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(args[1:], getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "kurento-media-server: configuration error: %v\n", err)
+		return 1
+	}
+	schema, err := api.Load()
+	if err != nil {
+		fmt.Fprintf(stderr, "kurento-media-server: %v\n", err)
+		return 1
+	}
+	switch cfg.Action {
+	case config.ActionHelp:
+		fmt.Fprint(stdout, config.Usage("kurento-media-server"))
+		return 0
+	case config.ActionVersion:
+		fmt.Fprintf(stdout, "Kurento Media Server version: %s\nFound modules:\n", api.Version)
+		for _, m := range schema.ModuleNames() {
+			fmt.Fprintf(stdout, "\tModule: '%s' version '%s'\n", m, api.Version)
+		}
+		return 0
+	case config.ActionList:
+		fmt.Fprintln(stdout, "Available factories:")
+		for _, m := range schema.ModuleNames() {
+			for _, f := range schema.Factories(m) {
+				fmt.Fprintf(stdout, "\t%s\n\tkurento.%s\n", f, f)
+			}
+		}
+		return 0
+	}
+
+	logOut := stdout
+	if cfg.Log.Path != "" {
+		rf, err := logging.OpenRotatingFile(cfg.Log.Path, int64(cfg.Log.FileSizeMB)<<20, cfg.Log.FileCount)
+		if err != nil {
+			fmt.Fprintf(stderr, "kurento-media-server: logs path: %v\n", err)
+			return 1
+		}
+		defer rf.Close()
+		logOut = rf
+	}
+	logs, warnings := logging.New(logOut, cfg.Log.GstDebug, !cfg.Log.NoColor && isTerminal(logOut))
+	log := logs.Logger("KurentoMediaServer")
+	for _, w := range append(cfg.Warnings, warnings...) {
+		log.Warn(w)
+	}
+	log.Info("Kurento Media Server starting", "version", api.Version, "pid", os.Getpid(), "config", cfg.ConfFile)
+
+	registry := objects.NewRegistry(schema, objects.ServerManagerInfo{Metadata: cfg.Metadata, Started: time.Now()},
+		logs.Logger("KurentoMediaSet"))
+	applyDefaults(registry, cfg)
+	server := protocol.NewServer(registry, cfg.WebSocket.Path, cfg.Resources.GarbageCollectorPeriod,
+		logs.Logger("KurentoWebSocketTransport"))
+	registry.SetNotifier(server)
+	server.Start()
+
+	listeners, err := listen(cfg, server, log)
+	if err != nil {
+		log.Error("cannot start the WebSocket listener", "err", err)
+		fmt.Fprintf(stderr, "kurento-media-server: %v\n", err)
+		server.Close()
+		return 1
+	}
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	signal.Ignore(syscall.SIGPIPE)
+	failed := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() { failed <- l.serve() }()
+	}
+	code := 0
+	select {
+	case sig := <-signals:
+		log.Info("signal received, shutting down", "signal", sig.String())
+	case err := <-failed:
+		log.Error("listener failed", "err", err)
+		code = 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, l := range listeners {
+		l.srv.Shutdown(ctx)
+	}
+	server.Close()
+	registry.ReleaseAll()
+	log.Info("Kurento Media Server stopped")
+	return code
+}
+
+// applyDefaults gives new objects the settings of the module configuration files.
+func applyDefaults(r *objects.Registry, cfg *config.Config) {
+	me := cfg.Modules.MediaElement
+	r.SetDefaults("MediaElement", map[string]any{
+		"encoderBitrate":    me.EncoderBitrate,
+		"minEncoderBitrate": me.MinEncoderBitrate,
+		"maxEncoderBitrate": me.MaxEncoderBitrate,
+	})
+}
+
+type listener struct {
+	ln  net.Listener
+	srv *http.Server
+	tls bool
+}
+
+func (l listener) serve() error {
+	var err error
+	if l.tls {
+		err = l.srv.ServeTLS(l.ln, "", "")
+	} else {
+		err = l.srv.Serve(l.ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// listen opens the ws:// listener and, when configured with a usable certificate, the wss:// one.
+// Without an address it binds the dual-stack any-address, as KMS does.
+func listen(cfg *config.Config, handler http.Handler, log *slog.Logger) ([]listener, error) {
+	ws := cfg.WebSocket
+	var out []listener
+	open := func(port int) (net.Listener, error) {
+		return net.Listen("tcp", net.JoinHostPort(ws.Address, strconv.Itoa(port)))
+	}
+	if ws.Port != 0 {
+		ln, err := open(ws.Port)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("WebSocket server listening", "url", fmt.Sprintf("ws://%s/%s", ln.Addr(), ws.Path))
+		out = append(out, listener{ln: ln, srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}})
+	}
+	if s := ws.Secure; s.Port != 0 {
+		cert, err := tls.LoadX509KeyPair(s.Certificate, s.Certificate)
+		if err != nil {
+			log.Warn("secure WebSocket disabled: cannot load certificate", "file", s.Certificate, "err", err)
+		} else {
+			ln, err := open(s.Port)
+			if err != nil {
+				closeAll(out)
+				return nil, err
+			}
+			log.Info("secure WebSocket server listening", "url", fmt.Sprintf("wss://%s/%s", ln.Addr(), ws.Path))
+			srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+				TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+			out = append(out, listener{ln: ln, srv: srv, tls: true})
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no WebSocket listener configured (mediaServer.net.websocket.port and secure.port are both unset)")
+	}
+	return out, nil
+}
+
+func closeAll(ls []listener) {
+	for _, l := range ls {
+		l.ln.Close()
+	}
+}
+
+// isTerminal tells whether w is a character device, where colors help; files and pipes get none.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

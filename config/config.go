@@ -1,0 +1,173 @@
+// Package config builds the one typed, validated configuration of the media
+// server from the sources KMS reads: command line, KURENTO_* and KMS_*
+// environment variables, kurento.conf.json and the module config files.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Actions a command line can ask for instead of running the server.
+const (
+	ActionHelp    = "help"
+	ActionVersion = "version"
+	ActionList    = "list"
+)
+
+// DefaultConfFile is where KMS packages install the main config file.
+const DefaultConfFile = "/etc/kurento/kurento.conf.json"
+
+// DefaultGstDebug is the level string the KMS 7.x Docker entrypoint and
+// /etc/default/kurento-media-server set. Plain GStreamer would log nothing
+// without GST_DEBUG, but every supported KMS install runs with this string,
+// so it is what operators expect to see.
+const DefaultGstDebug = "2,Kurento*:4,kms*:4,sdp*:4,webrtc*:4,*rtpendpoint:4,rtp*handler:4,rtpsynchronizer:4,agnosticbin:4"
+
+// Config is the whole server configuration. Zero values never mean
+// "default": Load fills every default explicitly.
+type Config struct {
+	// Action is "" to run the server, or ActionHelp/ActionVersion/ActionList
+	// when the command line asks only for output. The caller prints.
+	Action string
+
+	ConfFile          string   // main config file (may not exist)
+	ModulesConfigPath []string // dirs scanned for <sub>/<Name>.conf.{ini,json}
+	ModulesPath       []string // extra dirs with module plugins
+
+	Resources Resources
+	WebSocket WebSocket
+	// Metadata is the compact JSON text of the top-level "metadata" value,
+	// "" when absent; ServerManager.getMetadata returns it.
+	Metadata string
+	Modules  Modules
+	Log      Log
+
+	// Warnings are notes for the log (missing files, ignored values); the
+	// logger does not exist yet when Load runs.
+	Warnings []string
+}
+
+// Resources is mediaServer.resources.
+type Resources struct {
+	ExceptionLimit         float64       // fraction in (0,1]
+	KillLimit              float64       // fraction in (0,1]; 0 = unset
+	GarbageCollectorPeriod time.Duration // > 0
+	DisableRequestCache    bool
+}
+
+// WebSocket is mediaServer.net.websocket.
+type WebSocket struct {
+	Port      int    // 0 = no ws:// listener
+	Address   string // "" = any address
+	IPv6      bool   // try [::] before 0.0.0.0 when Address is ""
+	Path      string // without leading '/', as KMS
+	Threads   int
+	ConnQueue int // listen backlog; 0 = system default (SOMAXCONN)
+	Secure    Secure
+}
+
+// Secure is mediaServer.net.websocket.secure.
+type Secure struct {
+	Port        int    // 0 = no wss:// listener
+	Certificate string // absolute path to PEM chain + key; "" = none
+	Password    string
+}
+
+// Log holds what the logging package needs.
+type Log struct {
+	GstDebug   string // GST_DEBUG-style level string, flags applied
+	NoColor    bool   // GST_DEBUG_NO_COLOR or --gst-debug-no-color
+	Path       string // -d: rotating files there; "" = stdout
+	FileSizeMB int    // -s
+	FileCount  int    // -n
+}
+
+// Load builds the configuration from the command line (args without the
+// program name), the environment (getenv), kurento.conf.json and the module
+// .conf.ini/.conf.json files, then validates it. All validation problems are
+// returned together (errors.Join).
+func Load(args []string, getenv func(string) string) (*Config, error) {
+	c := defaults()
+	f, err := parseFlags(args, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.apply(c, getenv); err != nil {
+		return nil, err
+	}
+	if c.Action != "" {
+		// Like KMS, --help/--version/--list must work with a broken config.
+		return c, nil
+	}
+
+	var errs []error
+	data, err := os.ReadFile(c.ConfFile)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		c.Warnings = append(c.Warnings, fmt.Sprintf("config file %s not found, using defaults", c.ConfFile))
+	case err != nil:
+		return nil, err
+	default:
+		if err := loadMainFile(c, c.ConfFile, data); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	mods := loadModuleDirs(c.ModulesConfigPath, &c.Warnings)
+	applyKMSEnv(mods, getenv, filepath.Dir(c.ConfFile), &c.Warnings)
+	if err := c.Modules.decode(mods); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func defaults() *Config {
+	return &Config{
+		ConfFile: DefaultConfFile,
+		Resources: Resources{
+			ExceptionLimit:         0.8,
+			GarbageCollectorPeriod: 240 * time.Second,
+		},
+		WebSocket: WebSocket{Port: 8888, IPv6: true, Path: "kurento", Threads: 10},
+		Modules:   defaultModules(),
+		Log:       Log{GstDebug: DefaultGstDebug, FileSizeMB: 100, FileCount: 10},
+	}
+}
+
+// Usage is the --help text.
+func Usage(program string) string {
+	return "Usage: " + program + ` [options]
+  -f, --conf-file PATH            main config file (` + DefaultConfFile + `)
+  -c, --modules-config-path DIRS  colon-separated module config dirs (<conf dir>/modules)
+  -p, --modules-path DIRS         colon-separated module dirs
+  -d, --logs-path DIR             write rotating log files to DIR
+  -s, --log-file-size MB          size of each log file (100)
+  -n, --number-log-files N        log files kept (10)
+  -v, --version                   print version and modules, then exit
+  -l, --list                      list available factories, then exit
+  -h, --help                      print this help, then exit
+  --gst-debug=STR                 extra GST_DEBUG-style levels
+  --gst-debug-level=N             default log level 0..9
+  --gst-debug-no-color            no colors in log output
+Every long option can also be set as KURENTO_<OPTION> (e.g. KURENTO_CONF_FILE).
+`
+}
+
+// splitList splits a colon-separated dir list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ":") {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

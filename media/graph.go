@@ -1,0 +1,261 @@
+// Package media is the media graph: pipelines, elements, their pads per media type and the connections
+// between them. It keeps KMS's connection rules (one source per sink pad, loopback allowed, elements of
+// one pipeline only) and reports what happens as typed events. It knows nothing about JSON.
+package media
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Type is the kind of media a pad carries.
+type Type uint8
+
+// The media types of Kurento, in the order KMS connects them.
+const (
+	Audio Type = iota
+	Video
+	Data
+)
+
+// AllTypes is what a connect without a media type links.
+var AllTypes = []Type{Audio, Video, Data}
+
+func (t Type) String() string {
+	switch t {
+	case Audio:
+		return "AUDIO"
+	case Video:
+		return "VIDEO"
+	case Data:
+		return "DATA"
+	}
+	return fmt.Sprintf("Type(%d)", t)
+}
+
+// ParseType reads a Kurento MediaType name.
+func ParseType(s string) (Type, error) {
+	for _, t := range AllTypes {
+		if t.String() == s {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown media type %q", s)
+}
+
+// DefaultPad is the pad description KMS uses when none is given.
+const DefaultPad = "default"
+
+// ErrOtherPipeline is returned when connecting elements of different pipelines.
+var ErrOtherPipeline = errors.New("Media elements do not share pipeline")
+
+// ErrReleased is returned when an element has been released.
+var ErrReleased = errors.New("element released")
+
+// Connection is one link from a source pad of one element to a sink pad of another (or the same).
+type Connection struct {
+	Source, Sink *Element
+	Type         Type
+	SourcePad    string
+	SinkPad      string
+}
+
+// Connected is raised on the source element after a connection is made.
+type Connected struct{ Connection }
+
+// Disconnected is raised on the source element after a connection is undone (or was asked to be).
+type Disconnected struct{ Connection }
+
+// Event is anything the graph or an element reports; the object layer turns it into a Kurento event.
+type Event any
+
+// Pipeline owns the graph state of its elements: every change to connections happens under its lock,
+// never from packet goroutines.
+type Pipeline struct {
+	mu       sync.Mutex
+	elements map[*Element]struct{}
+}
+
+// NewPipeline makes an empty pipeline.
+func NewPipeline() *Pipeline { return &Pipeline{elements: map[*Element]struct{}{}} }
+
+// Element is a node of the graph.
+type Element struct {
+	owner    any
+	pipeline *Pipeline
+	onEvent  func(Event)
+	released bool
+	out      []*Connection // connections this element feeds
+	in       []*Connection // connections feeding this element
+}
+
+// NewElement adds an element to the pipeline. owner is the object that represents it; onEvent receives
+// its events and must neither block nor call back into the pipeline.
+func (p *Pipeline) NewElement(owner any, onEvent func(Event)) *Element {
+	e := &Element{owner: owner, pipeline: p, onEvent: onEvent}
+	p.mu.Lock()
+	p.elements[e] = struct{}{}
+	p.mu.Unlock()
+	return e
+}
+
+// Owner is the object that represents the element.
+func (e *Element) Owner() any { return e.owner }
+
+// Pipeline returns the pipeline the element belongs to.
+func (e *Element) Pipeline() *Pipeline { return e.pipeline }
+
+func (e *Element) emit(ev Event) {
+	if e.onEvent != nil {
+		e.onEvent(ev)
+	}
+}
+
+// Emit reports an event of the element.
+func (e *Element) Emit(ev Event) { e.emit(ev) }
+
+// Connect links src's pad to sink's pad for one media type. A sink pad takes one source: an existing
+// link into it is undone first, and its source is told with Disconnected.
+func Connect(src, sink *Element, t Type, srcPad, sinkPad string) error {
+	p := src.pipeline
+	if sink.pipeline != p {
+		return ErrOtherPipeline
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if src.released || sink.released {
+		return ErrReleased
+	}
+	for _, c := range sink.in {
+		if c.Type == t && c.SinkPad == sinkPad {
+			if c.Source == src && c.SourcePad == srcPad {
+				c.Source.emit(Connected{*c})
+				return nil
+			}
+			p.unlink(c)
+			c.Source.emit(Disconnected{*c})
+			break
+		}
+	}
+	c := &Connection{Source: src, Sink: sink, Type: t, SourcePad: srcPad, SinkPad: sinkPad}
+	src.out = append(src.out, c)
+	sink.in = append(sink.in, c)
+	src.emit(Connected{*c})
+	return nil
+}
+
+// Disconnect undoes a link. Like KMS it reports Disconnected even when no such link existed.
+func Disconnect(src, sink *Element, t Type, srcPad, sinkPad string) error {
+	p := src.pipeline
+	if sink.pipeline != p {
+		return ErrOtherPipeline
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range src.out {
+		if c.Sink == sink && c.Type == t && c.SourcePad == srcPad && c.SinkPad == sinkPad {
+			p.unlink(c)
+			break
+		}
+	}
+	src.emit(Disconnected{Connection{Source: src, Sink: sink, Type: t, SourcePad: srcPad, SinkPad: sinkPad}})
+	return nil
+}
+
+// unlink removes c from both ends; the caller holds the pipeline lock.
+func (p *Pipeline) unlink(c *Connection) {
+	c.Source.out = remove(c.Source.out, c)
+	c.Sink.in = remove(c.Sink.in, c)
+}
+
+func remove(list []*Connection, c *Connection) []*Connection {
+	for i, x := range list {
+		if x == c {
+			return append(list[:i:i], list[i+1:]...)
+		}
+	}
+	return list
+}
+
+// Filter selects connections; a nil field matches anything.
+type Filter struct {
+	Type *Type
+	Pad  *string
+}
+
+func (f Filter) match(t Type, pad string) bool {
+	return (f.Type == nil || *f.Type == t) && (f.Pad == nil || *f.Pad == pad)
+}
+
+// SourceConnections lists the connections feeding e, selected by its sink pad.
+func (e *Element) SourceConnections(f Filter) []Connection {
+	e.pipeline.mu.Lock()
+	defer e.pipeline.mu.Unlock()
+	var out []Connection
+	for _, c := range e.in {
+		if f.match(c.Type, c.SinkPad) {
+			out = append(out, *c)
+		}
+	}
+	return out
+}
+
+// SinkConnections lists the connections e feeds, selected by its source pad.
+func (e *Element) SinkConnections(f Filter) []Connection {
+	e.pipeline.mu.Lock()
+	defer e.pipeline.mu.Unlock()
+	var out []Connection
+	for _, c := range e.out {
+		if f.match(c.Type, c.SourcePad) {
+			out = append(out, *c)
+		}
+	}
+	return out
+}
+
+// Release disconnects every link of e (reporting each on its source) and removes e from the pipeline.
+func (e *Element) Release() {
+	p := e.pipeline
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e.released {
+		return
+	}
+	// unlink shrinks both lists, and removes a loopback link from both at once.
+	for len(e.out) > 0 || len(e.in) > 0 {
+		var c *Connection
+		if len(e.out) > 0 {
+			c = e.out[0]
+		} else {
+			c = e.in[0]
+		}
+		p.unlink(c)
+		c.Source.emit(Disconnected{*c})
+	}
+	e.released = true
+	delete(p.elements, e)
+}
+
+// Len is the number of live elements, for tests and stats.
+func (p *Pipeline) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.elements)
+}
+
+// FlowChanged is raised when media starts or stops crossing a pad: In for a sink pad (media arriving
+// at the element), otherwise a source pad (media leaving it).
+type FlowChanged struct {
+	In      bool
+	Type    Type
+	Pad     string
+	Flowing bool
+}
+
+// TranscodingChanged is raised when an element's output starts or stops being transcoded for a sink.
+type TranscodingChanged struct {
+	Type        Type
+	Bin         string
+	Transcoding bool
+}

@@ -1,0 +1,318 @@
+// Package protocol is the Kurento Protocol transport: JSON-RPC 2.0 over WebSocket, KMS's session rules
+// (injection, binding, garbage collection), transactions and event delivery. It knows nothing about
+// media; it drives a Backend.
+package protocol
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+)
+
+// Server serves the Kurento Protocol on HTTP connections that upgrade to WebSocket.
+type Server struct {
+	// Path is the WebSocket path without its leading slash ("kurento").
+	Path string
+	// GCPeriod is the garbage collector period; sessions without a connection expire after 1 to 2 periods.
+	GCPeriod time.Duration
+	Log      *slog.Logger
+
+	dispatcher dispatcher
+
+	mu       sync.Mutex
+	bound    map[string]*conn // session id -> its current connection
+	conns    map[*conn]struct{}
+	closed   bool
+	done     chan struct{}
+	wg       sync.WaitGroup
+	dropped  atomic.Int64
+	gcTicker *time.Ticker
+}
+
+// NewServer makes a server over a backend.
+func NewServer(backend Backend, path string, gcPeriod time.Duration, log *slog.Logger) *Server {
+	return &Server{
+		Path:       path,
+		GCPeriod:   gcPeriod,
+		Log:        log,
+		dispatcher: dispatcher{backend: backend, serverID: uuid.NewString()},
+		bound:      map[string]*conn{},
+		conns:      map[*conn]struct{}{},
+		done:       make(chan struct{}),
+	}
+}
+
+// Start runs the session garbage collector until Close.
+func (s *Server) Start() {
+	// The transport marks live sessions every period/4, as KMS does; the collector runs every period.
+	tick := s.GCPeriod / 4
+	if tick <= 0 {
+		tick = time.Second
+	}
+	s.gcTicker = time.NewTicker(tick)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		n := 0
+		for {
+			select {
+			case <-s.done:
+				return
+			case <-s.gcTicker.C:
+				if n++; n%4 == 0 {
+					s.dispatcher.backend.CollectGarbage(s.hasConnection)
+				}
+			}
+		}
+	}()
+}
+
+func (s *Server) hasConnection(sid string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.bound[sid]
+	return ok
+}
+
+// Close closes every connection and stops the collector.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	close(s.done)
+	if s.gcTicker != nil {
+		s.gcTicker.Stop()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.ws.Close(websocket.StatusGoingAway, "server shutting down")
+	}
+	s.wg.Wait()
+}
+
+// ServeHTTP answers like KMS's websocketpp endpoint: 426 for plain HTTP, 500 for the Docker health
+// check's incomplete handshake, otherwise a WebSocket on any path that is closed with 1002 when the
+// path is not the configured one.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !headerHas(r.Header, "Upgrade", "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		w.WriteHeader(http.StatusUpgradeRequired)
+		return
+	}
+	if r.Header.Get("Sec-WebSocket-Version") == "" {
+		// websocketpp takes a handshake without a version for the hixie-76 draft and fails it with 500;
+		// the official image's healthchecker.sh relies on exactly that status.
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return // Accept has written the HTTP error
+	}
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	if path != s.Path {
+		ws.Close(websocket.StatusProtocolError, "Invalid path")
+		return
+	}
+	c := &conn{server: s, ws: ws, out: make(chan []byte, sendQueue)}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ws.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	c.serve(r.Context())
+	s.mu.Lock()
+	delete(s.conns, c)
+	for sid, bc := range s.bound {
+		if bc == c {
+			delete(s.bound, sid)
+		}
+	}
+	s.mu.Unlock()
+}
+
+func headerHas(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, part := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// bind makes c the connection of the session, so that the session's events go there. A session has at
+// most one connection (the latest) and a connection one session.
+func (s *Server) bind(sid string, c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if prev := c.currentSession(); prev != "" && s.bound[prev] == c {
+		delete(s.bound, prev)
+	}
+	if old := s.bound[sid]; old != nil && old != c {
+		old.setSession("")
+	}
+	s.bound[sid] = c
+	c.setSession(sid)
+}
+
+// Notify sends an event to the session's connection, if it has one. Events of sessions without a
+// connection are dropped, as in KMS. It never blocks: a connection too slow to take events loses them.
+func (s *Server) Notify(sid string, msg []byte) {
+	s.mu.Lock()
+	c := s.bound[sid]
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	select {
+	case c.out <- msg:
+	default:
+		if s.dropped.Add(1)%100 == 1 {
+			s.Log.Warn("connection too slow, dropping events", "session", sid, "dropped", s.dropped.Load())
+		}
+	}
+}
+
+// sendQueue bounds what one connection may have waiting to be written.
+const sendQueue = 1024
+
+// writeTimeout bounds one frame write, so that a stuck peer cannot hold its connection forever.
+const writeTimeout = 10 * time.Second
+
+// maxMessage bounds one request; SDPs and transactions stay far below it.
+const maxMessage = 16 << 20
+
+// conn is one WebSocket connection. Its requests are executed one at a time, in order: the next frame
+// is read only when the previous request has been answered.
+type conn struct {
+	server *Server
+	ws     *websocket.Conn
+	out    chan []byte
+
+	mu      sync.Mutex
+	session string
+}
+
+func (c *conn) setSession(sid string) {
+	c.mu.Lock()
+	c.session = sid
+	c.mu.Unlock()
+}
+
+func (c *conn) currentSession() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.session
+}
+
+func (c *conn) serve(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.ws.SetReadLimit(maxMessage)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop(ctx)
+	}()
+	defer func() { <-writerDone }()
+	defer cancel()
+	for {
+		typ, data, err := c.ws.Read(ctx)
+		if err != nil {
+			if !isNormalClose(err) {
+				c.server.Log.Debug("connection closed", "err", err)
+			}
+			return
+		}
+		if typ != websocket.MessageText {
+			continue
+		}
+		resp := c.handle(data)
+		if resp == nil {
+			continue
+		}
+		select {
+		case c.out <- resp:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func isNormalClose(err error) bool {
+	s := websocket.CloseStatus(err)
+	return s == websocket.StatusNormalClosure || s == websocket.StatusGoingAway || errors.Is(err, context.Canceled)
+}
+
+func (c *conn) writeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg := <-c.out:
+			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+			err := c.ws.Write(wctx, websocket.MessageText, msg)
+			cancel()
+			if err != nil {
+				c.ws.CloseNow()
+				return
+			}
+		}
+	}
+}
+
+// handle executes one request and returns the encoded response, binding the connection to the
+// session the response names.
+func (c *conn) handle(data []byte) []byte {
+	log := c.server.Log
+	var resp object
+	msg, err := decode(data)
+	if err != nil {
+		log.Debug("unparseable request", "err", err)
+		resp = object{"jsonrpc": "2.0", "id": nil, "error": object{"code": -32700, "message": "Parse error."}}
+	} else if _, isBatch := msg.([]any); isBatch {
+		resp = errorResponse(nil, invalidRequest)
+	} else {
+		resp, _ = c.server.dispatcher.process(msg, c.currentSession())
+	}
+	if resp == nil {
+		return nil
+	}
+	if result, ok := resp["result"].(object); ok {
+		if sid, ok := result["sessionId"].(string); ok && sid != "" && sid != c.currentSession() {
+			c.server.bind(sid, c)
+		}
+	}
+	out, err := json.Marshal(resp)
+	if err != nil {
+		log.Error("cannot encode response", "err", err)
+		out, _ = json.Marshal(errorResponse(resp["id"], err))
+	}
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		log.Debug("request", "in", string(data), "out", string(out))
+	}
+	return out
+}
