@@ -74,7 +74,7 @@ type WebSocket struct {
 // Secure is mediaServer.net.websocket.secure.
 type Secure struct {
 	Port        int    // 0 = no wss:// listener
-	Certificate string // absolute path to PEM chain + key; "" = none
+	Certificate string // PEM chain + key, relative paths resolved; "" = none
 	Password    string
 }
 

@@ -276,8 +276,8 @@ func (m *Modules) decode(set moduleSet) error {
 	http := &m.HttpEndpoint
 	ck.str(get, "serverAddress", &http.ServerAddress)
 	ck.str(get, "announcedAddress", &http.AnnouncedAddress)
-	// KMS code reads serverPort while its shipped file says port; honour
-	// both, serverPort first, so either spelling works.
+	// KMS code reads serverPort while its shipped file says port; accept
+	// both so either spelling works, serverPort winning.
 	ck.intRange(get, "port", 1, 65535, &http.Port)
 	ck.intRange(get, "serverPort", 1, 65535, &http.Port)
 	return errors.Join(ck.errs...)
