@@ -75,29 +75,94 @@ type Event any
 type Pipeline struct {
 	mu       sync.Mutex
 	elements map[*Element]struct{}
+	closed   bool
+	meters   []*FlowMeter
+	stop     chan struct{} // closes the flow checker
+	stopped  chan struct{}
 }
 
 // NewPipeline makes an empty pipeline.
 func NewPipeline() *Pipeline { return &Pipeline{elements: map[*Element]struct{}{}} }
+
+// Close stops the pipeline's background work; its elements must have been released.
+func (p *Pipeline) Close() {
+	p.mu.Lock()
+	p.closed = true
+	stop, stopped := p.stop, p.stopped
+	p.stop = nil
+	p.meters = nil
+	p.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-stopped
+	}
+}
+
+// Inputs is implemented by elements that take media: it returns the sink pad for a media type and
+// description, or nil when the element takes no such media.
+type Inputs interface {
+	Input(t Type, pad string) Input
+}
 
 // Element is a node of the graph.
 type Element struct {
 	owner    any
 	pipeline *Pipeline
 	onEvent  func(Event)
+	inputs   Inputs
+
+	// guarded by pipeline.mu
 	released bool
 	out      []*Connection // connections this element feeds
 	in       []*Connection // connections feeding this element
+	sources  map[padKey]*Source
+}
+
+type padKey struct {
+	t   Type
+	pad string
 }
 
 // NewElement adds an element to the pipeline. owner is the object that represents it; onEvent receives
 // its events and must neither block nor call back into the pipeline.
 func (p *Pipeline) NewElement(owner any, onEvent func(Event)) *Element {
-	e := &Element{owner: owner, pipeline: p, onEvent: onEvent}
+	e := &Element{owner: owner, pipeline: p, onEvent: onEvent, sources: map[padKey]*Source{}}
 	p.mu.Lock()
 	p.elements[e] = struct{}{}
 	p.mu.Unlock()
 	return e
+}
+
+// SetInputs gives the element its sink pads; call it before the element is connected. Elements
+// without inputs take no media: connections into them are kept but carry nothing.
+func (e *Element) SetInputs(in Inputs) {
+	e.pipeline.mu.Lock()
+	e.inputs = in
+	e.pipeline.mu.Unlock()
+}
+
+// Source returns the element's source pad for a media type and description, creating it on first use:
+// producers write to it, connections read from it.
+func (e *Element) Source(t Type, pad string) *Source {
+	e.pipeline.mu.Lock()
+	defer e.pipeline.mu.Unlock()
+	return e.source(t, pad)
+}
+
+// source is Source for callers that hold the pipeline lock.
+func (e *Element) source(t Type, pad string) *Source {
+	k := padKey{t, pad}
+	s := e.sources[k]
+	if s == nil {
+		s = &Source{Type: t, Pad: pad}
+		empty := []Input{}
+		s.sinks.Store(&empty)
+		s.flow.element, s.flow.typ, s.flow.pad = e, t, pad
+		e.pipeline.meters = append(e.pipeline.meters, &s.flow)
+		e.pipeline.startChecker()
+		e.sources[k] = s
+	}
+	return s
 }
 
 // Owner is the object that represents the element.
@@ -141,8 +206,18 @@ func Connect(src, sink *Element, t Type, srcPad, sinkPad string) error {
 	c := &Connection{Source: src, Sink: sink, Type: t, SourcePad: srcPad, SinkPad: sinkPad}
 	src.out = append(src.out, c)
 	sink.in = append(sink.in, c)
+	if in := sink.input(t, sinkPad); in != nil {
+		src.source(t, srcPad).link(in)
+	}
 	src.emit(Connected{*c})
 	return nil
+}
+
+func (e *Element) input(t Type, pad string) Input {
+	if e.inputs == nil {
+		return nil
+	}
+	return e.inputs.Input(t, pad)
 }
 
 // Disconnect undoes a link. Like KMS it reports Disconnected even when no such link existed.
@@ -163,10 +238,13 @@ func Disconnect(src, sink *Element, t Type, srcPad, sinkPad string) error {
 	return nil
 }
 
-// unlink removes c from both ends; the caller holds the pipeline lock.
+// unlink removes c from both ends and stops its packets; the caller holds the pipeline lock.
 func (p *Pipeline) unlink(c *Connection) {
 	c.Source.out = remove(c.Source.out, c)
 	c.Sink.in = remove(c.Sink.in, c)
+	if in := c.Sink.input(c.Type, c.SinkPad); in != nil {
+		c.Source.source(c.Type, c.SourcePad).unlink(in)
+	}
 }
 
 func remove(list []*Connection, c *Connection) []*Connection {
@@ -235,6 +313,10 @@ func (e *Element) Release() {
 	}
 	e.released = true
 	delete(p.elements, e)
+	p.dropMeters(e)
+	for _, s := range e.sources {
+		s.SetKeyframeRequester(nil)
+	}
 }
 
 // Len is the number of live elements, for tests and stats.

@@ -32,12 +32,18 @@ var pipelineOps = map[string]Handler{
 	},
 }
 
+// Close stops the pipeline's media work; the registry has released its elements before.
+func (p *Pipeline) Close() { p.Graph.Close() }
+
 // Element is the object side of every MediaElement: the media graph node, the connection API, flow
 // state and the settings properties. Concrete element classes embed it.
 type Element struct {
 	*Base
 	Media *media.Element
 	Props *Properties
+	// OnOtherEvent receives the media events of the element's own kind (ICE, recording, ...), which
+	// its class turns into Kurento events. Set it before the element produces media.
+	OnOtherEvent func(media.Event)
 
 	flowMu      sync.Mutex
 	flowIn      map[flowKey]bool
@@ -101,6 +107,10 @@ func (e *Element) onMediaEvent(ev media.Event) {
 			state = "TRANSCODING"
 		}
 		e.Emit("MediaTranscodingStateChanged", map[string]any{"state": state, "binName": ev.Bin, "mediaType": ev.Type.String()})
+	default:
+		if e.OnOtherEvent != nil {
+			e.OnOtherEvent(ev)
+		}
 	}
 }
 
@@ -284,7 +294,9 @@ func dumpDot(id, dot string) error {
 type PassThrough struct{ *Element }
 
 func newPassThrough(b *Base, _ Args) (Object, error) {
-	return &PassThrough{Element: NewElement(b, nil)}, nil
+	p := &PassThrough{Element: NewElement(b, nil)}
+	p.Media.PassThrough()
+	return p, nil
 }
 
 // Close releases the element.

@@ -1,0 +1,164 @@
+package media
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kurento-go/kms/media/codec"
+	"github.com/pion/rtp"
+)
+
+// WriteFunc sends one RTP packet to the network. It must not keep header or payload.
+type WriteFunc func(header *rtp.Header, payload []byte) error
+
+// Sender is the sink pad of an element that sends RTP to a peer (WebRTC, RTP). Whatever source feeds
+// it, the peer sees one continuous stream: the sender's SSRC and payload type, sequence numbers and
+// timestamps without jumps when the source changes, and video starting on a keyframe.
+type Sender struct {
+	cur   atomic.Pointer[Source]
+	meter *FlowMeter
+	video bool
+
+	mu           sync.Mutex // hot-path state; two sources overlap only for a packet during a switch
+	ssrc         uint32
+	payloadType  uint8
+	mimeType     string
+	clockRate    uint32
+	write        WriteFunc
+	switched     bool // the source changed; offsets are set on its first packet
+	waitKeyframe bool
+	started      bool
+	seqOffset    uint16
+	tsOffset     uint32
+	lastSeq      uint16
+	lastTS       uint32
+	lastAt       time.Time
+
+	packets atomic.Uint64
+	bytes   atomic.Uint64
+	dropped atomic.Uint64 // waiting for a keyframe or for negotiation
+}
+
+// NewSender makes the sink pad of e for a media type and description.
+func (e *Element) NewSender(t Type, pad string) *Sender {
+	return &Sender{meter: e.NewInputMeter(t, pad), video: t == Video}
+}
+
+// Bind sets where and how packets go once negotiation has fixed them; until then packets are dropped.
+func (s *Sender) Bind(ssrc uint32, payloadType uint8, c Codec, write WriteFunc) {
+	s.mu.Lock()
+	s.ssrc, s.payloadType, s.mimeType, s.clockRate, s.write = ssrc, payloadType, c.MimeType, c.ClockRate, write
+	s.waitKeyframe = s.video
+	s.mu.Unlock()
+	if src := s.cur.Load(); src != nil && s.video {
+		src.RequestKeyframe()
+	}
+}
+
+// Codec is the negotiated codec, "" before Bind.
+func (s *Sender) Codec() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mimeType
+}
+
+// SetSource implements Input.
+func (s *Sender) SetSource(src *Source) {
+	s.cur.Store(src)
+	s.mu.Lock()
+	s.switched = true
+	s.waitKeyframe = s.video
+	s.mu.Unlock()
+	if src != nil && s.video {
+		src.RequestKeyframe()
+	}
+}
+
+// RequestKeyframe asks the current source for a keyframe (the peer sent a PLI or FIR).
+func (s *Sender) RequestKeyframe() {
+	if src := s.cur.Load(); src != nil {
+		src.RequestKeyframe()
+	}
+}
+
+// Source is the source currently feeding the sender, nil when none.
+func (s *Sender) Source() *Source { return s.cur.Load() }
+
+// Counters returns what was sent and what was dropped before it could be.
+func (s *Sender) Counters() (packets, bytes, dropped uint64) {
+	return s.packets.Load(), s.bytes.Load(), s.dropped.Load()
+}
+
+// WriteRTP implements Input: rewrite and send.
+func (s *Sender) WriteRTP(src *Source, p *rtp.Packet) {
+	if s.cur.Load() != src {
+		return
+	}
+	s.meter.Mark()
+	s.mu.Lock()
+	if s.write == nil || (s.mimeType != "" && !sameCodec(src, s.mimeType)) {
+		s.mu.Unlock()
+		s.dropped.Add(1)
+		return
+	}
+	if s.waitKeyframe {
+		if !codec.IsKeyframeStart(s.mimeType, p.Payload) {
+			s.mu.Unlock()
+			s.dropped.Add(1)
+			src.RequestKeyframe() // rate-limited by the source
+			return
+		}
+		s.waitKeyframe = false
+	}
+	if s.switched {
+		s.switched = false
+		s.rebase(p)
+	}
+	if len(p.Payload) == 0 {
+		// Padding-only probes are not forwarded; absorbing their sequence number keeps the stream
+		// free of gaps that the peer would ask to retransmit.
+		s.seqOffset--
+		s.mu.Unlock()
+		return
+	}
+	h := &src.scratch
+	*h = p.Header
+	h.SSRC = s.ssrc
+	h.PayloadType = s.payloadType
+	h.SequenceNumber += s.seqOffset
+	h.Timestamp += s.tsOffset
+	// Extension ids were negotiated with the sender of the source, not with our peer.
+	h.Extension, h.Extensions, h.ExtensionProfile = false, nil, 0
+	h.Padding, h.PaddingSize = false, 0
+	if !s.started || int16(h.SequenceNumber-s.lastSeq) > 0 {
+		s.lastSeq, s.lastTS, s.lastAt = h.SequenceNumber, h.Timestamp, time.Now()
+	}
+	s.started = true
+	write := s.write
+	s.mu.Unlock()
+	if write(h, p.Payload) == nil {
+		s.packets.Add(1)
+		s.bytes.Add(uint64(len(p.Payload)))
+	}
+}
+
+// rebase sets the offsets that make the first packet of a new source follow the last one sent.
+func (s *Sender) rebase(p *rtp.Packet) {
+	if !s.started {
+		s.seqOffset, s.tsOffset = 0, 0
+		return
+	}
+	s.seqOffset = s.lastSeq + 1 - p.SequenceNumber
+	step := uint32(time.Since(s.lastAt).Seconds() * float64(s.clockRate))
+	if step == 0 {
+		step = 1
+	}
+	s.tsOffset = s.lastTS + step - p.Timestamp
+}
+
+func sameCodec(src *Source, mime string) bool {
+	c := src.Codec()
+	return c == nil || strings.EqualFold(c.MimeType, mime)
+}

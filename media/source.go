@@ -1,0 +1,120 @@
+package media
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// Codec describes the encoding of a stream as negotiated in SDP.
+type Codec struct {
+	MimeType  string // "video/VP8", "audio/opus", ...
+	ClockRate uint32
+	Channels  uint16
+	Fmtp      string
+}
+
+// Input is a sink pad of an element: packets from the one source linked to it arrive here.
+type Input interface {
+	// WriteRTP delivers a packet from src on src's reader goroutine. It must not block, and must not
+	// keep p, its header or its payload after returning.
+	WriteRTP(src *Source, p *rtp.Packet)
+	// SetSource tells the input which source now feeds it (nil when unlinked). It is called under the
+	// pipeline lock, before the first WriteRTP from that source. A source being unlinked may still
+	// deliver a packet or two afterwards: inputs drop packets from sources that are not current.
+	SetSource(src *Source)
+}
+
+// keyframeInterval is the shortest time between two keyframe requests sent upstream by one source;
+// requests in between are served by the keyframe already asked for.
+const keyframeInterval = 500 * time.Millisecond
+
+// Source is a source pad: the media of one type an element produces. The element's reader goroutine
+// calls WriteRTP; the packet goes to every linked input without copying and without blocking.
+type Source struct {
+	Type Type
+	Pad  string
+
+	codec     atomic.Pointer[Codec]
+	sinks     atomic.Pointer[[]Input] // copy-on-write, replaced under the pipeline lock
+	keyframer atomic.Pointer[func()]
+	lastKF    atomic.Int64 // unix nanos of the last keyframe request sent upstream
+	flow      FlowMeter
+
+	packets atomic.Uint64
+	bytes   atomic.Uint64
+
+	// scratch is a header the inputs may rewrite a packet into while WriteRTP runs: one goroutine
+	// writes a source, so its inputs share it one after another without allocating.
+	scratch rtp.Header
+}
+
+// SetCodec records the codec of the media the source carries (nil when unknown).
+func (s *Source) SetCodec(c *Codec) { s.codec.Store(c) }
+
+// Codec is the codec of the media, nil until known.
+func (s *Source) Codec() *Codec { return s.codec.Load() }
+
+// SetKeyframeRequester installs how to ask the producer for a keyframe (an RTCP PLI to a remote
+// sender, for instance).
+func (s *Source) SetKeyframeRequester(f func()) {
+	if f == nil {
+		s.keyframer.Store(nil)
+		return
+	}
+	s.keyframer.Store(&f)
+}
+
+// RequestKeyframe asks the producer for a keyframe, at most once per keyframeInterval however many
+// sinks ask.
+func (s *Source) RequestKeyframe() {
+	f := s.keyframer.Load()
+	if f == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.lastKF.Load()
+	if now-last < int64(keyframeInterval) || !s.lastKF.CompareAndSwap(last, now) {
+		return
+	}
+	(*f)()
+}
+
+// WriteRTP hands a packet to every linked input. Called by the producer's reader goroutine only.
+func (s *Source) WriteRTP(p *rtp.Packet) {
+	s.packets.Add(1)
+	s.bytes.Add(uint64(len(p.Payload)))
+	s.flow.Mark()
+	for _, in := range *s.sinks.Load() {
+		in.WriteRTP(s, p)
+	}
+}
+
+// Counters returns the packets and payload bytes the source has carried.
+func (s *Source) Counters() (packets, bytes uint64) { return s.packets.Load(), s.bytes.Load() }
+
+// Sinks is the number of inputs linked to the source.
+func (s *Source) Sinks() int { return len(*s.sinks.Load()) }
+
+// link and unlink run under the pipeline lock, which serialises the copy-on-write updates.
+func (s *Source) link(in Input) {
+	old := *s.sinks.Load()
+	next := make([]Input, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, in)
+	s.sinks.Store(&next)
+	in.SetSource(s)
+}
+
+func (s *Source) unlink(in Input) {
+	old := *s.sinks.Load()
+	next := make([]Input, 0, len(old))
+	for _, x := range old {
+		if x != in {
+			next = append(next, x)
+		}
+	}
+	s.sinks.Store(&next)
+	in.SetSource(nil)
+}
