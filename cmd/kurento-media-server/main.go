@@ -19,6 +19,7 @@ import (
 
 	"github.com/kurento-go/kms/api"
 	"github.com/kurento-go/kms/config"
+	"github.com/kurento-go/kms/elements"
 	"github.com/kurento-go/kms/logging"
 	"github.com/kurento-go/kms/objects"
 	"github.com/kurento-go/kms/protocol"
@@ -79,6 +80,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	registry := objects.NewRegistry(schema, objects.ServerManagerInfo{Metadata: cfg.Metadata, Started: time.Now()},
 		logs.Logger("KurentoMediaSet"))
 	applyDefaults(registry, cfg)
+	elements.Define(registry, cfg)
+	registry.SetExceptionLimit(cfg.Resources.ExceptionLimit)
 	server := protocol.NewServer(registry, cfg.WebSocket.Path, cfg.Resources.GarbageCollectorPeriod,
 		logs.Logger("KurentoWebSocketTransport"))
 	registry.SetNotifier(server)

@@ -1,0 +1,80 @@
+package elements
+
+import (
+	"github.com/kurento-go/kms/kerr"
+	"github.com/kurento-go/kms/objects"
+)
+
+// negotiator is what every SDP endpoint class (WebRtcEndpoint, RtpEndpoint) offers to the shared
+// SdpEndpoint and BaseRtpEndpoint operations.
+type negotiator interface {
+	objects.Object
+	GenerateOffer(audio, video bool) (string, error)
+	ProcessOffer(offer string) (string, error)
+	ProcessAnswer(answer string) (string, error)
+	LocalDescription() (string, error)
+	RemoteDescription() (string, error)
+	// RequestKeyframe asks for a keyframe for the video the endpoint sends; false when it sends none.
+	RequestKeyframe() bool
+	properties() *objects.Properties
+}
+
+func negotiatorOf(o objects.Object) negotiator { return o.(negotiator) }
+
+// defineBaseRtp installs the operations of SdpEndpoint and BaseRtpEndpoint.
+func (d *definer) defineBaseRtp() {
+	schema := d.r.Schema()
+	props := func(o objects.Object) *objects.Properties { return negotiatorOf(o).properties() }
+	d.r.Define("SdpEndpoint", objects.Class{Ops: objects.Merge(map[string]objects.Handler{
+		"generateOffer": func(o objects.Object, a objects.Args) (any, error) {
+			audio, video := true, true
+			if opts := a.Register("options"); opts != nil {
+				if v, ok := opts.Fields["offerToReceiveAudio"].(bool); ok {
+					audio = v
+				}
+				if v, ok := opts.Fields["offerToReceiveVideo"].(bool); ok {
+					video = v
+				}
+			}
+			return negotiatorOf(o).GenerateOffer(audio, video)
+		},
+		"processOffer": func(o objects.Object, a objects.Args) (any, error) {
+			return negotiatorOf(o).ProcessOffer(a.String("offer"))
+		},
+		"processAnswer": func(o objects.Object, a objects.Args) (any, error) {
+			return negotiatorOf(o).ProcessAnswer(a.String("answer"))
+		},
+		"getLocalSessionDescriptor": func(o objects.Object, _ objects.Args) (any, error) {
+			return negotiatorOf(o).LocalDescription()
+		},
+		"getRemoteSessionDescriptor": func(o objects.Object, _ objects.Args) (any, error) {
+			return negotiatorOf(o).RemoteDescription()
+		},
+	}, objects.PropertyOps(schema.Classes["SdpEndpoint"], props, "maxAudioRecvBandwidth", "maxVideoRecvBandwidth"))})
+
+	d.r.Define("BaseRtpEndpoint", objects.Class{Ops: objects.Merge(map[string]objects.Handler{
+		"requestKeyframe": func(o objects.Object, _ objects.Args) (any, error) {
+			if !negotiatorOf(o).RequestKeyframe() {
+				return nil, kerr.New(kerr.OperationNotSupported, "The endpoint does not send video")
+			}
+			return nil, nil
+		},
+	}, objects.PropertyOps(schema.Classes["BaseRtpEndpoint"], props,
+		"minVideoRecvBandwidth", "minVideoSendBandwidth", "maxVideoSendBandwidth", "mediaState",
+		"connectionState", "mtu", "rembParams"))})
+}
+
+// baseRtpDefaults are the initial properties of every RTP endpoint, from KMS's defaults and the
+// module configuration.
+func (d *definer) baseRtpDefaults() map[string]any {
+	return map[string]any{
+		"minVideoRecvBandwidth": 0,
+		"minVideoSendBandwidth": 100,
+		"maxVideoSendBandwidth": 500,
+		"maxAudioRecvBandwidth": 0,
+		"maxVideoRecvBandwidth": 0,
+		"mediaState":            "DISCONNECTED",
+		"connectionState":       "DISCONNECTED",
+		"mtu":                   d.cfg.Modules.BaseRtpEndpoint.MTU,
+	}
+}

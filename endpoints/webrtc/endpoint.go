@@ -1,0 +1,633 @@
+package webrtc
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/kurento-go/kms/endpoints"
+	"github.com/kurento-go/kms/kerr"
+	"github.com/kurento-go/kms/media"
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// CandidateFound reports a local ICE candidate, once the application asked for gathering.
+type CandidateFound struct {
+	Candidate     string
+	SDPMid        string
+	SDPMLineIndex int
+}
+
+// GatheringDone reports that every local candidate has been reported.
+type GatheringDone struct{}
+
+// IceStateChanged reports the state of the ICE component, as a Kurento IceComponentState name.
+type IceStateChanged struct{ State string }
+
+// CandidatePairSelected reports the pair ICE chose, as SDP candidate strings.
+type CandidatePairSelected struct{ Local, Remote string }
+
+// negotiation is where an endpoint stands in its one SDP exchange.
+type negotiation int
+
+const (
+	notNegotiated negotiation = iota
+	offerGenerated
+	negotiated
+)
+
+// Endpoint is the media side of a WebRtcEndpoint.
+type Endpoint struct {
+	el  *media.Element
+	log *slog.Logger
+
+	mu              sync.Mutex
+	settings        Settings
+	pc              *webrtc.PeerConnection
+	state           negotiation
+	gatherRequested bool
+	gatherDone      bool             // pion finished gathering
+	found           []CandidateFound // candidates found before gatherCandidates was called
+	remoteQueue     []webrtc.ICECandidateInit
+	senders         map[media.Type]*media.Sender
+	tracks          map[media.Type]*localTrack
+	connected       bool
+	closed          bool
+	wg              sync.WaitGroup
+}
+
+// New makes the endpoint for a graph element. Nothing is allocated on the network until negotiation.
+func New(el *media.Element, log *slog.Logger) *Endpoint {
+	e := &Endpoint{
+		el:      el,
+		log:     log,
+		senders: map[media.Type]*media.Sender{},
+		tracks:  map[media.Type]*localTrack{},
+	}
+	for _, t := range []media.Type{media.Audio, media.Video} {
+		e.senders[t] = el.NewSender(t, media.DefaultPad)
+	}
+	el.SetInputs(e)
+	return e
+}
+
+// Input implements media.Inputs: the audio and video the endpoint sends to its peer.
+func (e *Endpoint) Input(t media.Type, pad string) media.Input {
+	if pad != media.DefaultPad {
+		return nil
+	}
+	if s, ok := e.senders[t]; ok {
+		return s
+	}
+	return nil
+}
+
+// Sender is the sink pad of a media type, for stats and keyframe requests.
+func (e *Endpoint) Sender(t media.Type) *media.Sender { return e.senders[t] }
+
+// peerConnection creates the pion peer connection with the settings of the moment; the caller holds
+// e.mu.
+func (e *Endpoint) peerConnection(s Settings) error {
+	if e.closed {
+		return kerr.New(kerr.SdpCreateError, "Endpoint released")
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(s.IncludeLoopback)
+	if s.MinPort != 0 || s.MaxPort != 0 {
+		if err := se.SetEphemeralUDPPortRange(s.MinPort, s.MaxPort); err != nil {
+			return kerr.New(kerr.SdpConfigurationError, "Invalid port range %d-%d: %v", s.MinPort, s.MaxPort, err)
+		}
+	}
+	if s.ReceiveMTU > 0 {
+		se.SetReceiveMTU(uint(max(s.ReceiveMTU, 1500)))
+	}
+	if len(s.NetworkInterfaces) > 0 {
+		names := s.NetworkInterfaces
+		se.SetInterfaceFilter(func(name string) bool {
+			for _, n := range names {
+				if n == name {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	var external []string
+	for _, ip := range []string{s.ExternalIPv4, s.ExternalIPv6} {
+		if ip != "" {
+			external = append(external, ip)
+		}
+	}
+	if len(external) > 0 {
+		se.SetNAT1To1IPs(external, webrtc.ICECandidateTypeHost)
+	}
+	api, err := newAPI(&s, se)
+	if err != nil {
+		return kerr.New(kerr.SdpConfigurationError, "%v", err)
+	}
+	servers, err := s.iceServers()
+	if err != nil {
+		return kerr.New(kerr.SdpConfigurationError, "%v", err)
+	}
+	cert, err := certificate(s.CertificateKeyType, s.PemCertificate)
+	if err != nil {
+		return kerr.New(kerr.SdpConfigurationError, "DTLS certificate: %v", err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{
+		ICEServers:    servers,
+		Certificates:  []webrtc.Certificate{cert},
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	})
+	if err != nil {
+		return kerr.New(kerr.SdpCreateError, "Cannot create the peer connection: %v", err)
+	}
+	e.settings, e.pc = s, pc
+	pc.OnICECandidate(e.onCandidate)
+	pc.OnICEConnectionStateChange(e.onICEState)
+	pc.OnConnectionStateChange(e.onConnectionState)
+	pc.OnTrack(e.onTrack)
+	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
+		e.el.Emit(CandidatePairSelected{Local: candidateLine(p.Local), Remote: candidateLine(p.Remote)})
+	})
+	return nil
+}
+
+func candidateLine(c *webrtc.ICECandidate) string {
+	if c == nil {
+		return ""
+	}
+	return c.ToJSON().Candidate
+}
+
+// addLocalTracks gives the peer connection a track per media type we may send.
+func (e *Endpoint) addLocalTracks(offer bool, audio, video bool) error {
+	for _, t := range []media.Type{media.Audio, media.Video} {
+		want := (t == media.Audio && audio) || (t == media.Video && video)
+		if !want {
+			continue
+		}
+		kind := webrtc.RTPCodecTypeAudio
+		if t == media.Video {
+			kind = webrtc.RTPCodecTypeVideo
+		}
+		dir := webrtc.RTPTransceiverDirectionSendrecv
+		switch {
+		case e.settings.Recvonly:
+			dir = webrtc.RTPTransceiverDirectionRecvonly
+		case e.settings.Sendonly:
+			dir = webrtc.RTPTransceiverDirectionSendonly
+		}
+		if dir == webrtc.RTPTransceiverDirectionRecvonly {
+			if offer {
+				if _, err := e.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: dir}); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		track := &localTrack{kind: kind, id: strings.ToLower(t.String()), sender: e.senders[t], endpoint: e}
+		e.tracks[t] = track
+		var sender *webrtc.RTPSender
+		if offer {
+			tr, err := e.pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: dir})
+			if err != nil {
+				return err
+			}
+			sender = tr.Sender()
+		} else {
+			var err error
+			if sender, err = e.pc.AddTrack(track); err != nil {
+				return err
+			}
+		}
+		e.wg.Add(1)
+		go e.readRTCP(sender, e.senders[t])
+	}
+	return nil
+}
+
+// ProcessOffer answers a remote offer.
+func (e *Endpoint) ProcessOffer(offer string, s Settings) (string, error) {
+	if err := checkSDP(offer); err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state != notNegotiated {
+		return "", kerr.New(kerr.SdpAlreadyNegotiated, "Endpoint already negotiated")
+	}
+	if err := e.peerConnection(s); err != nil {
+		return "", err
+	}
+	audio, video := offeredMedia(offer)
+	if err := e.addLocalTracks(false, audio, video); err != nil {
+		return "", e.fail(kerr.SdpProcessOfferError, "Cannot prepare the answer: %v", err)
+	}
+	if err := e.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", e.fail(kerr.SdpProcessOfferError, "Cannot process the offer: %v", err)
+	}
+	answer, err := e.pc.CreateAnswer(nil)
+	if err != nil {
+		return "", e.fail(kerr.SdpProcessOfferError, "Cannot create the answer: %v", err)
+	}
+	if err := e.pc.SetLocalDescription(answer); err != nil {
+		return "", e.fail(kerr.SdpProcessOfferError, "Cannot apply the answer: %v", err)
+	}
+	e.state = negotiated
+	e.addQueuedCandidates()
+	e.el.Emit(endpoints.MediaSessionStarted{})
+	return answer.SDP, nil
+}
+
+// GenerateOffer makes the local offer; audio or video false leaves that media out.
+func (e *Endpoint) GenerateOffer(audio, video bool, s Settings) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state != notNegotiated {
+		return "", kerr.New(kerr.SdpAlreadyNegotiated, "Endpoint already negotiated")
+	}
+	if err := e.peerConnection(s); err != nil {
+		return "", err
+	}
+	if err := e.addLocalTracks(true, audio, video); err != nil {
+		return "", e.fail(kerr.SdpGenerateOfferError, "Cannot prepare the offer: %v", err)
+	}
+	if s.DataChannels {
+		if _, err := e.pc.CreateDataChannel("kurento", nil); err != nil {
+			return "", e.fail(kerr.SdpGenerateOfferError, "Cannot offer data channels: %v", err)
+		}
+	}
+	offer, err := e.pc.CreateOffer(nil)
+	if err != nil {
+		return "", e.fail(kerr.SdpGenerateOfferError, "Cannot create the offer: %v", err)
+	}
+	if err := e.pc.SetLocalDescription(offer); err != nil {
+		return "", e.fail(kerr.SdpGenerateOfferError, "Cannot apply the offer: %v", err)
+	}
+	e.state = offerGenerated
+	return offer.SDP, nil
+}
+
+// ProcessAnswer completes a negotiation started by GenerateOffer and returns the local description.
+func (e *Endpoint) ProcessAnswer(answer string) (string, error) {
+	if err := checkSDP(answer); err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch e.state {
+	case notNegotiated:
+		return "", kerr.New(kerr.SdpNotOfferGenerated, "No offer was generated before processing the answer")
+	case negotiated:
+		return "", kerr.New(kerr.SdpAnswerAlreadyProcessed, "An answer was already processed")
+	}
+	if err := e.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return "", kerr.New(kerr.SdpProcessAnswerError, "Cannot process the answer: %v", err)
+	}
+	e.state = negotiated
+	e.addQueuedCandidates()
+	e.el.Emit(endpoints.MediaSessionStarted{})
+	return e.pc.LocalDescription().SDP, nil
+}
+
+// fail closes a peer connection whose negotiation broke, so that it leaks nothing.
+func (e *Endpoint) fail(code int, format string, err error) error {
+	e.pc.Close()
+	e.pc = nil
+	e.tracks = map[media.Type]*localTrack{}
+	return kerr.New(code, format, err)
+}
+
+// checkSDP rejects text that is not an SDP at all, with KMS's parse error.
+func checkSDP(text string) error {
+	if strings.TrimSpace(text) == "" {
+		return kerr.New(kerr.SdpParseError, "Empty SDP")
+	}
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(text); err != nil {
+		return kerr.New(kerr.SdpParseError, "Invalid SDP: %v", err)
+	}
+	return nil
+}
+
+// offeredMedia tells which media types a remote offer has m-lines for.
+func offeredMedia(offer string) (audio, video bool) {
+	var sd sdp.SessionDescription
+	if sd.UnmarshalString(offer) != nil {
+		return false, false
+	}
+	for _, m := range sd.MediaDescriptions {
+		switch m.MediaName.Media {
+		case "audio":
+			audio = true
+		case "video":
+			video = true
+		}
+	}
+	return audio, video
+}
+
+// LocalDescription is the local SDP, with the candidates gathered so far.
+func (e *Endpoint) LocalDescription() (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pc == nil || e.pc.LocalDescription() == nil {
+		return "", kerr.New(kerr.SdpNoLocalSdp, "Local SDP not available")
+	}
+	return e.pc.LocalDescription().SDP, nil
+}
+
+// RemoteDescription is the SDP the peer sent.
+func (e *Endpoint) RemoteDescription() (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pc == nil || e.pc.RemoteDescription() == nil {
+		return "", kerr.New(kerr.SdpNoRemoteSdp, "Remote SDP not available")
+	}
+	return e.pc.RemoteDescription().SDP, nil
+}
+
+// GatherCandidates lets the candidates flow to the application: those found so far at once, the
+// others as they come, then GatheringDone. Before negotiation it only records the wish.
+func (e *Endpoint) GatherCandidates() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return kerr.New(kerr.IceGatherCandidatesError, "Endpoint released")
+	}
+	if e.gatherRequested {
+		return nil
+	}
+	e.gatherRequested = true
+	for _, c := range e.found {
+		e.el.Emit(c)
+	}
+	e.found = nil
+	if e.gatherDone {
+		e.el.Emit(GatheringDone{})
+	}
+	e.el.Emit(IceStateChanged{State: "GATHERING"})
+	return nil
+}
+
+func (e *Endpoint) onCandidate(c *webrtc.ICECandidate) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c == nil {
+		e.gatherDone = true
+		if e.gatherRequested {
+			e.el.Emit(GatheringDone{})
+		}
+		return
+	}
+	init := c.ToJSON()
+	found := CandidateFound{Candidate: init.Candidate}
+	if init.SDPMid != nil {
+		found.SDPMid = *init.SDPMid
+	}
+	if init.SDPMLineIndex != nil {
+		found.SDPMLineIndex = int(*init.SDPMLineIndex)
+	}
+	if e.gatherRequested {
+		e.el.Emit(found)
+	} else {
+		e.found = append(e.found, found)
+	}
+}
+
+// AddIceCandidate adds a remote candidate; before the remote description is known it is queued.
+// An empty candidate (end of candidates) is accepted and ignored.
+func (e *Endpoint) AddIceCandidate(candidate, sdpMid string, sdpMLineIndex int) error {
+	text := strings.TrimPrefix(strings.TrimSpace(candidate), "a=")
+	if text == "" {
+		return nil
+	}
+	if _, err := ice.UnmarshalCandidate(text); err != nil {
+		return kerr.New(kerr.IceAddCandidateError, "Invalid ICE candidate %q: %v", candidate, err)
+	}
+	idx := uint16(sdpMLineIndex)
+	init := webrtc.ICECandidateInit{Candidate: text, SDPMid: &sdpMid, SDPMLineIndex: &idx}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return kerr.New(kerr.IceAddCandidateError, "Endpoint released")
+	}
+	if e.pc == nil || e.pc.RemoteDescription() == nil {
+		e.remoteQueue = append(e.remoteQueue, init)
+		return nil
+	}
+	if err := e.pc.AddICECandidate(init); err != nil {
+		return kerr.New(kerr.IceAddCandidateError, "Cannot add ICE candidate %q: %v", candidate, err)
+	}
+	return nil
+}
+
+// addQueuedCandidates applies candidates received before the remote description; the caller holds e.mu.
+func (e *Endpoint) addQueuedCandidates() {
+	for _, c := range e.remoteQueue {
+		if err := e.pc.AddICECandidate(c); err != nil {
+			e.log.Warn("queued ICE candidate rejected", "candidate", c.Candidate, "err", err)
+		}
+	}
+	e.remoteQueue = nil
+}
+
+var iceStateNames = map[webrtc.ICEConnectionState]string{
+	webrtc.ICEConnectionStateChecking:     "CONNECTING",
+	webrtc.ICEConnectionStateConnected:    "CONNECTED",
+	webrtc.ICEConnectionStateCompleted:    "READY",
+	webrtc.ICEConnectionStateFailed:       "FAILED",
+	webrtc.ICEConnectionStateDisconnected: "DISCONNECTED",
+	webrtc.ICEConnectionStateClosed:       "DISCONNECTED",
+}
+
+func (e *Endpoint) onICEState(s webrtc.ICEConnectionState) {
+	name, ok := iceStateNames[s]
+	if !ok {
+		return
+	}
+	e.el.Emit(IceStateChanged{State: name})
+	if s == webrtc.ICEConnectionStateConnected {
+		// pion has no separate "ready" step; KMS reports READY once the pair is in use.
+		e.el.Emit(IceStateChanged{State: "READY"})
+	}
+}
+
+func (e *Endpoint) onConnectionState(s webrtc.PeerConnectionState) {
+	e.mu.Lock()
+	was := e.connected
+	now := s == webrtc.PeerConnectionStateConnected
+	if was == now || (e.closed && now) {
+		e.mu.Unlock()
+		return
+	}
+	e.connected = now
+	e.mu.Unlock()
+	old, next := "DISCONNECTED", "CONNECTED"
+	if !now {
+		old, next = next, old
+	}
+	e.el.Emit(endpoints.ConnectionStateChanged{Old: old, New: next})
+	e.el.Emit(endpoints.MediaStateChanged{Old: old, New: next})
+}
+
+// onTrack starts the one reader goroutine of an incoming track.
+func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	t := media.Audio
+	if remote.Kind() == webrtc.RTPCodecTypeVideo {
+		t = media.Video
+	}
+	c := remote.Codec()
+	src := e.el.Source(t, media.DefaultPad)
+	src.SetCodec(&media.Codec{MimeType: c.MimeType, ClockRate: c.ClockRate, Channels: c.Channels, Fmtp: c.SDPFmtpLine})
+	if t == media.Video {
+		ssrc := uint32(remote.SSRC())
+		e.mu.Lock()
+		pc := e.pc
+		e.mu.Unlock()
+		src.SetKeyframeRequester(func() {
+			if err := pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil && !errors.Is(err, net.ErrClosed) {
+				e.log.Debug("cannot send PLI", "err", err)
+			}
+		})
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.wg.Add(1)
+	e.mu.Unlock()
+	go func() {
+		defer e.wg.Done()
+		readTrack(remote, src)
+	}()
+}
+
+// readTrack moves packets from the network to the graph. The buffer and the packet are reused: the
+// source's inputs do not keep them.
+func readTrack(remote *webrtc.TrackRemote, src *media.Source) {
+	buf := make([]byte, 1500)
+	var p rtp.Packet
+	for {
+		n, _, err := remote.Read(buf)
+		if err != nil {
+			return
+		}
+		if p.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		src.WriteRTP(&p)
+	}
+}
+
+// readRTCP serves the peer's feedback on what we send: keyframe requests go to the source.
+func (e *Endpoint) readRTCP(sender *webrtc.RTPSender, s *media.Sender) {
+	defer e.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := sender.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				s.RequestKeyframe()
+			}
+		}
+	}
+}
+
+// RequestKeyframe asks the source of what we send for a keyframe; false when the endpoint sends no video.
+func (e *Endpoint) RequestKeyframe() bool {
+	e.mu.Lock()
+	_, sending := e.tracks[media.Video]
+	e.mu.Unlock()
+	if !sending {
+		return false
+	}
+	e.senders[media.Video].RequestKeyframe()
+	return true
+}
+
+// Close ends the peer connection and waits for its goroutines.
+func (e *Endpoint) Close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	pc, wasNegotiated := e.pc, e.state == negotiated
+	e.mu.Unlock()
+	if pc != nil {
+		if err := pc.Close(); err != nil {
+			e.log.Debug("closing peer connection", "err", err)
+		}
+	}
+	e.wg.Wait()
+	if wasNegotiated {
+		e.el.Emit(endpoints.MediaSessionTerminated{})
+	}
+}
+
+// localTrack is what pion sends for one media type: it binds the negotiated SSRC, payload type and
+// writer to the element's sink pad.
+type localTrack struct {
+	kind     webrtc.RTPCodecType
+	id       string
+	sender   *media.Sender
+	endpoint *Endpoint
+}
+
+func (t *localTrack) ID() string                { return t.id }
+func (t *localTrack) StreamID() string          { return "kurento" }
+func (t *localTrack) RID() string               { return "" }
+func (t *localTrack) Kind() webrtc.RTPCodecType { return t.kind }
+func (t *localTrack) Unbind(webrtc.TrackLocalContext) error {
+	t.sender.Bind(0, 0, media.Codec{}, nil)
+	return nil
+}
+
+// Bind picks, among the negotiated codecs, the one the connected source produces, else the first.
+func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	codecs := ctx.CodecParameters()
+	var chosen *webrtc.RTPCodecParameters
+	var want string
+	if src := t.sender.Source(); src != nil && src.Codec() != nil {
+		want = src.Codec().MimeType
+	}
+	for i := range codecs {
+		c := &codecs[i]
+		if strings.EqualFold(c.MimeType, "video/rtx") {
+			continue
+		}
+		if chosen == nil || (want != "" && strings.EqualFold(c.MimeType, want) && !strings.EqualFold(chosen.MimeType, want)) {
+			chosen = c
+		}
+	}
+	if chosen == nil {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	w := ctx.WriteStream()
+	t.sender.Bind(uint32(ctx.SSRC()), uint8(chosen.PayloadType),
+		media.Codec{MimeType: chosen.MimeType, ClockRate: chosen.ClockRate, Channels: chosen.Channels, Fmtp: chosen.SDPFmtpLine},
+		func(h *rtp.Header, payload []byte) error {
+			_, err := w.WriteRTP(h, payload)
+			return err
+		})
+	return *chosen, nil
+}

@@ -1,0 +1,150 @@
+// Package webrtc is the WebRtcEndpoint's media side on pion/webrtc: SDP negotiation, trickle ICE as
+// Kurento applications drive it, DTLS-SRTP, and the tracks that connect the peer to the media graph.
+// It knows nothing about JSON: it reports typed events through its media.Element.
+package webrtc
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Settings are what an endpoint needs to negotiate: the module configuration merged with the
+// element's properties at the time of negotiation.
+type Settings struct {
+	MinPort, MaxPort  uint16
+	ReceiveMTU        int
+	NetworkInterfaces []string // empty: all
+	StunAddress       string   // IP literal, "" for none
+	StunPort          int
+	TurnURL           string // user:password@ip:port[?transport=udp|tcp|tls], "" for none
+	ExternalIPv4      string
+	ExternalIPv6      string
+	AudioCodecs       []string // "opus/48000/2" ...; nil: the defaults
+	VideoCodecs       []string
+	EnableH265        bool
+	// IncludeLoopback offers 127.0.0.1/::1 candidates; KMS offers whatever the host has, and a server
+	// tested on one machine needs them.
+	IncludeLoopback bool
+
+	Recvonly     bool
+	Sendonly     bool
+	DataChannels bool
+	// CertificateKeyType is "RSA" or "ECDSA"; PemCertificate overrides the generated one.
+	CertificateKeyType string
+	PemCertificate     string
+}
+
+// iceServers turns the STUN and TURN settings into pion's form.
+func (s *Settings) iceServers() ([]webrtc.ICEServer, error) {
+	var out []webrtc.ICEServer
+	if s.StunAddress != "" {
+		port := s.StunPort
+		if port == 0 {
+			port = 3478
+		}
+		out = append(out, webrtc.ICEServer{URLs: []string{fmt.Sprintf("stun:%s:%d", bracket(s.StunAddress), port)}})
+	}
+	if s.TurnURL != "" {
+		turn, err := parseTurnURL(s.TurnURL)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, turn)
+	}
+	return out, nil
+}
+
+func bracket(ip string) string {
+	if strings.Contains(ip, ":") && !strings.HasPrefix(ip, "[") {
+		return "[" + ip + "]"
+	}
+	return ip
+}
+
+// parseTurnURL reads KMS's turnURL form: user:password@address:port[?transport=udp|tcp|tls].
+func parseTurnURL(u string) (webrtc.ICEServer, error) {
+	at := strings.LastIndex(u, "@")
+	if at < 0 {
+		return webrtc.ICEServer{}, fmt.Errorf("turnUrl %q: want user:password@address:port", u)
+	}
+	user, pass, ok := strings.Cut(u[:at], ":")
+	if !ok {
+		return webrtc.ICEServer{}, fmt.Errorf("turnUrl %q: want user:password@address:port", u)
+	}
+	hostPort, query, _ := strings.Cut(u[at+1:], "?")
+	scheme, transport := "turn", "udp"
+	if t, ok := strings.CutPrefix(query, "transport="); ok {
+		transport = strings.ToLower(t)
+	}
+	switch transport {
+	case "udp", "tcp":
+	case "tls":
+		scheme, transport = "turns", "tcp"
+	default:
+		return webrtc.ICEServer{}, fmt.Errorf("turnUrl %q: unknown transport %q", u, transport)
+	}
+	return webrtc.ICEServer{
+		URLs:       []string{fmt.Sprintf("%s:%s?transport=%s", scheme, hostPort, transport)},
+		Username:   user,
+		Credential: pass,
+	}, nil
+}
+
+// Certificates are made once per process and key type, as KMS does: generating an RSA key takes long
+// enough to be felt in every call setup otherwise.
+var (
+	certMu    sync.Mutex
+	certCache = map[string]webrtc.Certificate{}
+)
+
+func certificate(keyType, pemFile string) (webrtc.Certificate, error) {
+	certMu.Lock()
+	defer certMu.Unlock()
+	key := keyType + "|" + pemFile
+	if c, ok := certCache[key]; ok {
+		return c, nil
+	}
+	var c *webrtc.Certificate
+	var err error
+	if pemFile != "" {
+		c, err = loadPEM(pemFile)
+	} else if strings.EqualFold(keyType, "ECDSA") {
+		var k *ecdsa.PrivateKey
+		if k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err == nil {
+			c, err = webrtc.GenerateCertificate(k)
+		}
+	} else {
+		var k *rsa.PrivateKey
+		if k, err = rsa.GenerateKey(rand.Reader, 2048); err == nil {
+			c, err = webrtc.GenerateCertificate(k)
+		}
+	}
+	if err != nil {
+		return webrtc.Certificate{}, err
+	}
+	certCache[key] = *c
+	return *c, nil
+}
+
+// loadPEM reads a file holding a certificate and its private key.
+func loadPEM(file string) (*webrtc.Certificate, error) {
+	pair, err := tls.LoadX509KeyPair(file, file)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", file, err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s: %w", file, err)
+	}
+	c := webrtc.CertificateFromX509(pair.PrivateKey, leaf)
+	return &c, nil
+}
