@@ -14,6 +14,7 @@ func Define(r *objects.Registry, cfg *config.Config) {
 	d := &definer{r: r, cfg: cfg}
 	d.defineBaseRtp()
 	d.defineWebRtc()
+	d.defineHubs()
 }
 
 type definer struct {

@@ -116,6 +116,7 @@ type Element struct {
 	out      []*Connection // connections this element feeds
 	in       []*Connection // connections feeding this element
 	sources  map[padKey]*Source
+	routed   map[Type]*routed // hub ports: what the hub routes out of the port
 }
 
 type padKey struct {

@@ -1,0 +1,176 @@
+package elements
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/kurento-go/kms/kerr"
+	"github.com/kurento-go/kms/media"
+	"github.com/kurento-go/kms/objects"
+)
+
+// routedTypes are the media types hubs route, as KMS's dispatchers do.
+var routedTypes = []media.Type{media.Audio, media.Video}
+
+// hub is a Dispatcher or a DispatcherOneToMany: it routes the media of its ports to one another on the
+// forwarding path, without decoding.
+type hub struct {
+	*objects.Base
+	oneToMany bool
+
+	mu     sync.Mutex
+	ports  map[*hubPort]struct{}
+	routes map[*hubPort]*hubPort // Dispatcher: sink port -> its source port
+	source *hubPort              // DispatcherOneToMany: the port everyone receives
+}
+
+// hubPort is a HubPort: an element attached to a hub.
+type hubPort struct {
+	*objects.Element
+	hub *hub
+}
+
+func (h *hub) route(from, to *hubPort) {
+	for _, t := range routedTypes {
+		media.Route(from.Media, to.Media, t)
+	}
+}
+
+func (h *hub) unroute(from, to *hubPort) {
+	for _, t := range routedTypes {
+		media.Unroute(from.Media, to.Media, t)
+	}
+}
+
+func (h *hub) added(p *hubPort) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ports[p] = struct{}{}
+	if h.oneToMany && h.source != nil {
+		h.route(h.source, p)
+	}
+}
+
+func (h *hub) removed(p *hubPort) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.ports, p)
+	if h.oneToMany && h.source == p {
+		for q := range h.ports {
+			h.unroute(p, q)
+		}
+		h.source = nil
+	}
+	if from, ok := h.routes[p]; ok {
+		h.unroute(from, p)
+		delete(h.routes, p)
+	}
+	for sink, from := range h.routes {
+		if from == p {
+			h.unroute(p, sink)
+			delete(h.routes, sink)
+		}
+	}
+}
+
+// portArg finds a port parameter and checks it belongs to this hub.
+func (h *hub) portArg(a objects.Args, name string) (*hubPort, error) {
+	p, ok := a.Object(name).(*hubPort)
+	if !ok || p.hub != h {
+		return nil, kerr.New(kerr.ConnectError, "'%s' is not a port of this hub", name)
+	}
+	return p, nil
+}
+
+func (h *hub) dot() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var ids []string
+	for p := range h.ports {
+		ids = append(ids, p.ID())
+	}
+	sort.Strings(ids)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "digraph hub {\n  label=%q;\n", h.ID())
+	for _, id := range ids {
+		fmt.Fprintf(&sb, "  %q;\n", id)
+	}
+	sb.WriteString("}\n")
+	return sb.String()
+}
+
+func (d *definer) defineHubs() {
+	newHub := func(oneToMany bool) objects.Factory {
+		return func(b *objects.Base, _ objects.Args) (objects.Object, error) {
+			return &hub{Base: b, oneToMany: oneToMany, ports: map[*hubPort]struct{}{}, routes: map[*hubPort]*hubPort{}}, nil
+		}
+	}
+	d.r.Define("Hub", objects.Class{Ops: map[string]objects.Handler{
+		"getGstreamerDot":  func(o objects.Object, _ objects.Args) (any, error) { return o.(*hub).dot(), nil },
+		"dumpGstreamerDot": func(objects.Object, objects.Args) (any, error) { return nil, nil },
+	}})
+	d.r.Define("HubPort", objects.Class{New: func(b *objects.Base, a objects.Args) (objects.Object, error) {
+		h, ok := a.Object("hub").(*hub)
+		if !ok {
+			return nil, kerr.New(kerr.NotImplemented, "Ports of %s are not available in this server yet", a.Object("hub").ID())
+		}
+		p := &hubPort{Element: objects.NewElement(b, nil), hub: h}
+		p.Media.HubPort()
+		h.added(p)
+		return p, nil
+	}})
+	d.r.Define("Dispatcher", objects.Class{New: newHub(false), Ops: map[string]objects.Handler{
+		"connect": func(o objects.Object, a objects.Args) (any, error) {
+			h := o.(*hub)
+			from, err := h.portArg(a, "source")
+			if err != nil {
+				return nil, err
+			}
+			to, err := h.portArg(a, "sink")
+			if err != nil {
+				return nil, err
+			}
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.routes[to] = from
+			h.route(from, to)
+			return nil, nil
+		},
+	}})
+	d.r.Define("DispatcherOneToMany", objects.Class{New: newHub(true), Ops: map[string]objects.Handler{
+		"setSource": func(o objects.Object, a objects.Args) (any, error) {
+			h := o.(*hub)
+			src, err := h.portArg(a, "source")
+			if err != nil {
+				return nil, err
+			}
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.source = src
+			for p := range h.ports {
+				h.route(src, p)
+			}
+			return nil, nil
+		},
+		"removeSource": func(o objects.Object, _ objects.Args) (any, error) {
+			h := o.(*hub)
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.source != nil {
+				for p := range h.ports {
+					h.unroute(h.source, p)
+				}
+				h.source = nil
+			}
+			return nil, nil
+		},
+	}})
+}
+
+// Close detaches the port from its hub, then takes it out of the graph.
+func (p *hubPort) Close() {
+	p.hub.removed(p)
+	p.Element.Close()
+}

@@ -1,0 +1,118 @@
+package elements_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/kurento-go/kms/client"
+	"github.com/kurento-go/kms/internal/testpeer"
+	"github.com/kurento-go/kms/internal/testserver"
+)
+
+// hubSetup is a pipeline with a hub, and peers whose endpoints are wired to ports of it.
+type hubSetup struct {
+	t        *testing.T
+	ctx      context.Context
+	c        *client.Client
+	pipeline string
+	hub      string
+}
+
+func newHubSetup(t *testing.T, ctx context.Context, hubType string) *hubSetup {
+	srv := testserver.Start(t)
+	c, err := client.Dial(ctx, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	h := &hubSetup{t: t, ctx: ctx, c: c}
+	if h.pipeline, err = c.Create(ctx, "MediaPipeline", nil); err != nil {
+		t.Fatal(err)
+	}
+	if h.hub, err = c.Create(ctx, hubType, map[string]any{"mediaPipeline": h.pipeline}); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// peer makes a peer whose endpoint sends into a new port and receives what the hub routes to it.
+func (h *hubSetup) peer(send bool) (*testpeer.Peer, string) {
+	t, ctx, c := h.t, h.ctx, h.c
+	p, err := testpeer.New(testpeer.Options{Send: send, Receive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	ep, err := c.Create(ctx, "WebRtcEndpoint", map[string]any{"mediaPipeline": h.pipeline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := c.Create(ctx, "HubPort", map[string]any{"hub": h.hub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pair := range [][2]string{{ep, port}, {port, ep}} {
+		if err := c.Invoke(ctx, pair[0], "connect", map[string]any{"sink": pair[1]}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Endpoint = ep
+	if err := p.Negotiate(ctx, c, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if send {
+		p.StartMedia()
+	}
+	return p, port
+}
+
+func TestDispatcherOneToManyBroadcastsTheSource(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h := newHubSetup(t, ctx, "DispatcherOneToMany")
+	presenter, presenterPort := h.peer(true)
+	viewer1, _ := h.peer(false)
+	if err := h.c.Invoke(ctx, h.hub, "setSource", map[string]any{"source": presenterPort}, nil); err != nil {
+		t.Fatal(err)
+	}
+	viewer2, _ := h.peer(false) // joins after setSource
+	for i, v := range []*testpeer.Peer{viewer1, viewer2, presenter} {
+		if err := v.WaitVideo(ctx); err != nil {
+			t.Fatalf("peer %d: %v", i, err)
+		}
+	}
+	if err := h.c.Invoke(ctx, h.hub, "removeSource", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	before := viewer1.VideoPackets.Load()
+	time.Sleep(time.Second)
+	if after := viewer1.VideoPackets.Load(); after != before {
+		t.Fatalf("viewer still receives after removeSource: %d -> %d packets", before, after)
+	}
+}
+
+func TestDispatcherRoutesOnePortToAnother(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h := newHubSetup(t, ctx, "Dispatcher")
+	a, portA := h.peer(true)
+	b, portB := h.peer(false)
+	if err := h.c.Invoke(ctx, h.hub, "connect", map[string]any{"source": portA, "sink": portB}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitVideo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if a.VideoPackets.Load() != 0 {
+		t.Fatalf("port A was not routed anything, but its peer received %d packets", a.VideoPackets.Load())
+	}
+	if err := h.c.Invoke(ctx, h.hub, "connect", map[string]any{"source": portA, "sink": h.hub}, nil); err == nil {
+		t.Fatal("connecting to a non-port succeeded")
+	}
+}
