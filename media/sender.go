@@ -34,7 +34,14 @@ type Sender struct {
 	tsOffset     uint32
 	lastSeq      uint16
 	lastTS       uint32
-	lastAt       time.Time
+	// unlinkedAt is when the previous source stopped feeding the sender: the timestamps of the next
+	// source continue from there, advanced by the time that passed. Taken on the control path, so
+	// the packet path reads no clock.
+	unlinkedAt time.Time
+	// the last source codec checked against the negotiated one, and the verdict
+	checkedCodec *Codec
+	codecChecked bool
+	codecOK      bool
 
 	packets atomic.Uint64
 	bytes   atomic.Uint64
@@ -50,6 +57,7 @@ func (e *Element) NewSender(t Type, pad string) *Sender {
 func (s *Sender) Bind(ssrc uint32, payloadType uint8, c Codec, write WriteFunc) {
 	s.mu.Lock()
 	s.ssrc, s.payloadType, s.mimeType, s.clockRate, s.write = ssrc, payloadType, c.MimeType, c.ClockRate, write
+	s.codecChecked = false // check the source's codec against the new one
 	s.waitKeyframe = s.video
 	s.mu.Unlock()
 	if src := s.cur.Load(); src != nil && s.video {
@@ -66,8 +74,11 @@ func (s *Sender) Codec() string {
 
 // SetSource implements Input.
 func (s *Sender) SetSource(src *Source) {
-	s.cur.Store(src)
+	old := s.cur.Swap(src)
 	s.mu.Lock()
+	if old != nil {
+		s.unlinkedAt = time.Now()
+	}
 	s.switched = true
 	s.waitKeyframe = s.video
 	s.mu.Unlock()
@@ -98,7 +109,11 @@ func (s *Sender) WriteRTP(src *Source, p *rtp.Packet) {
 	}
 	s.meter.Mark()
 	s.mu.Lock()
-	if s.write == nil || (s.mimeType != "" && !sameCodec(src, s.mimeType)) {
+	if c := src.Codec(); c != s.checkedCodec || !s.codecChecked {
+		s.checkedCodec, s.codecChecked = c, true
+		s.codecOK = c == nil || s.mimeType == "" || strings.EqualFold(c.MimeType, s.mimeType)
+	}
+	if s.write == nil || !s.codecOK {
 		s.mu.Unlock()
 		s.dropped.Add(1)
 		return
@@ -133,7 +148,7 @@ func (s *Sender) WriteRTP(src *Source, p *rtp.Packet) {
 	h.Extension, h.Extensions, h.ExtensionProfile = false, nil, 0
 	h.Padding, h.PaddingSize = false, 0
 	if !s.started || int16(h.SequenceNumber-s.lastSeq) > 0 {
-		s.lastSeq, s.lastTS, s.lastAt = h.SequenceNumber, h.Timestamp, time.Now()
+		s.lastSeq, s.lastTS = h.SequenceNumber, h.Timestamp
 	}
 	s.started = true
 	write := s.write
@@ -151,14 +166,9 @@ func (s *Sender) rebase(p *rtp.Packet) {
 		return
 	}
 	s.seqOffset = s.lastSeq + 1 - p.SequenceNumber
-	step := uint32(time.Since(s.lastAt).Seconds() * float64(s.clockRate))
+	step := uint32(time.Since(s.unlinkedAt).Seconds() * float64(s.clockRate))
 	if step == 0 {
 		step = 1
 	}
 	s.tsOffset = s.lastTS + step - p.Timestamp
-}
-
-func sameCodec(src *Source, mime string) bool {
-	c := src.Codec()
-	return c == nil || strings.EqualFold(c.MimeType, mime)
 }

@@ -2,6 +2,7 @@ package webrtc
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -54,6 +55,8 @@ type Endpoint struct {
 	gatherRequested bool
 	gatherDone      bool             // pion finished gathering
 	found           []CandidateFound // candidates found before gatherCandidates was called
+	held            []media.Event    // ICE events that happened before gatherCandidates was called
+	iceReported     bool             // ICE events go out as they come (gathering requested or connected)
 	remoteQueue     []webrtc.ICECandidateInit
 	senders         map[media.Type]*media.Sender
 	tracks          map[media.Type]*localTrack
@@ -155,7 +158,7 @@ func (e *Endpoint) peerConnection(s Settings) error {
 	pc.OnConnectionStateChange(e.onConnectionState)
 	pc.OnTrack(e.onTrack)
 	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
-		e.el.Emit(CandidatePairSelected{Local: candidateLine(p.Local), Remote: candidateLine(p.Remote)})
+		e.emitICE(CandidatePairSelected{Local: candidateLine(p.Local), Remote: candidateLine(p.Remote)})
 	})
 	return nil
 }
@@ -214,7 +217,11 @@ func (e *Endpoint) addLocalTracks(offer bool, audio, video bool) error {
 	return nil
 }
 
-// ProcessOffer answers a remote offer.
+// ProcessOffer answers a remote offer. An endpoint negotiates once (40208 afterwards). Text that is not
+// SDP fails with 40201 and changes nothing. A media type without a codec in common is rejected in the
+// answer (port 0), as KMS does; an offer with nothing usable that pion refuses (plain RTP/AVP) is
+// answered with every m-line rejected. Other pion failures give 40205 and leave the endpoint
+// un-negotiated, its peer connection closed: the application may call processOffer again.
 func (e *Endpoint) ProcessOffer(offer string, s Settings) (string, error) {
 	if err := checkSDP(offer); err != nil {
 		return "", err
@@ -227,11 +234,18 @@ func (e *Endpoint) ProcessOffer(offer string, s Settings) (string, error) {
 	if err := e.peerConnection(s); err != nil {
 		return "", err
 	}
-	audio, video := offeredMedia(offer)
+	audio, video := offeredMedia(offer, &s)
 	if err := e.addLocalTracks(false, audio, video); err != nil {
 		return "", e.fail(kerr.SdpProcessOfferError, "Cannot prepare the answer: %v", err)
 	}
 	if err := e.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		if !audio && !video && !webrtcOffer(offer) {
+			// Nothing in it we could take (a plain RTP offer, say): KMS answers rejecting every
+			// m-line rather than failing.
+			e.fail(0, "", err)
+			e.state = negotiated
+			return rejectAll(offer), nil
+		}
 		return "", e.fail(kerr.SdpProcessOfferError, "Cannot process the offer: %v", err)
 	}
 	answer, err := e.pc.CreateAnswer(nil)
@@ -298,11 +312,21 @@ func (e *Endpoint) ProcessAnswer(answer string) (string, error) {
 	return e.pc.LocalDescription().SDP, nil
 }
 
-// fail closes a peer connection whose negotiation broke, so that it leaks nothing.
+// fail closes a peer connection whose negotiation broke, so that it leaks nothing, and makes the
+// error (none for code 0). The endpoint stays un-negotiated: the application may try again.
 func (e *Endpoint) fail(code int, format string, err error) error {
-	e.pc.Close()
+	// Closed outside e.mu: pion may be delivering a callback that waits for it.
+	pc := e.pc
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		pc.Close()
+	}()
 	e.pc = nil
 	e.tracks = map[media.Type]*localTrack{}
+	if code == 0 {
+		return nil
+	}
 	return kerr.New(code, format, err)
 }
 
@@ -318,8 +342,40 @@ func checkSDP(text string) error {
 	return nil
 }
 
-// offeredMedia tells which media types a remote offer has m-lines for.
-func offeredMedia(offer string) (audio, video bool) {
+// webrtcOffer tells whether an offer has an m-line of a WebRTC profile (UDP/TLS/RTP/SAVPF, RTP/SAVPF).
+func webrtcOffer(offer string) bool {
+	var sd sdp.SessionDescription
+	if sd.UnmarshalString(offer) != nil {
+		return false
+	}
+	for _, m := range sd.MediaDescriptions {
+		if strings.Contains(strings.Join(m.MediaName.Protos, "/"), "SAVPF") {
+			return true
+		}
+	}
+	return false
+}
+
+// rejectAll answers an offer with every m-line rejected (port 0), in the offer's order.
+func rejectAll(offer string) string {
+	var sd sdp.SessionDescription
+	sd.UnmarshalString(offer)
+	var b strings.Builder
+	b.WriteString("v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=Kurento Media Server\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n")
+	for _, m := range sd.MediaDescriptions {
+		format := "0"
+		if len(m.MediaName.Formats) > 0 {
+			format = m.MediaName.Formats[0]
+		}
+		fmt.Fprintf(&b, "m=%s 0 %s %s\r\na=inactive\r\n", m.MediaName.Media, strings.Join(m.MediaName.Protos, "/"), format)
+	}
+	return b.String()
+}
+
+// offeredMedia tells which media types a remote offer has m-lines for with a codec we can use. A
+// media type without one gets no track of ours, and pion rejects its m-line in the answer (port 0),
+// as KMS does, instead of failing the whole negotiation.
+func offeredMedia(offer string, s *Settings) (audio, video bool) {
 	var sd sdp.SessionDescription
 	if sd.UnmarshalString(offer) != nil {
 		return false, false
@@ -327,12 +383,46 @@ func offeredMedia(offer string) (audio, video bool) {
 	for _, m := range sd.MediaDescriptions {
 		switch m.MediaName.Media {
 		case "audio":
-			audio = true
+			audio = audio || offersCodec(m, audioCatalog, s.AudioCodecs, s)
 		case "video":
-			video = true
+			video = video || offersCodec(m, videoCatalog, s.VideoCodecs, s)
 		}
 	}
 	return audio, video
+}
+
+// offersCodec tells whether an offered m-line has a codec of the catalog that the settings enable.
+func offersCodec(m *sdp.MediaDescription, catalog []codecEntry, configured []string, s *Settings) bool {
+	for _, a := range m.Attributes {
+		if a.Key != "rtpmap" {
+			continue
+		}
+		// "96 VP8/90000" or "111 opus/48000/2"
+		_, enc, ok := strings.Cut(a.Value, " ")
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(enc, "/")
+		for _, e := range catalog {
+			if !enabled(e, configured) || (e.name == "h265/90000" && !s.EnableH265) {
+				continue
+			}
+			if strings.EqualFold(strings.TrimPrefix(strings.ToLower(e.caps.MimeType), m.MediaName.Media+"/"), name) {
+				return true
+			}
+		}
+	}
+	// Static payload types without rtpmap (0 PCMU, 8 PCMA).
+	for _, f := range m.MediaName.Formats {
+		if (f == "0" || f == "8") && m.MediaName.Media == "audio" {
+			for _, e := range catalog {
+				if enabled(e, configured) && ((f == "0" && e.name == "pcmu/8000") || (f == "8" && e.name == "pcma/8000")) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // LocalDescription is the local SDP, with the candidates gathered so far.
@@ -367,6 +457,7 @@ func (e *Endpoint) GatherCandidates() error {
 		return nil
 	}
 	e.gatherRequested = true
+	e.el.Emit(IceStateChanged{State: "GATHERING"})
 	for _, c := range e.found {
 		e.el.Emit(c)
 	}
@@ -374,8 +465,30 @@ func (e *Endpoint) GatherCandidates() error {
 	if e.gatherDone {
 		e.el.Emit(GatheringDone{})
 	}
-	e.el.Emit(IceStateChanged{State: "GATHERING"})
+	e.releaseHeldLocked()
 	return nil
+}
+
+// emitICE reports an ICE state or pair event. pion starts ICE at SetLocalDescription, before the
+// application asks for gathering; KMS's order (GATHERING, then CONNECTING...) is kept by holding these
+// events back until gatherCandidates, or until the peer is connected if it never comes.
+func (e *Endpoint) emitICE(ev media.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.iceReported {
+		e.held = append(e.held, ev)
+		return
+	}
+	e.el.Emit(ev)
+}
+
+// releaseHeldLocked reports the held ICE events and lets the next ones through; the caller holds e.mu.
+func (e *Endpoint) releaseHeldLocked() {
+	e.iceReported = true
+	for _, ev := range e.held {
+		e.el.Emit(ev)
+	}
+	e.held = nil
 }
 
 func (e *Endpoint) onCandidate(c *webrtc.ICECandidate) {
@@ -454,27 +567,31 @@ func (e *Endpoint) onICEState(s webrtc.ICEConnectionState) {
 	if !ok {
 		return
 	}
-	e.el.Emit(IceStateChanged{State: name})
+	e.emitICE(IceStateChanged{State: name})
 	if s == webrtc.ICEConnectionStateConnected {
 		// pion has no separate "ready" step; KMS reports READY once the pair is in use.
-		e.el.Emit(IceStateChanged{State: "READY"})
+		e.emitICE(IceStateChanged{State: "READY"})
 	}
 }
 
 func (e *Endpoint) onConnectionState(s webrtc.PeerConnectionState) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	was := e.connected
 	now := s == webrtc.PeerConnectionStateConnected
 	if was == now || (e.closed && now) {
-		e.mu.Unlock()
 		return
 	}
 	e.connected = now
-	e.mu.Unlock()
+	if now {
+		// The ICE events come first, even if the application never called gatherCandidates.
+		e.releaseHeldLocked()
+	}
 	old, next := "DISCONNECTED", "CONNECTED"
 	if !now {
 		old, next = next, old
 	}
+	// Under e.mu, so that the states are reported in the order they happened.
 	e.el.Emit(endpoints.ConnectionStateChanged{Old: old, New: next})
 	e.el.Emit(endpoints.MediaStateChanged{Old: old, New: next})
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,11 @@ import (
 type Options struct {
 	Send    bool // send audio and video
 	Receive bool // ask to receive audio and video
+	// Tag marks every video frame the peer sends (third payload byte), so a receiver can tell whose
+	// frames it gets: see FramesFrom and KeyframesFrom.
+	Tag byte
+	// GatherFirst makes Negotiate call gatherCandidates before processOffer, as some applications do.
+	GatherFirst bool
 }
 
 // Peer is one client-side WebRTC connection to a WebRtcEndpoint.
@@ -38,12 +44,19 @@ type Peer struct {
 	VideoPackets   atomic.Int64
 	SeqJumps       atomic.Int64 // received video sequence numbers that skipped ahead by more than one
 	KeyframesRecv  atomic.Int64
-	connected      chan struct{}
-	firstVideo     chan struct{}
-	once           sync.Once
-	firstOnce      sync.Once
-	stop           chan struct{}
-	wg             sync.WaitGroup
+	// LastKeyframe is when the last keyframe arrived (unix nanoseconds), 0 before any.
+	LastKeyframe atomic.Int64
+	framesFrom   [256]atomic.Int64
+	keysFrom     [256]atomic.Int64
+	opts         Options
+	mediaStop    chan struct{}
+	mediaOnce    sync.Once
+	connected    chan struct{}
+	firstVideo   chan struct{}
+	once         sync.Once
+	firstOnce    sync.Once
+	stop         chan struct{}
+	wg           sync.WaitGroup
 }
 
 // New creates a peer connection with loopback host candidates only.
@@ -64,7 +77,8 @@ func New(opts Options) (*Peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Peer{PC: pc, connected: make(chan struct{}), firstVideo: make(chan struct{}), stop: make(chan struct{})}
+	p := &Peer{PC: pc, opts: opts, connected: make(chan struct{}), firstVideo: make(chan struct{}),
+		stop: make(chan struct{}), mediaStop: make(chan struct{})}
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected {
 			p.once.Do(func() { close(p.connected) })
@@ -133,18 +147,27 @@ func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		}
 		p.firstOnce.Do(func() { close(p.firstVideo) })
 		p.VideoPackets.Add(1)
-		if started && pkt.SequenceNumber-last > 1 && pkt.SequenceNumber-last < 0x8000 {
+		// A jitter buffer sees a jump forward as loss and one far backward as stale packets (a
+		// retransmission or reordering goes back only a little).
+		if d := pkt.SequenceNumber - last; started && ((d > 1 && d < 0x8000) || (d >= 0x8000 && d < 0x10000-100)) {
 			p.SeqJumps.Add(1)
 		}
 		if !started || pkt.SequenceNumber-last < 0x8000 {
 			last = pkt.SequenceNumber
 		}
 		started = true
+		var tag byte
+		if len(pkt.Payload) > 2 {
+			tag = pkt.Payload[2]
+		}
 		if len(pkt.Payload) > 1 && pkt.Payload[0]&0x10 != 0 && pkt.Payload[1]&0x01 == 0 {
 			p.KeyframesRecv.Add(1)
+			p.keysFrom[tag].Add(1)
+			p.LastKeyframe.Store(time.Now().UnixNano())
 		}
 		if pkt.Marker {
 			p.FramesReceived.Add(1)
+			p.framesFrom[tag].Add(1)
 		}
 	}
 }
@@ -179,6 +202,11 @@ func (p *Peer) Negotiate(ctx context.Context, c *client.Client, loopback bool) e
 			return err
 		}
 	}
+	if p.opts.GatherFirst {
+		if err := c.Invoke(ctx, ep, "gatherCandidates", nil, nil); err != nil {
+			return fmt.Errorf("gatherCandidates: %w", err)
+		}
+	}
 	p.PC.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		if cand == nil {
 			return
@@ -203,8 +231,20 @@ func (p *Peer) Negotiate(ctx context.Context, c *client.Client, loopback bool) e
 	if err := p.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return err
 	}
+	if p.opts.GatherFirst {
+		return nil
+	}
 	return c.Invoke(ctx, ep, "gatherCandidates", nil, nil)
 }
+
+// FramesFrom is the number of video frames received from the peer sending with Options.Tag tag.
+func (p *Peer) FramesFrom(tag byte) int64 { return p.framesFrom[tag].Load() }
+
+// KeyframesFrom is the number of keyframes received from the peer sending with Options.Tag tag.
+func (p *Peer) KeyframesFrom(tag byte) int64 { return p.keysFrom[tag].Load() }
+
+// StopMedia stops what StartMedia sends; the connection stays up.
+func (p *Peer) StopMedia() { p.mediaOnce.Do(func() { close(p.mediaStop) }) }
 
 // WaitConnected waits for DTLS to complete.
 func (p *Peer) WaitConnected(ctx context.Context) error {
@@ -236,17 +276,21 @@ func (p *Peer) StartMedia() {
 		defer tick.Stop()
 		payload := make([]byte, 600)
 		audio := make([]byte, 80)
-		var seq, aseq uint16
-		var ts, ats uint32
+		// Random starts, as RFC 3550 wants: two peers' streams do not line up by chance.
+		seq, aseq := uint16(rand.Uint32()), uint16(rand.Uint32())
+		ts, ats := rand.Uint32(), rand.Uint32()
 		for frame := 0; ; frame++ {
 			select {
 			case <-p.stop:
+				return
+			case <-p.mediaStop:
 				return
 			case <-tick.C:
 			}
 			key := frame%30 == 0 || p.keyframeWanted.Swap(false)
 			payload[0] = 0x10 // S=1, PID=0
 			payload[1] = 0x01
+			payload[2] = p.opts.Tag
 			if key {
 				payload[1] = 0x00
 			}
