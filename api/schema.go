@@ -31,6 +31,9 @@ type Method struct {
 	Name    string  `json:"name"`
 	Params  []Param `json:"params"`
 	Returns string  `json:"returns"`
+	// Setter marks a synthesised property setter, whose one parameter KMS checks without first
+	// requiring operationParams.
+	Setter bool `json:"-"`
 }
 
 // Property is a remote property, reachable through its getter and setter.
@@ -168,7 +171,7 @@ func (c *Class) index() {
 				c.ops[p.Getter] = &Method{Name: p.Getter, Returns: p.Type}
 			}
 			if p.Setter != "" {
-				c.ops[p.Setter] = &Method{Name: p.Setter, Params: []Param{{Name: p.Name, Type: p.Type}}}
+				c.ops[p.Setter] = &Method{Name: p.Setter, Params: []Param{{Name: p.Name, Type: p.Type}}, Setter: true}
 			}
 		}
 	}
@@ -226,6 +229,18 @@ func (s *Schema) Factories(module string) []string {
 	out := append([]string(nil), m.Factories...)
 	sort.Strings(out)
 	return out
+}
+
+// IsFactory tells whether a class (simple name) is creatable: listed in its module's factories.
+func (s *Schema) IsFactory(class string) bool {
+	for _, m := range s.Modules {
+		for _, f := range m.Factories {
+			if f == class {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ModuleNames lists the module names in a stable order.

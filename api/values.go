@@ -85,8 +85,9 @@ func (s *Schema) convertible(t string, v any) bool {
 		case bool:
 			return true
 		case json.Number:
+			// jsoncpp converts any in-range number, truncating a fraction.
 			f, err := x.Float64()
-			if err != nil || f != math.Trunc(f) {
+			if err != nil {
 				return false
 			}
 			if t == "int" {

@@ -1,6 +1,7 @@
 package objects
 
 import (
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -61,8 +62,11 @@ func (b *Base) Emit(event string, fields map[string]any) {
 func (b *Base) tagList() []any {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]any, len(b.tags))
-	for i, t := range b.tags {
+	tags := append([]tag(nil), b.tags...)
+	// KMS keeps tags in a std::map: listed by key.
+	sort.Slice(tags, func(i, j int) bool { return tags[i].key < tags[j].key })
+	out := make([]any, len(tags))
+	for i, t := range tags {
 		out[i] = &api.Register{Type: "Tag", Fields: map[string]any{"key": t.key, "value": t.value}}
 	}
 	return out

@@ -48,6 +48,9 @@ var mediaObjectOps = map[string]Handler{
 		b := o.objectBase()
 		b.mu.Lock()
 		defer b.mu.Unlock()
+		if b.name == "" { // KMS: an empty name reads as the id
+			return b.id, nil
+		}
 		return b.name, nil
 	},
 	"setName": func(o Object, a Args) (any, error) {
@@ -172,7 +175,7 @@ func (p *Properties) Get(o Object, name string) any {
 func kmdText(s *api.Schema, module string) (string, error) {
 	m := s.Modules[module]
 	if m == nil {
-		return "", kerr.New(kerr.KmdNotFound, "Module '%s' not found", module)
+		return "", kerr.New(kerr.KmdNotFound, "Requested kmd module doesn't exist")
 	}
 	var classes []any
 	for _, name := range m.Classes {

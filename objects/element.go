@@ -191,10 +191,14 @@ func linkOp(link func(src, sink *media.Element, t media.Type, srcPad, sinkPad st
 }
 
 func flowQuery(in bool, padParam string) Handler {
+	what := "MediaFlowingOut"
+	if in {
+		what = "MediaFlowingIn"
+	}
 	return func(o Object, a Args) (any, error) {
 		t, _ := media.ParseType(a.String("mediaType"))
 		if t == media.Data {
-			return nil, kerr.New(kerr.IllegalParam, "Media type DATA is not supported")
+			return nil, kerr.New(kerr.IllegalParam, "Media type DATA is not supported for %s", what)
 		}
 		e := elementOf(o)
 		e.flowMu.Lock()
@@ -223,7 +227,7 @@ var mediaElementOps = map[string]Handler{
 	"isMediaTranscoding": func(o Object, a Args) (any, error) {
 		t, _ := media.ParseType(a.String("mediaType"))
 		if t == media.Data {
-			return nil, kerr.New(kerr.IllegalParam, "Media type DATA is not supported")
+			return nil, kerr.New(kerr.IllegalParam, "Media type DATA is not supported for MediaTranscoding")
 		}
 		e := elementOf(o)
 		e.flowMu.Lock()

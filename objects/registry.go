@@ -56,6 +56,9 @@ type Registry struct {
 	listeners map[listenKey]map[string]int // session id -> number of subscriptions
 	manager   *ServerManager
 	defaults  map[string]map[string]any // class -> property -> initial value
+
+	exceptionLimit float64 // see SetExceptionLimit; set before serving
+	onEmpty        func()  // see SetOnEmpty; set before serving
 }
 
 type session struct {
@@ -187,11 +190,28 @@ func (r *Registry) resolver(id, class string) (any, error) {
 }
 
 // Create makes an object of the named class for the session and returns its id.
+//
+// Classes of api.json whose media this server does not implement yet are still listed by getInfo (the
+// JS client checks module names, and applications look for factories there), so create answers them
+// with 40006 NOT_IMPLEMENTED "... is not implemented by this server yet" rather than with KMS's
+// 40108 "Factory 'X' not found": a client that was just told the factory exists gets a message that
+// says what is missing. Unknown names and classes without a factory keep 40108, as in KMS.
 func (r *Registry) Create(sid, typeName string, constructorParams any) (string, error) {
 	class, ok := r.schema.Class(typeName)
-	impl, defined := r.classes[class.Name]
-	if !ok || class.Abstract || !defined || impl.New == nil {
+	if !ok || !r.schema.IsFactory(class.Name) {
 		return "", kerr.New(kerr.ObjectNotAvailable, "Factory '%s' not found", typeName)
+	}
+	impl := r.classes[class.Name]
+	if impl.New == nil {
+		return "", kerr.New(kerr.NotImplemented, "Factory '%s' is not implemented by this server yet", typeName)
+	}
+	if err := r.checkResources(); err != nil {
+		return "", err
+	}
+	if constructorParams != nil {
+		if _, isObj := constructorParams.(map[string]any); !isObj {
+			return "", kerr.New(kerr.MarshallError, "'constructorParams' should be an object")
+		}
 	}
 	params, err := r.schema.DecodeParams("constructorParams", class.ConstructorParams(), constructorParams, r.resolver)
 	if err != nil {
@@ -275,6 +295,10 @@ func (r *Registry) Invoke(sid, id, operation string, operationParams any) (any, 
 		}
 		return nil, kerr.New(kerr.MalformedTransaction, "Method '%s' with %d parameters not found", operation, n)
 	}
+	if m.Setter && operationParams == nil {
+		// A setter checks its one parameter only: "'name' parameter should be a string".
+		operationParams = map[string]any{}
+	}
 	params, err := r.schema.DecodeParams("operationParams", m.Params, operationParams, r.resolver)
 	if err != nil {
 		return nil, asProtocolError(err)
@@ -314,7 +338,8 @@ func asProtocolError(err error) error {
 	return err
 }
 
-// Subscribe registers the session for an event of an object and returns a new subscription id.
+// Subscribe registers the session for an event of an object and returns a new subscription id. The
+// object is ref'd into the session even when the event is not supported, as in KMS.
 func (r *Registry) Subscribe(sid, id, event string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -322,10 +347,10 @@ func (r *Registry) Subscribe(sid, id, event string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	r.ref(sid, o)
 	if !o.objectBase().class.HasEvent(event) {
 		return "", kerr.New(kerr.EventNotSupported, "Event '%s' not supported", event)
 	}
-	r.ref(sid, o)
 	key := listenKey{object: id, event: event}
 	subID := uuid.NewString()
 	r.subs[subID] = subscription{session: sid, key: key}
@@ -336,12 +361,13 @@ func (r *Registry) Subscribe(sid, id, event string) (string, error) {
 	return subID, nil
 }
 
-// Unsubscribe removes a subscription; unknown ones are ignored, as KMS does.
-func (r *Registry) Unsubscribe(sid, subID string) {
+// Unsubscribe removes a subscription of the session on the object; unknown ones are ignored, as KMS
+// does.
+func (r *Registry) Unsubscribe(sid, id, subID string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	sub, ok := r.subs[subID]
-	if !ok || sub.session != sid {
+	if !ok || sub.session != sid || sub.key.object != id {
 		return
 	}
 	r.dropSubscription(subID, sub)
@@ -370,21 +396,21 @@ func (r *Registry) Ref(sid, id string) error {
 	return nil
 }
 
-// Unref drops the session's reference; an object nobody holds any more is released.
+// Unref drops the session's reference; an object nobody holds any more is released. Unknown objects
+// are ignored.
 func (r *Registry) Unref(sid, id string) {
 	r.mu.Lock()
 	o, err := r.lookup(id)
 	var dead []Object
 	if err == nil {
-		r.session(sid).inUse = true
 		dead = r.unref(sid, o, nil)
 	}
 	r.mu.Unlock()
 	r.destroy(dead)
 }
 
-// unref removes the session's references to o and its children, collecting the objects left without
-// owners; the caller holds r.mu.
+// unref removes the session's references to o and its children, with the session's subscriptions on
+// them, collecting the objects left without owners; the caller holds r.mu.
 func (r *Registry) unref(sid string, o Object, dead []Object) []Object {
 	b := o.objectBase()
 	if o == Object(r.manager) || b.released {
@@ -393,10 +419,18 @@ func (r *Registry) unref(sid string, o Object, dead []Object) []Object {
 	if s := r.sessions[sid]; s != nil {
 		delete(s.refs, b.id)
 	}
-	for _, c := range b.children {
+	for _, c := range append([]Object(nil), b.children...) {
 		dead = r.unref(sid, c, dead)
 	}
+	if b.released { // a child's release cannot detach its parent, but stay safe
+		return dead
+	}
 	delete(b.sessions, sid)
+	for subID, sub := range r.subs {
+		if sub.session == sid && sub.key.object == b.id {
+			r.dropSubscription(subID, sub)
+		}
+	}
 	if len(b.sessions) == 0 {
 		dead = r.detach(o, dead)
 	}
@@ -444,6 +478,9 @@ func (r *Registry) destroy(dead []Object) {
 		closeObject(o)
 		r.manager.Emit("ObjectDestroyed", map[string]any{"objectId": o.ID()})
 	}
+	if len(dead) > 0 && r.onEmpty != nil && r.Len() == 1 {
+		r.onEmpty()
+	}
 }
 
 func closeObject(o Object) {
@@ -452,24 +489,17 @@ func closeObject(o Object) {
 	}
 }
 
-// Release destroys an object and its children whoever holds them; unknown ids are fine.
-func (r *Registry) Release(sid, id string) {
+// Release destroys an object and its children whoever holds them; unknown ids and the ServerManager
+// are ignored.
+func (r *Registry) Release(id string) {
 	r.mu.Lock()
 	o, ok := r.objects[id]
 	var dead []Object
 	if ok && o != Object(r.manager) {
-		r.session(sid).inUse = true
 		dead = r.detach(o, nil)
 	}
 	r.mu.Unlock()
 	r.destroy(dead)
-}
-
-// Touch makes the session known and marks it in use.
-func (r *Registry) Touch(sid string) {
-	r.mu.Lock()
-	r.session(sid).inUse = true
-	r.mu.Unlock()
 }
 
 // KeepAlive marks a known session in use; unknown sessions are an error (40007).
@@ -518,13 +548,14 @@ func sortedRefs(s *session) []Object {
 	return out
 }
 
-// CollectGarbage drops sessions not used since the previous pass, as KMS's garbage collector does.
-// keep lists sessions with a live connection, which always count as in use.
-func (r *Registry) CollectGarbage(keep func(sid string) bool) {
+// CollectGarbage drops the sessions not marked in use since the previous pass (their references go,
+// and objects nobody else holds are released) and unmarks the others, as KMS's garbage collector does.
+// The transport marks sessions with a live connection.
+func (r *Registry) CollectGarbage() {
 	r.mu.Lock()
 	var stale []string
 	for id, s := range r.sessions {
-		if s.inUse || keep(id) {
+		if s.inUse {
 			s.inUse = false
 			continue
 		}

@@ -4,27 +4,32 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/google/uuid"
 	"github.com/kurento-go/kms/kerr"
 )
 
-// Backend is the object model the protocol drives; objects.Registry implements it.
+// Backend is the object model the protocol drives; objects.Registry implements it. Session ids are
+// opaque strings: a session becomes known to the backend when it first references an object.
 type Backend interface {
 	Create(sid, typeName string, constructorParams any) (string, error)
 	Describe(sid, id string) (map[string]any, error)
 	Invoke(sid, id, operation string, operationParams any) (any, error)
 	Subscribe(sid, id, event string) (string, error)
-	Unsubscribe(sid, subscriptionID string)
-	Release(sid, id string)
+	Unsubscribe(sid, id, subscriptionID string)
+	Release(id string)
 	Ref(sid, id string) error
 	Unref(sid, id string)
-	Touch(sid string)
+	// KeepAlive marks a known session in use; unknown sessions fail with 40007.
 	KeepAlive(sid string) error
 	CloseSession(sid string, release bool)
-	CollectGarbage(keep func(sid string) bool)
+	// CollectGarbage drops the sessions not marked in use since the previous pass and unmarks the
+	// others.
+	CollectGarbage()
 }
 
 // object is a decoded JSON object; values come from a decoder with UseNumber.
@@ -53,6 +58,13 @@ func init() {
 		"closeSession": (*dispatcher).closeSession,
 	}
 }
+
+// Request cache: not implemented, on purpose. KMS answers a request whose (sessionId, id) pair it saw
+// in the last 20 s with the cached response, without executing it, to absorb client re-sends. Neither
+// official client re-sends (kurento-client JS and Java fail in-flight calls when the socket drops), and
+// the cache is harmful to clients that open a new socket on an existing session and restart their ids
+// at 0 (a raw `connect {sessionId}` with id 1 would get the stale answer of the old socket's request 1).
+// mediaServer.resources.disableRequestCache is therefore accepted and has nothing to disable.
 
 // dispatcher executes requests against the backend for one server.
 type dispatcher struct {
@@ -90,6 +102,11 @@ func errorResponse(id any, err error) object {
 }
 
 var invalidRequest = kerr.New(kerr.InvalidRequest, "Invalid JSON-RPC request.")
+
+// unexpected is KMS's answer to an exception that is not a protocol error (-32603).
+func unexpected(what string) error {
+	return kerr.New(kerr.InternalError, "Unexpected error while processing method: %s", what)
+}
 
 // process handles one decoded request and returns its response (nil for a notification that needs
 // none) and whether it succeeded. sessionID is the session bound to the connection, injected into
@@ -139,29 +156,34 @@ func (d *dispatcher) process(msg any, sessionID string) (object, bool) {
 func (d *dispatcher) call(m method, params object) (result object, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			result, err = nil, kerr.New(kerr.InternalError, "Unexpected error while processing method: %v", p)
+			result, err = nil, unexpected(fmt.Sprint(p))
 		}
 	}()
 	return m(d, params)
 }
 
-// paramsOf returns the request's params with the connection's session injected.
+// paramsOf returns the request's params with the connection's session injected. KMS injects when
+// params has no sessionId or one that is not convertible to a string, creating params when it is
+// absent or null.
+//
+// Params that are neither an object nor null make KMS's JSON library throw a logic error that ends as
+// -32603 (or, on a connection with a session, as no answer at all); we always answer the -32603.
 func paramsOf(req object, sessionID string) (object, error) {
-	raw, present := req["params"]
-	if present && raw != nil {
-		p, ok := raw.(object)
-		if !ok {
-			return nil, kerr.New(kerr.InvalidParams, "'params' should be an object")
+	raw := req["params"]
+	if raw == nil {
+		if sessionID != "" {
+			return object{"sessionId": sessionID}, nil
 		}
-		if _, has := p["sessionId"]; !has && sessionID != "" {
-			p["sessionId"] = sessionID
-		}
-		return p, nil
+		return nil, nil
 	}
-	if sessionID != "" {
-		return object{"sessionId": sessionID}, nil
+	p, ok := raw.(object)
+	if !ok {
+		return nil, unexpected("'params' should be an object")
 	}
-	return nil, nil
+	if sessionID != "" && !stringLike(p, "sessionId") {
+		p["sessionId"] = sessionID
+	}
+	return p, nil
 }
 
 func requireParams(params object) error {
@@ -171,8 +193,22 @@ func requireParams(params object) error {
 	return nil
 }
 
-// str reads a required string parameter with KMS's leniency (numbers and booleans are accepted as
-// their text).
+// stringLike tells whether params has the member and it converts to a string (jsoncpp's rule: null,
+// numbers, booleans and strings do; arrays and objects don't).
+func stringLike(params object, name string) bool {
+	v, ok := params[name]
+	if !ok {
+		return false
+	}
+	switch v.(type) {
+	case object, []any:
+		return false
+	}
+	return true
+}
+
+// str reads a required string parameter with KMS's leniency (null, numbers and booleans are
+// accepted as their text).
 func str(params object, name string) (string, error) {
 	v, ok := params[name]
 	if !ok {
@@ -182,7 +218,11 @@ func str(params object, name string) (string, error) {
 	case string:
 		return x, nil
 	case json.Number:
-		return x.String(), nil
+		if i, err := x.Int64(); err == nil {
+			return strconv.FormatInt(i, 10), nil
+		}
+		f, _ := x.Float64()
+		return strconv.FormatFloat(f, 'g', -1, 64), nil
 	case bool:
 		return strconv.FormatBool(x), nil
 	case nil:
@@ -191,37 +231,44 @@ func str(params object, name string) (string, error) {
 	return "", kerr.New(kerr.ServerError, "'%s' parameter should be a string", name)
 }
 
-// sessionOf returns the request's sessionId, or a new one when it has none.
-func sessionOf(params object) (string, error) {
-	if _, ok := params["sessionId"]; !ok {
-		return uuid.NewString(), nil
+// boolean reads an optional boolean parameter the jsoncpp way (numbers convert, other types don't);
+// absent or not convertible gives false.
+func boolean(params object, name string) bool {
+	switch x := params[name].(type) {
+	case bool:
+		return x
+	case json.Number:
+		f, err := x.Float64()
+		return err == nil && f != 0
 	}
-	return str(params, "sessionId")
+	return false
+}
+
+// sessionOf returns the request's sessionId, or a new one when it has none that converts to a string
+// (KMS's getOrCreateSessionId).
+func sessionOf(params object) string {
+	if sid, err := str(params, "sessionId"); err == nil {
+		return sid
+	}
+	return uuid.NewString()
 }
 
 func (d *dispatcher) ping(params object) (object, error) {
 	out := object{"value": "pong"}
-	if _, ok := params["sessionId"]; ok {
-		sid, err := str(params, "sessionId")
-		if err == nil {
-			out["sessionId"] = sid
-		}
+	if sid, err := str(params, "sessionId"); err == nil {
+		out["sessionId"] = sid
 	}
 	return out, nil
 }
 
+// connect attaches the connection to a known session, or gives it a new one. A new session is not
+// registered by connect: like KMS, it becomes known when it first references an object.
 func (d *dispatcher) connect(params object) (object, error) {
-	sid := uuid.NewString()
-	if _, ok := params["sessionId"]; ok {
-		var err error
-		if sid, err = str(params, "sessionId"); err != nil {
-			return nil, err
-		}
-		if err := d.backend.KeepAlive(sid); err != nil {
-			return nil, err
-		}
-	} else {
-		d.backend.Touch(sid)
+	sid, err := str(params, "sessionId")
+	if err != nil {
+		sid = uuid.NewString()
+	} else if err := d.backend.KeepAlive(sid); err != nil {
+		return nil, err
 	}
 	return object{"sessionId": sid, "serverId": d.serverID}, nil
 }
@@ -234,11 +281,7 @@ func (d *dispatcher) create(params object) (object, error) {
 	if err != nil {
 		return nil, err
 	}
-	sid, err := sessionOf(params)
-	if err != nil {
-		return nil, err
-	}
-	d.backend.Touch(sid)
+	sid := sessionOf(params)
 	id, err := d.backend.Create(sid, typ, params["constructorParams"])
 	if err != nil {
 		return nil, err
@@ -246,24 +289,15 @@ func (d *dispatcher) create(params object) (object, error) {
 	return object{"sessionId": sid, "value": id}, nil
 }
 
-// objectCall reads the session and object of methods that act on one object.
-func objectCall(params object) (sid, id string, err error) {
-	if err = requireParams(params); err != nil {
-		return
-	}
-	if id, err = str(params, "object"); err != nil {
-		return
-	}
-	sid, err = sessionOf(params)
-	return
-}
-
 func (d *dispatcher) describe(params object) (object, error) {
-	sid, id, err := objectCall(params)
+	if err := requireParams(params); err != nil {
+		return nil, err
+	}
+	sid := sessionOf(params)
+	id, err := str(params, "object")
 	if err != nil {
 		return nil, err
 	}
-	d.backend.Touch(sid)
 	out, err := d.backend.Describe(sid, id)
 	if err != nil {
 		return nil, err
@@ -280,12 +314,18 @@ func (d *dispatcher) invoke(params object) (object, error) {
 	if err != nil {
 		return nil, err
 	}
-	sid, id, err := objectCall(params)
+	id, err := str(params, "object")
 	if err != nil {
 		return nil, err
 	}
-	d.backend.Touch(sid)
-	value, err := d.backend.Invoke(sid, id, op, params["operationParams"])
+	// operationParams is optional; one that is not an object counts as absent.
+	opParams, _ := params["operationParams"].(object)
+	sid := sessionOf(params)
+	var raw any
+	if opParams != nil {
+		raw = opParams
+	}
+	value, err := d.backend.Invoke(sid, id, op, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -300,11 +340,11 @@ func (d *dispatcher) subscribe(params object) (object, error) {
 	if err != nil {
 		return nil, err
 	}
-	sid, id, err := objectCall(params)
+	id, err := str(params, "object")
 	if err != nil {
 		return nil, err
 	}
-	d.backend.Touch(sid)
+	sid := sessionOf(params)
 	subID, err := d.backend.Subscribe(sid, id, event)
 	if err != nil {
 		return nil, err
@@ -316,7 +356,8 @@ func (d *dispatcher) unsubscribe(params object) (object, error) {
 	if err := requireParams(params); err != nil {
 		return nil, err
 	}
-	if _, err := str(params, "object"); err != nil {
+	id, err := str(params, "object")
+	if err != nil {
 		return nil, err
 	}
 	subID, err := str(params, "subscription")
@@ -327,16 +368,20 @@ func (d *dispatcher) unsubscribe(params object) (object, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.backend.Unsubscribe(sid, subID)
+	d.backend.Unsubscribe(sid, id, subID)
 	return object{"sessionId": sid}, nil
 }
 
 func (d *dispatcher) release(params object) (object, error) {
-	sid, id, err := objectCall(params)
+	if err := requireParams(params); err != nil {
+		return nil, err
+	}
+	id, err := str(params, "object")
 	if err != nil {
 		return nil, err
 	}
-	d.backend.Release(sid, id)
+	sid := sessionOf(params)
+	d.backend.Release(id)
 	return object{"sessionId": sid}, nil
 }
 
@@ -390,7 +435,7 @@ func (d *dispatcher) closeSession(params object) (object, error) {
 	if err := requireParams(params); err != nil {
 		return nil, err
 	}
-	release, _ := params["release"].(bool)
+	release := boolean(params, "release")
 	sid, err := str(params, "sessionId")
 	if err != nil {
 		return nil, err
@@ -401,16 +446,15 @@ func (d *dispatcher) closeSession(params object) (object, error) {
 
 const newRef = "newref:"
 
-// transaction runs operations in order, replacing "newref:N" strings with the value returned by
-// operation N, and stops at the first failure; the call itself succeeds with the responses so far.
+// transaction runs operations in order with the transaction's session forced into their params,
+// replacing "newref:N" strings with the value returned by operation N, and stops at the first
+// failure; the call itself succeeds with the responses so far. Problems with the operation list
+// itself (ids, newrefs) fail the whole call with 40008.
 func (d *dispatcher) transaction(params object) (object, error) {
 	if err := requireParams(params); err != nil {
 		return nil, err
 	}
-	sid, err := sessionOf(params)
-	if err != nil {
-		return nil, err
-	}
+	sid := sessionOf(params)
 	ops, ok := params["operations"]
 	if !ok {
 		return nil, kerr.New(kerr.ServerError, "'operations' parameter is required")
@@ -421,27 +465,31 @@ func (d *dispatcher) transaction(params object) (object, error) {
 	}
 	responses := []any{}
 	for i, raw := range list {
-		op, _ := raw.(object)
-		if op == nil {
+		op, isObj := raw.(object)
+		switch {
+		case raw == nil:
 			op = object{}
+		case !isObj:
+			return nil, unexpected(fmt.Sprintf("operation %d should be an object", i))
 		}
+		p, isObj := op["params"].(object)
+		switch {
+		case op["params"] == nil:
+			p = object{}
+		case !isObj:
+			return nil, unexpected(fmt.Sprintf("'params' of operation %d should be an object", i))
+		}
+		p["sessionId"] = sid
+		op["params"] = p
 		if !isIndex(op["id"], i) {
 			return nil, kerr.New(kerr.MalformedTransaction, "Id of request '%d' should be '%d'", i, i)
 		}
-		p, isObj := op["params"].(object)
-		if !isObj {
-			p = object{}
-		}
-		p["sessionId"] = sid
-		injected, err := injectRefs(p, responses)
-		if err != nil {
+		if _, err := injectRefs(p, responses); err != nil {
 			return nil, err
 		}
-		op["params"] = injected
-		resp, ok := d.process(op, sid)
-		if resp == nil {
-			resp = object{"jsonrpc": "2.0", "result": nil}
-		}
+		// KMS gives each operation a unique string id, so none is taken for a notification.
+		op["id"] = fmt.Sprintf("transaction_%d", i)
+		resp, ok := d.process(op, "")
 		resp["id"] = i
 		responses = append(responses, resp)
 		if !ok {
@@ -451,13 +499,22 @@ func (d *dispatcher) transaction(params object) (object, error) {
 	return object{"sessionId": sid, "value": responses}, nil
 }
 
+// isIndex tells whether an operation id converts to the unsigned integer i, as jsoncpp's
+// isConvertibleTo(uintValue)/asUInt see it: null is 0, booleans 0 or 1, numbers are truncated.
 func isIndex(v any, i int) bool {
-	n, ok := v.(json.Number)
-	if !ok {
-		return false
+	switch x := v.(type) {
+	case nil:
+		return i == 0
+	case bool:
+		return (x && i == 1) || (!x && i == 0)
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil || f < 0 || f > math.MaxUint32 {
+			return false
+		}
+		return uint32(f) == uint32(i)
 	}
-	x, err := n.Int64()
-	return err == nil && x == int64(i)
+	return false
 }
 
 // injectRefs replaces every "newref:N" string at any depth of v with the value of response N.
@@ -486,11 +543,14 @@ func injectRefs(v any, responses []any) (any, error) {
 		if !ok || ref == "" {
 			return x, nil
 		}
-		n, err := strconv.Atoi(ref)
+		n, err := stoi(ref)
 		if err != nil {
-			return nil, kerr.New(kerr.MalformedTransaction, "Invalid index of newref '%s'", ref)
+			return nil, err
 		}
-		if n < 0 || n >= len(responses) {
+		if n < 0 {
+			return nil, unexpected("in Json::Value::operator[](int index): index cannot be negative")
+		}
+		if n >= len(responses) {
 			return nil, kerr.New(kerr.MalformedTransaction, "Result not found on request %d", n)
 		}
 		result, ok := responses[n].(object)["result"].(object)
@@ -500,4 +560,26 @@ func injectRefs(v any, responses []any) (any, error) {
 		return result["value"], nil
 	}
 	return v, nil
+}
+
+// stoi reads an index like C++'s std::stoi, which KMS uses: leading spaces, a sign and digits, the
+// rest ignored. No digits is "Invalid index of newref"; an overflow escapes as an unexpected error.
+func stoi(s string) (int, error) {
+	t := strings.TrimLeftFunc(s, unicode.IsSpace)
+	end := 0
+	if end < len(t) && (t[end] == '+' || t[end] == '-') {
+		end++
+	}
+	digits := end
+	for end < len(t) && t[end] >= '0' && t[end] <= '9' {
+		end++
+	}
+	if end == digits {
+		return 0, kerr.New(kerr.MalformedTransaction, "Invalid index of newref '%s'", s)
+	}
+	n, err := strconv.ParseInt(t[:end], 10, 32)
+	if err != nil {
+		return 0, unexpected("stoi")
+	}
+	return int(n), nil
 }

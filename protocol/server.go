@@ -51,9 +51,10 @@ func NewServer(backend Backend, path string, gcPeriod time.Duration, log *slog.L
 	}
 }
 
-// Start runs the session garbage collector until Close.
+// Start runs the session garbage collector until Close. As in KMS, the collector runs every period
+// and the transport marks the sessions that have a live connection every period/4, so that objects
+// live while their session's socket is open and 1 to 2 periods after it closed.
 func (s *Server) Start() {
-	// The transport marks live sessions every period/4, as KMS does; the collector runs every period.
 	tick := s.GCPeriod / 4
 	if tick <= 0 {
 		tick = time.Second
@@ -68,19 +69,28 @@ func (s *Server) Start() {
 			case <-s.done:
 				return
 			case <-s.gcTicker.C:
+				// Collect before marking: a session whose socket was open at the previous pass got
+				// marked then, so it survives this pass and expires at the next one.
 				if n++; n%4 == 0 {
-					s.dispatcher.backend.CollectGarbage(s.hasConnection)
+					s.dispatcher.backend.CollectGarbage()
 				}
+				s.keepConnectedAlive()
 			}
 		}
 	}()
 }
 
-func (s *Server) hasConnection(sid string) bool {
+// keepConnectedAlive marks every session that has a live connection in use.
+func (s *Server) keepConnectedAlive() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.bound[sid]
-	return ok
+	sids := make([]string, 0, len(s.bound))
+	for sid := range s.bound {
+		sids = append(sids, sid)
+	}
+	s.mu.Unlock()
+	for _, sid := range sids {
+		_ = s.dispatcher.backend.KeepAlive(sid) // sessions not known yet are fine
+	}
 }
 
 // Close closes every connection and stops the collector.
@@ -101,7 +111,7 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.ws.Close(websocket.StatusGoingAway, "server shutting down")
+		c.shutdown()
 	}
 	s.wg.Wait()
 }
@@ -110,7 +120,8 @@ func (s *Server) Close() {
 // check's incomplete handshake, otherwise a WebSocket on any path that is closed with 1002 when the
 // path is not the configured one.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !headerHas(r.Header, "Upgrade", "websocket") {
+	if !headerHas(r.Header, "Upgrade", "websocket") || !headerHas(r.Header, "Connection", "upgrade") {
+		// websocketpp without an HTTP handler: not a WebSocket handshake.
 		w.Header().Set("Upgrade", "websocket")
 		w.WriteHeader(http.StatusUpgradeRequired)
 		return
@@ -125,12 +136,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has written the HTTP error
 	}
-	path := strings.TrimPrefix(r.URL.Path, "/")
+	// KMS compares the raw resource, one leading '/' and the query string removed.
+	path := strings.TrimPrefix(r.URL.EscapedPath(), "/")
 	if path != s.Path {
 		ws.Close(websocket.StatusProtocolError, "Invalid path")
 		return
 	}
-	c := &conn{server: s, ws: ws, out: make(chan []byte, sendQueue)}
+	c := &conn{server: s, ws: ws, out: make(chan []byte, sendQueue), closing: make(chan struct{})}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -164,10 +176,10 @@ func headerHas(h http.Header, name, token string) bool {
 }
 
 // bind makes c the connection of the session, so that the session's events go there. A session has at
-// most one connection (the latest) and a connection one session.
+// most one connection (the latest) and a connection one session. A new binding marks the session in
+// use, as KMS's transport does.
 func (s *Server) bind(sid string, c *conn) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if prev := c.currentSession(); prev != "" && s.bound[prev] == c {
 		delete(s.bound, prev)
 	}
@@ -176,6 +188,8 @@ func (s *Server) bind(sid string, c *conn) {
 	}
 	s.bound[sid] = c
 	c.setSession(sid)
+	s.mu.Unlock()
+	_ = s.dispatcher.backend.KeepAlive(sid) // a session not known yet is fine
 }
 
 // Notify sends an event to the session's connection, if it has one. Events of sessions without a
@@ -208,9 +222,11 @@ const maxMessage = 16 << 20
 // conn is one WebSocket connection. Its requests are executed one at a time, in order: the next frame
 // is read only when the previous request has been answered.
 type conn struct {
-	server *Server
-	ws     *websocket.Conn
-	out    chan []byte
+	server    *Server
+	ws        *websocket.Conn
+	out       chan []byte
+	closing   chan struct{} // closed by shutdown
+	closeOnce sync.Once
 
 	mu      sync.Mutex
 	session string
@@ -229,26 +245,29 @@ func (c *conn) currentSession() string {
 }
 
 func (c *conn) serve(ctx context.Context) {
+	// However the connection ends (a FIN without a close frame, say), close our side too, so that no
+	// socket stays in CLOSE-WAIT: kurento-client waits for that before it reconnects.
+	defer c.ws.CloseNow()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c.ws.SetReadLimit(maxMessage)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
+		defer cancel() // a failed write ends the connection, unblocking the reader
 		c.writeLoop(ctx)
 	}()
 	defer func() { <-writerDone }()
 	defer cancel()
 	for {
-		typ, data, err := c.ws.Read(ctx)
+		// Binary frames are requests too: websocketpp hands any payload to the handler, and
+		// kurento-client's websocket-stream sends binary frames.
+		_, data, err := c.ws.Read(ctx)
 		if err != nil {
 			if !isNormalClose(err) {
 				c.server.Log.Debug("connection closed", "err", err)
 			}
 			return
-		}
-		if typ != websocket.MessageText {
-			continue
 		}
 		resp := c.handle(data)
 		if resp == nil {
@@ -267,17 +286,40 @@ func isNormalClose(err error) bool {
 	return s == websocket.StatusNormalClosure || s == websocket.StatusGoingAway || errors.Is(err, context.Canceled)
 }
 
+// shutdown makes the writer send what is queued (the events of the final release, say), then close
+// the connection with 1001 Going Away.
+func (c *conn) shutdown() { c.closeOnce.Do(func() { close(c.closing) }) }
+
 func (c *conn) writeLoop(ctx context.Context) {
+	write := func(msg []byte) bool {
+		wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+		defer cancel()
+		if err := c.ws.Write(wctx, websocket.MessageText, msg); err != nil {
+			c.ws.CloseNow()
+			return false
+		}
+		return true
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-c.closing:
+			for {
+				select {
+				case msg := <-c.out:
+					if !write(msg) {
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
+			c.ws.Close(websocket.StatusGoingAway, "server shutting down")
+			return
 		case msg := <-c.out:
-			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-			err := c.ws.Write(wctx, websocket.MessageText, msg)
-			cancel()
-			if err != nil {
-				c.ws.CloseNow()
+			if !write(msg) {
 				return
 			}
 		}

@@ -82,6 +82,16 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	applyDefaults(registry, cfg)
 	elements.Define(registry, cfg)
 	registry.SetExceptionLimit(cfg.Resources.ExceptionLimit)
+	if limit := cfg.Resources.KillLimit; limit > 0 {
+		// KMS's killLimit: when the last object is gone but resources stay over the limit (a leak),
+		// end the process in an orderly way so that a supervisor restarts it.
+		registry.SetOnEmpty(func() {
+			if err := objects.CheckResources(limit); err != nil {
+				log.Error("resources over the kill limit with no objects left, stopping", "err", err)
+				syscall.Kill(os.Getpid(), syscall.SIGTERM)
+			}
+		})
+	}
 	server := protocol.NewServer(registry, cfg.WebSocket.Path, cfg.Resources.GarbageCollectorPeriod,
 		logs.Logger("KurentoWebSocketTransport"))
 	registry.SetNotifier(server)
@@ -115,9 +125,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	for _, l := range listeners {
 		l.srv.Shutdown(ctx)
 	}
+	// Release everything while the connections are still open, so that subscribed clients see the
+	// ObjectDestroyed events; then close them, and release what requests created meanwhile.
+	released := registry.Len() - 1
+	registry.ReleaseAll()
 	server.Close()
 	registry.ReleaseAll()
-	log.Info("Kurento Media Server stopped")
+	log.Info("Kurento Media Server stopped", "released", released)
 	return code
 }
 

@@ -25,7 +25,7 @@ fi
 
 # 2. Server binary: build once for all test files (each file starts its own server).
 tmp=""
-cleanup() { [[ -n "$tmp" ]] && rm -rf "$tmp"; }
+cleanup() { if [[ -n "$tmp" ]]; then rm -rf "$tmp"; fi; }
 trap cleanup EXIT
 if [[ -z "${KMS_BIN:-}" ]]; then
   tmp="$(mktemp -d)"

@@ -82,12 +82,22 @@ function withTimeout(promise, ms, what) {
  * {client} (wrapped: the client object is itself a thenable).
  */
 function connectClient(uri, options = {}) {
+  const mark = wire.length;
+  let client;
   return withTimeout(new Promise((resolve, reject) => {
-    const client = kurentoClient(uri, { request_timeout: 10000, ...options }, (err) => {
+    client = kurentoClient(uri, { request_timeout: 10000, ...options }, (err) => {
       if (err) return reject(err);
       resolve({ client });
     });
-  }), 15000, `kurentoClient(${uri}) + module check`);
+  }), 15000, `kurentoClient(${uri}) + module check`).catch((err) => {
+    closeClient(client);
+    const lines = wire.slice(mark).slice(-30);
+    const e = new Error(`kurentoClient(${uri}) failed: ${err && err.message}` +
+      `${err && err.request ? `\nrequest without reply: ${err.request}` : ''}` +
+      `\n--- wire log of the connection attempt (${lines.length} messages) ---\n${lines.join('\n')}`);
+    e.cause = err;
+    throw e;
+  });
 }
 
 function closeClient(client) {

@@ -33,8 +33,9 @@ h.wireTest('kurento-client auto-reconnects with connect {sessionId}; objects and
 
     const reconnected = new Promise((resolve) => client.once('reconnected', resolve));
     const mark = h.wire.length;
-    // Drop the socket under the client (as a network failure would).
-    client._re._connection.socket.terminate();
+    // Drop the TCP connection under the client (as a network failure would): destroy the
+    // net.Socket of its ws 0.7.2 WebSocket, so the client sees 'close' at once and reconnects.
+    client._re._connection.socket._socket.destroy();
     const sameSession = await h.withTimeout(reconnected, 15000, "client 'reconnected' event");
 
     const connectReq = h.wire.slice(mark).find((l) => l.includes(' kc→ ') && l.includes('"method":"connect"'));
