@@ -79,7 +79,7 @@ function tryWebSocket(uri, timeoutMs) {
 
 /**
  * Start a server. options.config is deep-merged into the generated kurento.conf.json
- * (e.g. {metadata: {...}}).
+ * (e.g. {metadata: {...}}); options.env adds environment variables (e.g. KMS_MIN_PORT).
  */
 async function startServer(options = {}) {
   const bin = serverBinary();
@@ -95,7 +95,7 @@ async function startServer(options = {}) {
 
   const child = spawn(bin, ['-f', confFile], {
     cwd: dir,
-    env: { ...process.env, GST_DEBUG: '2', GST_DEBUG_NO_COLOR: '1' },
+    env: { ...process.env, GST_DEBUG: '2', GST_DEBUG_NO_COLOR: '1', ...(options.env || {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -1,0 +1,98 @@
+'use strict';
+// 10. Trickle ICE of a WebRtcEndpoint driven by kurento-client: IceCandidateFound carries candidates
+//     whose ports lie inside KMS_MIN_PORT..KMS_MAX_PORT, gatherCandidates works before and after
+//     processOffer, IceGatheringDone follows the candidates (CONFIG.md §6.5).
+
+const { before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const { startServer } = require('../lib/kms');
+const h = require('../lib/helpers');
+
+const MIN_PORT = 42300;
+const MAX_PORT = 42360;
+
+let srv;
+let client;
+let pipeline;
+
+before(async () => {
+  srv = await startServer({ env: { KMS_MIN_PORT: String(MIN_PORT), KMS_MAX_PORT: String(MAX_PORT) } });
+  ({ client } = await h.connectClient(srv.uri));
+  pipeline = await client.create('MediaPipeline');
+});
+
+after(async () => {
+  if (pipeline) await h.cb(pipeline, 'release').catch(() => {});
+  h.closeClient(client);
+  if (srv) await srv.stop();
+});
+
+// A browser-shaped offer: BUNDLE of Opus and VP8, DTLS fingerprint, trickle ICE.
+function browserOffer() {
+  const fingerprint = crypto.randomBytes(32).toString('hex').toUpperCase().match(/../g).join(':');
+  const ufrag = crypto.randomBytes(3).toString('hex');
+  const pwd = crypto.randomBytes(12).toString('hex');
+  const common = (mid) => [
+    'c=IN IP4 0.0.0.0', 'a=rtcp:9 IN IP4 0.0.0.0', `a=ice-ufrag:${ufrag}`, `a=ice-pwd:${pwd}`,
+    'a=ice-options:trickle', `a=fingerprint:sha-256 ${fingerprint}`, 'a=setup:actpass', `a=mid:${mid}`,
+    'a=sendrecv', 'a=rtcp-mux',
+  ];
+  return [
+    'v=0', 'o=- 4611731400430051336 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0 1',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 111', ...common(0),
+    'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 minptime=10;useinbandfec=1', 'a=ssrc:1001 cname:node',
+    'm=video 9 UDP/TLS/RTP/SAVPF 96', ...common(1),
+    'a=rtpmap:96 VP8/90000', 'a=rtcp-fb:96 nack', 'a=rtcp-fb:96 nack pli', 'a=ssrc:1002 cname:node',
+    '',
+  ].join('\r\n');
+}
+
+// "candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> ..."
+function candidatePort(line) {
+  const f = line.replace(/^a=/, '').split(' ');
+  return Number(f[5]);
+}
+
+async function gather(order) {
+  const ep = await pipeline.create('WebRtcEndpoint');
+  const found = [];
+  let doneAt = -1;
+  ep.on('IceCandidateFound', (ev) => found.push(ev.candidate));
+  ep.on('IceGatheringDone', () => { doneAt = found.length; });
+  // Let the subscriptions reach the server before gathering starts.
+  await h.sleep(200);
+  let answer;
+  if (order === 'before') {
+    await h.ok(ep, 'gatherCandidates');
+    answer = await h.ok(ep, 'processOffer', browserOffer());
+  } else {
+    answer = await h.ok(ep, 'processOffer', browserOffer());
+    await h.ok(ep, 'gatherCandidates');
+  }
+  assert.match(answer, /^v=0/, 'processOffer returns an SDP answer');
+  await h.waitFor(() => doneAt >= 0, 10000, 'IceGatheringDone');
+  return { ep, found, doneAt };
+}
+
+for (const order of ['before', 'after']) {
+  h.wireTest(`gatherCandidates ${order} processOffer: candidates in the port range, then IceGatheringDone`, async () => {
+    const { ep, found, doneAt } = await gather(order);
+    assert.ok(found.length > 0, 'at least one IceCandidateFound');
+    assert.equal(doneAt, found.length, 'IceGatheringDone comes after every candidate');
+    for (const c of found) {
+      assert.equal(typeof c.candidate, 'string');
+      assert.match(c.candidate, /^candidate:/);
+      assert.equal(typeof c.sdpMid, 'string');
+      assert.equal(typeof c.sdpMLineIndex, 'number');
+      const port = candidatePort(c.candidate);
+      if (/ udp /i.test(c.candidate)) {
+        assert.ok(port >= MIN_PORT && port <= MAX_PORT,
+          `candidate port ${port} outside KMS_MIN_PORT..KMS_MAX_PORT (${MIN_PORT}..${MAX_PORT}): ${c.candidate}`);
+      }
+    }
+    const local = await h.ok(ep, 'getLocalSessionDescriptor');
+    assert.match(local, /a=candidate:/, 'the local SDP lists the gathered candidates');
+    await h.ok(ep, 'release');
+  });
+}
