@@ -1,0 +1,224 @@
+package elements
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/kurento-go/kms/gst"
+	"github.com/kurento-go/kms/kerr"
+	"github.com/kurento-go/kms/media"
+	"github.com/kurento-go/kms/objects"
+	"github.com/kurento-go/kms/processing"
+)
+
+// filterElement is the object side shared by the filter classes: the graph element and its
+// GStreamer pipeline (processing.Filter).
+type filterElement struct {
+	*objects.Element
+	filter *processing.Filter
+	// onMessage receives the element messages of the pipeline (barcode, facedetect...), on the
+	// pipeline's bus goroutine.
+	onMessage func(gst.Message)
+}
+
+// Close takes the element out of the graph first (no more packets), then stops its pipeline.
+func (f *filterElement) Close() {
+	f.Element.Close()
+	if f.filter != nil {
+		f.filter.Close()
+	}
+}
+
+func (f *filterElement) onEvent(ev media.Event) {
+	switch ev := ev.(type) {
+	case processing.Error:
+		f.Emit("Error", map[string]any{"description": ev.Description, "errorCode": ev.Code, "type": ev.Type})
+	case processing.ElementMessage:
+		if f.onMessage != nil {
+			f.onMessage(ev.Message)
+		}
+	}
+}
+
+// newFilterElement makes the element and its pipeline around el (taken over).
+func (d *definer) newFilterElement(b *objects.Base, initial map[string]any, t media.Type, el *gst.Element) (*filterElement, error) {
+	f := &filterElement{Element: objects.NewElement(b, initial)}
+	intProp := func(name string) int { v, _ := f.Props.Get(f, name).(int); return v }
+	f.OnOtherEvent = f.onEvent
+	var err error
+	f.filter, err = processing.NewFilter(f.Media, processing.Config{
+		Type:           t,
+		Element:        el,
+		EncoderBitrate: intProp("encoderBitrate"),
+		MinBitrate:     intProp("minEncoderBitrate"),
+		MaxBitrate:     intProp("maxEncoderBitrate"),
+		Log:            d.r.Logger().With("element", b.ID()),
+	})
+	if err != nil {
+		f.Element.Close()
+		if errors.Is(err, processing.ErrWrongKind) {
+			return nil, kerr.New(kerr.MarshallError, "%s", processing.ErrWrongKind.Error())
+		}
+		return nil, kerr.New(kerr.UnexpectedError, "GStreamer pipeline cannot be created: %v", err)
+	}
+	return f, nil
+}
+
+// parseFilterElement builds the one element of a GStreamerFilter command, with KMS's errors.
+func parseFilterElement(command string) (*gst.Element, error) {
+	el, err := processing.ParseElement(command)
+	var pe *gst.ParseError
+	switch {
+	case errors.As(err, &pe):
+		return nil, kerr.New(kerr.MarshallError, "GStreamer element cannot be created: %s", pe.Message)
+	case errors.Is(err, gst.ErrNotSingle):
+		return nil, kerr.New(kerr.MarshallError, "Given command is not valid, only one element can be created")
+	case err != nil:
+		return nil, kerr.New(kerr.UnexpectedError, "GStreamer element cannot be created: %v", err)
+	}
+	return el, nil
+}
+
+// filterFactory makes the element of a filter class, or tells that its plugin is missing as KMS
+// does (40101).
+func filterFactory(desc, class string) (*gst.Element, error) {
+	el, err := gst.ParseElement(desc)
+	if err != nil {
+		return nil, kerr.New(kerr.ObjectNotFound, "%s plugin not available: %v", class, err)
+	}
+	return el, nil
+}
+
+func (d *definer) defineFilters() {
+	schema := d.r.Schema()
+	filterOf := func(o objects.Object) *filterElement {
+		switch o := o.(type) {
+		case *gstreamerFilter:
+			return o.filterElement
+		case *zbarFilter:
+			return o.filterElement
+		}
+		return nil
+	}
+	// An encoder bitrate set after creation reaches the running encoder.
+	bitrateOps := map[string]objects.Handler{}
+	for _, name := range []string{"encoderBitrate", "minEncoderBitrate", "maxEncoderBitrate"} {
+		base := objects.PropertyOps(schema.Classes["MediaElement"], func(o objects.Object) *objects.Properties { return filterOf(o).Props }, name)
+		for op, h := range base {
+			if op[:3] != "set" {
+				continue
+			}
+			h := h
+			bitrateOps[op] = func(o objects.Object, a objects.Args) (any, error) {
+				if _, err := h(o, a); err != nil {
+					return nil, err
+				}
+				f := filterOf(o)
+				intProp := func(name string) int { v, _ := f.Props.Get(f, name).(int); return v }
+				f.filter.SetBitrate(processing.Bitrate(intProp("encoderBitrate"), intProp("minEncoderBitrate"), intProp("maxEncoderBitrate")))
+				return nil, nil
+			}
+		}
+	}
+
+	d.r.Define("GStreamerFilter", objects.Class{
+		New: func(b *objects.Base, a objects.Args) (objects.Object, error) {
+			command := a.String("command")
+			el, err := parseFilterElement(command)
+			if err != nil {
+				return nil, err
+			}
+			var t media.Type
+			switch kind := el.Kind(); a.String("filterType") {
+			case "VIDEO":
+				t = media.Video
+			case "AUDIO":
+				t = media.Audio
+			default: // AUTODETECT, as KMS: audio first, then video
+				switch kind {
+				case gst.KindAudio:
+					t = media.Audio
+				case gst.KindVideo:
+					t = media.Video
+				default:
+					el.Close()
+					return nil, kerr.New(kerr.MarshallError, "Given command is not valid, pad templates don't match")
+				}
+			}
+			if el.Kind() == gst.KindInvalid {
+				el.Close()
+				return nil, kerr.New(kerr.MarshallError, "Given command is not valid, pad templates don't match")
+			}
+			f, err := d.newFilterElement(b, map[string]any{"command": command}, t, el)
+			if err != nil {
+				return nil, err
+			}
+			return &gstreamerFilter{filterElement: f}, nil
+		},
+		Ops: objects.Merge(bitrateOps, map[string]objects.Handler{
+			"setElementProperty": func(o objects.Object, a objects.Args) (any, error) {
+				f := o.(*gstreamerFilter)
+				err := f.filter.SetProperty(a.String("propertyName"), a.String("propertyValue"))
+				var pe *gst.PropertyError
+				switch {
+				case err == nil:
+					return nil, nil
+				case errors.As(err, &pe):
+					return nil, kerr.New(kerr.MarshallError, "%s", pe.Error())
+				}
+				return nil, kerr.New(kerr.UnexpectedError, "%v", err)
+			},
+		}, objects.PropertyOps(schema.Classes["GStreamerFilter"], func(o objects.Object) *objects.Properties {
+			return o.(*gstreamerFilter).Props
+		}, "command")),
+	})
+
+	d.r.Define("ZBarFilter", objects.Class{
+		New: func(b *objects.Base, _ objects.Args) (objects.Object, error) {
+			el, err := filterFactory("zbar qos=false", "ZBarFilter")
+			if err != nil {
+				return nil, err
+			}
+			f, err := d.newFilterElement(b, nil, media.Video, el)
+			if err != nil {
+				return nil, err
+			}
+			z := &zbarFilter{filterElement: f}
+			f.onMessage = z.onMessage
+			return z, nil
+		},
+		Ops: bitrateOps,
+	})
+}
+
+// gstreamerFilter is the GStreamerFilter class.
+type gstreamerFilter struct{ *filterElement }
+
+// zbarFilter is the ZBarFilter class: CodeFound for each code zbar reads.
+type zbarFilter struct {
+	*filterElement
+	mu         sync.Mutex
+	lastType   string
+	lastSymbol string
+	lastTS     uint64
+}
+
+// onMessage emits CodeFound as KMS does: when the code changes, or again after one second of
+// stream time with the same code.
+func (z *zbarFilter) onMessage(m gst.Message) {
+	if m.Name != "barcode" {
+		return
+	}
+	typ, _ := m.Fields["type"].(string)
+	symbol, _ := m.Fields["symbol"].(string)
+	ts, _ := m.Fields["timestamp"].(uint64)
+	z.mu.Lock()
+	emit := symbol != z.lastSymbol || typ != z.lastType || z.lastTS == 0 || ts-z.lastTS >= 1e9
+	if emit {
+		z.lastType, z.lastSymbol, z.lastTS = typ, symbol, ts
+	}
+	z.mu.Unlock()
+	if emit {
+		z.Emit("CodeFound", map[string]any{"codeType": typ, "value": symbol})
+	}
+}

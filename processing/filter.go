@@ -1,0 +1,361 @@
+// Package processing holds the media side of elements whose work is done by GStreamer: filters
+// (GStreamerFilter, ZBar, FaceOverlay, ImageOverlay). Each is RTP in, RTP out: the filtered media
+// type goes through its own GStreamer pipeline (depayload, decode, filter, encode, payload) built
+// with the gst bridge; the other media types pass through unchanged, as KMS's filter element does.
+package processing
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kurento-go/kms/gst"
+	"github.com/kurento-go/kms/media"
+	"github.com/pion/rtp"
+)
+
+// Error is raised on the element when its GStreamer pipeline reports an error or a warning, with the
+// fields of Kurento's Error event.
+type Error struct {
+	Description string
+	Code        int
+	Type        string // UNEXPECTED_ELEMENT_ERROR, STREAM_ERROR_DECODE, ...
+}
+
+// ElementMessage is an element message of the filter's pipeline (barcode, facedetect, ...), raised
+// on the element for its class to interpret.
+type ElementMessage struct{ gst.Message }
+
+// Config describes a filter.
+type Config struct {
+	// Type is the media filtered: media.Video or media.Audio.
+	Type media.Type
+	// Element is the GStreamer element doing the work; the filter takes it over.
+	Element *gst.Element
+	// EncoderBitrate, MinBitrate and MaxBitrate (bps; 0 = no bound) set the video encoder's target.
+	EncoderBitrate, MinBitrate, MaxBitrate int
+	Log                                    *slog.Logger
+}
+
+// Filter is the media part of a filter element.
+type Filter struct {
+	elem    *media.Element
+	typ     media.Type
+	name    string // the filter element's name in the pipeline
+	factory string
+	pipe    *gst.Pipeline
+	appsrc  *gst.AppSrc
+	in      *gstInput
+	out     *media.Source
+	log     *slog.Logger
+	relays  map[media.Type]*relay
+	failed  atomic.Bool
+
+	outPkt rtp.Packet // used by the sink goroutine only
+
+	closeOnce sync.Once
+}
+
+// Names of the bridge elements in every filter pipeline.
+const (
+	srcName  = "kms_in"
+	sinkName = "kms_out"
+	preName  = "kms_pre"
+	postName = "kms_post"
+)
+
+// Codecs the filters take and produce.
+var (
+	VP8  = &media.Codec{MimeType: "video/VP8", ClockRate: 90000}
+	Opus = &media.Codec{MimeType: "audio/opus", ClockRate: 48000, Channels: 2}
+)
+
+// ErrWrongKind is returned when the element cannot filter the requested media type.
+var ErrWrongKind = errors.New("Given command is not valid, pad templates don't match")
+
+func describe(t media.Type, bitrate int) string {
+	sink := fmt.Sprintf("appsink name=%s sync=false async=false max-buffers=200 drop=true", sinkName)
+	if t == media.Audio {
+		return fmt.Sprintf("appsrc name=%s is-live=true do-timestamp=true format=time max-bytes=1000000 leaky-type=downstream "+
+			"caps=\"application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=111\" ! "+
+			"rtpopusdepay ! opusdec plc=true ! audioconvert ! audioresample ! queue name=%s leaky=downstream max-size-buffers=10 "+
+			"audioconvert name=%s ! audioresample ! opusenc bitrate=32000 ! rtpopuspay pt=111 mtu=1200 ! %s",
+			srcName, preName, postName, sink)
+	}
+	return fmt.Sprintf("appsrc name=%s is-live=true do-timestamp=true format=time max-bytes=4000000 leaky-type=downstream "+
+		"caps=\"application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload=96\" ! "+
+		"rtpvp8depay request-keyframe=true wait-for-keyframe=true ! vp8dec ! videoconvert ! "+
+		"queue name=%s leaky=downstream max-size-buffers=1 max-size-bytes=0 max-size-time=0 "+
+		"videoconvert name=%s ! vp8enc name=kms_enc deadline=1 cpu-used=8 lag-in-frames=0 end-usage=cbr "+
+		"target-bitrate=%d keyframe-max-dist=300 error-resilient=default threads=2 ! "+
+		"rtpvp8pay pt=96 mtu=1200 picture-id-mode=15-bit ! %s",
+		srcName, preName, postName, bitrate, sink)
+}
+
+// Bitrate is the encoder target: the element's encoderBitrate within its min and max (0 = none).
+func Bitrate(target, min, max int) int {
+	if target <= 0 {
+		target = 300000
+	}
+	if min > 0 && target < min {
+		target = min
+	}
+	if max > 0 && target > max {
+		target = max
+	}
+	return target
+}
+
+// NewFilter builds the filter's pipeline around cfg.Element and installs the element's sink pads.
+// The pipeline runs from now on; media flows once a source is connected.
+func NewFilter(e *media.Element, cfg Config) (*Filter, error) {
+	if cfg.Type != media.Video && cfg.Type != media.Audio {
+		return nil, fmt.Errorf("processing: a filter takes audio or video, not %v", cfg.Type)
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	pipe, err := gst.NewPipeline(describe(cfg.Type, Bitrate(cfg.EncoderBitrate, cfg.MinBitrate, cfg.MaxBitrate)))
+	if err != nil {
+		cfg.Element.Close()
+		return nil, err
+	}
+	f := &Filter{elem: e, typ: cfg.Type, name: cfg.Element.Name(), factory: cfg.Element.Factory(), pipe: pipe, log: log,
+		relays: map[media.Type]*relay{}}
+	if err := pipe.Insert(cfg.Element, preName, postName); err != nil {
+		pipe.Close()
+		return nil, fmt.Errorf("%w: %v", ErrWrongKind, err)
+	}
+	if f.appsrc, err = pipe.AppSrc(srcName); err != nil {
+		pipe.Close()
+		return nil, err
+	}
+	f.appsrc.WatchKeyUnit()
+	f.out = e.Source(cfg.Type, media.DefaultPad)
+	if cfg.Type == media.Video {
+		f.out.SetCodec(VP8)
+	} else {
+		f.out.SetCodec(Opus)
+	}
+	f.in = &gstInput{f: f, meter: e.NewInputMeter(cfg.Type, media.DefaultPad), mime: f.out.Codec().MimeType}
+	f.out.SetKeyframeRequester(f.requestKeyframe)
+	if err := pipe.HandleSink(sinkName, f.onSample); err != nil {
+		pipe.Close()
+		return nil, err
+	}
+	pipe.OnMessage(f.onMessage)
+	for _, t := range media.AllTypes {
+		if t != cfg.Type {
+			f.relays[t] = &relay{out: e.Source(t, media.DefaultPad), meter: e.NewInputMeter(t, media.DefaultPad)}
+		}
+	}
+	if err := pipe.Start(); err != nil {
+		pipe.Close()
+		return nil, err
+	}
+	e.SetInputs(f)
+	return f, nil
+}
+
+// Input implements media.Inputs: the default pads only, as KMS filters have.
+func (f *Filter) Input(t media.Type, pad string) media.Input {
+	if pad != media.DefaultPad {
+		return nil
+	}
+	if t == f.typ {
+		return f.in
+	}
+	if r := f.relays[t]; r != nil {
+		return r
+	}
+	return nil
+}
+
+// ElementName is the name of the filter element inside the pipeline.
+func (f *Filter) ElementName() string { return f.name }
+
+// SetProperty sets a property of the filter element from its textual form.
+func (f *Filter) SetProperty(name, value string) error {
+	if err := f.pipe.Set(f.name, name, value); err != nil {
+		return err
+	}
+	if n, v, ok := propertyQuirk(f.factory, name, value); ok {
+		return f.pipe.Set(f.name, n, v)
+	}
+	return nil
+}
+
+// Property reads a property of the filter element.
+func (f *Filter) Property(name string) (any, error) { return f.pipe.Get(f.name, name) }
+
+// Pipeline is the filter's GStreamer pipeline, for classes that drive more of it.
+func (f *Filter) Pipeline() *gst.Pipeline { return f.pipe }
+
+// Close stops the pipeline; the element must have been released from the graph (or be about to).
+func (f *Filter) Close() {
+	f.closeOnce.Do(func() {
+		f.out.SetKeyframeRequester(nil)
+		f.pipe.Close()
+	})
+}
+
+// requestKeyframe serves a keyframe request from downstream: the encoder makes one, and the source
+// feeding the filter is asked too (the decoder recovers faster from a loss that way).
+func (f *Filter) requestKeyframe() {
+	if f.typ != media.Video {
+		return
+	}
+	if err := f.pipe.ForceKeyUnit(sinkName); err != nil && !errors.Is(err, gst.ErrClosed) {
+		f.log.Debug("force-key-unit", "err", err)
+	}
+	if src := f.in.cur.Load(); src != nil {
+		src.RequestKeyframe()
+	}
+}
+
+func (f *Filter) onSample(data []byte, _ time.Duration) {
+	if err := f.outPkt.Unmarshal(data); err != nil {
+		return
+	}
+	f.out.WriteRTP(&f.outPkt)
+}
+
+func (f *Filter) onMessage(m gst.Message) {
+	switch m.Type {
+	case gst.MessageKeyUnitRequest:
+		if src := f.in.cur.Load(); src != nil {
+			src.RequestKeyframe()
+		}
+	case gst.MessageError, gst.MessageWarning:
+		if m.Type == gst.MessageError {
+			f.failed.Store(true)
+			f.log.Error("filter pipeline error", "err", m.Err)
+		} else {
+			f.log.Warn("filter pipeline warning", "err", m.Err)
+		}
+		f.elem.Emit(Error{Description: describeError(m.Err, f.name), Code: m.Err.Code, Type: ErrorType(m.Err)})
+	case gst.MessageElement:
+		f.elem.Emit(ElementMessage{m})
+	}
+}
+
+// describeError words an error as KMS's Error events do.
+func describeError(e *gst.Error, element string) string {
+	s := fmt.Sprintf("Error code %d: %s, source: %s, element: %s", e.Code, e.Message, e.Source, element)
+	if e.Debug != "" {
+		s += ", debug info: " + e.Debug
+	}
+	return s
+}
+
+// Failed tells whether the pipeline stopped on an error.
+func (f *Filter) Failed() bool { return f.failed.Load() }
+
+// ErrorType names a GStreamer error the way KMS's Error events do.
+func ErrorType(e *gst.Error) string {
+	switch e.Domain {
+	case gst.DomainResource:
+		switch e.Code {
+		case gst.ResourceErrorOpenRead, gst.ResourceErrorOpenWrite, gst.ResourceErrorOpenReadWrite:
+			return "RESOURCE_ERROR_OPEN"
+		case gst.ResourceErrorWrite:
+			return "RESOURCE_ERROR_WRITE"
+		case gst.ResourceErrorNoSpaceLeft:
+			return "RESOURCE_ERROR_NO_SPACE_LEFT"
+		}
+	case gst.DomainStream:
+		switch e.Code {
+		case gst.StreamErrorFailed:
+			return "STREAM_ERROR_FAILED"
+		case gst.StreamErrorDecode:
+			return "STREAM_ERROR_DECODE"
+		}
+	}
+	return "UNEXPECTED_ELEMENT_ERROR"
+}
+
+// gstInput is the sink pad of the filtered media type: packets go to the pipeline's appsrc.
+type gstInput struct {
+	f     *Filter
+	cur   atomic.Pointer[media.Source]
+	meter *media.FlowMeter
+	mime  string
+
+	mu      sync.Mutex // two sources overlap for a packet or two during a switch
+	buf     [1600]byte
+	dropped atomic.Uint64
+}
+
+func (in *gstInput) WriteRTP(src *media.Source, p *rtp.Packet) {
+	if in.cur.Load() != src {
+		return
+	}
+	in.meter.Mark()
+	if c := src.Codec(); c != nil && !strings.EqualFold(c.MimeType, in.mime) {
+		in.dropped.Add(1) // needs a transcoder in front, which the graph inserts
+		return
+	}
+	in.mu.Lock()
+	n, err := p.MarshalTo(in.buf[:])
+	if err == nil {
+		err = in.f.appsrc.Push(in.buf[:n])
+	}
+	in.mu.Unlock()
+	if err != nil {
+		in.dropped.Add(1)
+	}
+}
+
+func (in *gstInput) SetSource(src *media.Source) {
+	in.cur.Store(src)
+	if src != nil {
+		src.RequestKeyframe() // the decoder starts on a keyframe
+	}
+}
+
+// Dropped is the number of input packets that could not be filtered (wrong codec, pipeline down).
+func (f *Filter) Dropped() uint64 { return f.in.dropped.Load() }
+
+// relay passes a media type the filter does not touch straight to its source pad.
+type relay struct {
+	out   *media.Source
+	cur   atomic.Pointer[media.Source]
+	meter *media.FlowMeter
+}
+
+func (r *relay) WriteRTP(src *media.Source, p *rtp.Packet) {
+	if r.cur.Load() != src {
+		return
+	}
+	r.meter.Mark()
+	if c := src.Codec(); r.out.Codec() != c {
+		r.out.SetCodec(c)
+	}
+	r.out.WriteRTP(p)
+}
+
+func (r *relay) SetSource(src *media.Source) {
+	r.cur.Store(src)
+	if src == nil {
+		r.out.SetKeyframeRequester(nil)
+		return
+	}
+	r.out.SetKeyframeRequester(src.RequestKeyframe)
+	if r.out.Sinks() > 0 {
+		src.RequestKeyframe()
+	}
+}
+
+// SetBitrate changes the video encoder's target bitrate (bps) while it runs.
+func (f *Filter) SetBitrate(bps int) {
+	if f.typ == media.Video {
+		if err := f.pipe.SetValue("kms_enc", "target-bitrate", bps); err != nil {
+			f.log.Debug("set bitrate", "err", err)
+		}
+	}
+}

@@ -1,0 +1,305 @@
+package processing
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kurento-go/kms/gst"
+	"github.com/kurento-go/kms/media"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+	"github.com/pion/webrtc/v4/pkg/media/ivfwriter"
+)
+
+func needGst(t *testing.T, factories ...string) {
+	t.Helper()
+	if err := gst.Init(); err != nil {
+		t.Skipf("GStreamer unavailable: %v", err)
+	}
+	for _, f := range append([]string{"vp8enc", "vp8dec", "rtpvp8depay", "rtpvp8pay", "appsrc"}, factories...) {
+		if !gst.HasElement(f) {
+			t.Skipf("GStreamer element %q missing (install its plugin package)", f)
+		}
+	}
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg missing")
+	}
+}
+
+// Clip is 320x240: a blue band on the left quarter, a green band on the top quarter, red elsewhere.
+const clipFilter = "drawbox=x=0:y=0:w=80:h=240:color=blue:t=fill,drawbox=x=0:y=0:w=320:h=60:color=green:t=fill"
+
+func makeClip(t *testing.T, args ...string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "clip.ivf")
+	full := append([]string{"-loglevel", "error", "-y"}, args...)
+	full = append(full, "-t", "2", "-r", "30", "-c:v", "libvpx", "-g", "30", "-deadline", "realtime", "-b:v", "400k", out)
+	if b, err := exec.Command("ffmpeg", full...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	return out
+}
+
+func asymmetricClip(t *testing.T) string {
+	return makeClip(t, "-f", "lavfi", "-i", "color=c=red:s=320x240:r=30", "-vf", clipFilter)
+}
+
+// publish sends the clip in a loop, packetized as VP8 RTP at 30 frames per second, until stop.
+func publish(t *testing.T, src *media.Source, clip string, stop <-chan struct{}, wg *sync.WaitGroup) {
+	data, err := os.ReadFile(clip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames [][]byte
+	r, _, err := ivfreader.NewWith(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, _, err := r.ParseNextFrame()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, f)
+	}
+	src.SetCodec(VP8)
+	pz := rtp.NewPacketizer(1200, 96, 0x1234, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(time.Second / 30)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			for _, p := range pz.Packetize(frames[i%len(frames)], 3000) {
+				src.WriteRTP(p)
+			}
+		}
+	}()
+}
+
+// collector is a sink pad that records VP8 RTP into an IVF file.
+type collector struct {
+	mu      sync.Mutex
+	w       *ivfwriter.IVFWriter
+	frames  atomic.Int64
+	packets atomic.Int64
+	first   atomic.Int64 // unix nanos of the first packet
+}
+
+func newCollector(t *testing.T, path string) *collector {
+	w, err := ivfwriter.New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &collector{w: w}
+}
+
+func (c *collector) WriteRTP(_ *media.Source, p *rtp.Packet) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.w == nil {
+		return
+	}
+	c.first.CompareAndSwap(0, time.Now().UnixNano())
+	c.packets.Add(1)
+	cp := *p
+	cp.Payload = bytes.Clone(p.Payload)
+	if c.w.WriteRTP(&cp) == nil && p.Marker {
+		c.frames.Add(1)
+	}
+}
+func (c *collector) SetSource(*media.Source) {}
+func (c *collector) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.w != nil {
+		c.w.Close()
+		c.w = nil
+	}
+}
+
+type inputs map[media.Type]media.Input
+
+func (in inputs) Input(t media.Type, pad string) media.Input { return in[t] }
+
+// lastFrame decodes an IVF file and returns its last frame as RGB24.
+func lastFrame(t *testing.T, path string, w, h int) []byte {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-loglevel", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg decode: %v", err)
+	}
+	size := w * h * 3
+	if len(out) < size {
+		t.Fatalf("decoded %d bytes, less than a frame", len(out))
+	}
+	return out[len(out)-size:]
+}
+
+// color names the dominant primary at (x, y).
+func color(img []byte, w, x, y int) string {
+	p := img[(y*w+x)*3:]
+	r, g, b := int(p[0]), int(p[1]), int(p[2])
+	switch {
+	case r > 150 && g < 100 && b < 100:
+		return "red"
+	case g > 100 && r < 100 && b < 100:
+		return "green"
+	case b > 150 && r < 100 && g < 100:
+		return "blue"
+	}
+	return "other"
+}
+
+type spot struct {
+	x, y int
+	want string
+}
+
+func checkSpots(t *testing.T, name string, img []byte, spots []spot) {
+	t.Helper()
+	for _, s := range spots {
+		p := img[(s.y*320+s.x)*3:]
+		got := color(img, 320, s.x, s.y)
+		t.Logf("%s (%d,%d) = rgb(%d,%d,%d) %s, want %s", name, s.x, s.y, p[0], p[1], p[2], got, s.want)
+		if got != s.want {
+			t.Errorf("%s: pixel (%d,%d) is %s, want %s", name, s.x, s.y, got, s.want)
+		}
+	}
+}
+
+// runFilter sends the clip through a filter made of desc until done says so (or 30 s), returning
+// the received IVF path. Waiting on a condition, not a fixed time, keeps it robust on a loaded machine.
+func runFilter(t *testing.T, clip, desc string, done func(*collector) bool, onEvent func(media.Event)) (string, *collector, *Filter) {
+	t.Helper()
+	pl := media.NewPipeline()
+	t.Cleanup(pl.Close)
+	pub := pl.NewElement("pub", nil)
+	var fe *media.Element
+	fe = pl.NewElement("filter", func(ev media.Event) {
+		if onEvent != nil {
+			onEvent(ev)
+		}
+	})
+	el, err := ParseElement(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFilter(fe, Config{Type: media.Video, Element: el})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out.ivf")
+	col := newCollector(t, out)
+	sub := pl.NewElement("sub", nil)
+	sub.SetInputs(inputs{media.Video: col})
+	if err := media.Connect(pub, fe, media.Video, media.DefaultPad, media.DefaultPad); err != nil {
+		t.Fatal(err)
+	}
+	if err := media.Connect(fe, sub, media.Video, media.DefaultPad, media.DefaultPad); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	start := time.Now()
+	publish(t, pub.Source(media.Video, media.DefaultPad), clip, stop, &wg)
+	deadline := time.Now().Add(30 * time.Second)
+	for !done(col) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if first := col.first.Load(); first != 0 {
+		t.Logf("first output packet %v after the first input packet; %d frames, %d packets out; %d input packets dropped",
+			time.Unix(0, first).Sub(start).Round(time.Millisecond), col.frames.Load(), col.packets.Load(), f.Dropped())
+	}
+	pub.Release()
+	fe.Release()
+	sub.Release()
+	f.Close()
+	col.close()
+	return out, col, f
+}
+
+func TestFilterFlip(t *testing.T) {
+	needGst(t, "videoflip")
+	clip := asymmetricClip(t)
+	sent := lastFrame(t, clip, 320, 240)
+	checkSpots(t, "sent", sent, []spot{{40, 150, "blue"}, {280, 150, "red"}, {160, 30, "green"}})
+
+	out, col, _ := runFilter(t, clip, "videoflip method=horizontal-flip", func(c *collector) bool { return c.frames.Load() >= 30 }, nil)
+	if col.frames.Load() < 30 {
+		t.Fatalf("only %d frames came out of the filter", col.frames.Load())
+	}
+	got := lastFrame(t, out, 320, 240)
+	checkSpots(t, "received", got, []spot{{40, 150, "red"}, {280, 150, "blue"}, {160, 30, "green"}})
+}
+
+func TestFilterRuntimeError(t *testing.T) {
+	needGst(t, "capsfilter")
+	clip := asymmetricClip(t)
+	errs := make(chan Error, 8)
+	_, col, f := runFilter(t, clip, "capsfilter caps=video/x-raw,width=7", func(*collector) bool { return len(errs) > 0 }, func(ev media.Event) {
+		if e, ok := ev.(Error); ok {
+			select {
+			case errs <- e:
+			default:
+			}
+		}
+	})
+	select {
+	case e := <-errs:
+		t.Logf("Error event: type %s code %d: %s", e.Type, e.Code, e.Description)
+		if e.Type == "" || e.Description == "" {
+			t.Errorf("incomplete Error %+v", e)
+		}
+	default:
+		t.Fatal("no Error event")
+	}
+	if !f.Failed() || col.frames.Load() != 0 {
+		t.Errorf("failed %v, frames out %d", f.Failed(), col.frames.Load())
+	}
+}
+
+// TestFilterLeaks makes and releases filters, checking goroutines and pipelines come back.
+func TestFilterLeaks(t *testing.T) {
+	needGst(t, "videoflip")
+	g0 := runtime.NumGoroutine()
+	for i := 0; i < 20; i++ {
+		pl := media.NewPipeline()
+		e := pl.NewElement("f", nil)
+		el, _ := gst.ParseElement("videoflip")
+		f, err := NewFilter(e, Config{Type: media.Video, Element: el})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Release()
+		f.Close()
+		pl.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > g0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > g0 || gst.Live() != 0 {
+		t.Errorf("goroutines %d -> %d, live pipelines %d", g0, g, gst.Live())
+	}
+}
