@@ -3,7 +3,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := bin/kurento-media-server
 
-.PHONY: run build test test-go test-node deps-run deps-test vet clean
+.PHONY: run build test test-go test-node deps-run deps-test vet bench clean
 
 run: deps-run build
 	exec ./$(BIN) -f etc/kurento.conf.json
@@ -28,6 +28,10 @@ test-go:
 
 test-node: build
 	KMS_BIN=$(CURDIR)/$(BIN) ./test/node/run.sh
+
+# Our server and Janus EchoTest side by side, ~1.5 min (root, 2 cores); bench/run.sh --full for the ramp.
+bench: deps-test
+	./bench/run.sh
 
 clean:
 	rm -rf bin

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Benchmark our server and Janus's EchoTest with the same clients (cmd/kms-bench), each server in a
+# network namespace of a veth pair pinned to CPU 0, the load tool in the other namespace pinned to CPU 1.
+#
+#   bench/run.sh                 short run (≈ 2 min): table on stdout, results in bench/results/last/
+#   bench/run.sh --full          full ramp (≈ 20-40 min), results in bench/results/full/
+#   bench/run.sh --profile       our server built with pprof (bench/kms-prof): a CPU profile of each
+#                                window of ours is saved next to the results
+#   bench/run.sh --server-rev REV   our server built from commit REV (git archive) instead of the work tree
+#   bench/run.sh --server-bin FILE  our server: a binary built beforehand
+#   bench/run.sh [--full] -- ARGS   extra kms-bench flags (go run ./cmd/kms-bench -h)
+#
+# Needs root (ip netns), taskset, janus (Debian package) and, if bench/media is missing, ffmpeg.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH
+
+mode=short
+profile=
+rev=
+bin=
+extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --full) mode=full; shift ;;
+    --profile) profile=1; shift ;;
+    --server-rev) rev=$2; shift 2 ;;
+    --server-bin) bin=$2; shift 2 ;;
+    --) shift; extra=("$@"); break ;;
+    *) extra+=("$1"); shift ;;
+  esac
+done
+
+[ "$(id -u)" = 0 ] || { echo "bench/run.sh: needs root for network namespaces" >&2; exit 1; }
+for c in ip taskset janus; do command -v $c >/dev/null || { echo "bench/run.sh: $c not installed (apt-get install iproute2 util-linux janus)" >&2; exit 1; }; done
+ncpu=$(nproc)
+SRV_CPU=0; CLI_CPU=1
+# Both servers and the tool run at a higher priority than the builds that may share the machine: nice
+# alone does nothing across sessions (the kernel's autogroups share the CPU between sessions first), so
+# each runs in a session of its own (setsid) whose autogroup gets the same nice.
+NICE=${BENCH_NICE:--20}
+prio() { # once the process has its own session (setsid runs in the child, a moment later)
+  local mine; mine=$(cut -d' ' -f1 /proc/$$/autogroup)
+  for _ in $(seq 50); do
+    [ "$(cut -d' ' -f1 "/proc/$1/autogroup" 2>/dev/null)" != "$mine" ] && break
+    sleep 0.02
+  done
+  echo "$NICE" >"/proc/$1/autogroup" 2>/dev/null || echo "bench/run.sh: could not set the priority of $1's autogroup" >&2
+}
+[ "$ncpu" -ge 2 ] || { echo "bench/run.sh: needs 2 cores" >&2; exit 1; }
+
+# The clip: real VP8 at ≈ 500 kb/s, 30 fps, and Opus in 20 ms pages, made once.
+if [ ! -s bench/media/clip.ivf ] || [ ! -s bench/media/clip.ogg ]; then
+  mkdir -p bench/media
+  ffmpeg -loglevel error -y -f lavfi -i testsrc2=size=640x360:rate=30 -t 6 -c:v libvpx -deadline good -cpu-used 4 \
+    -b:v 500k -minrate 450k -maxrate 550k -g 90 -auto-alt-ref 0 -lag-in-frames 0 -error-resilient 1 bench/media/clip.ivf
+  ffmpeg -loglevel error -y -f lavfi -i sine=frequency=440:sample_rate=48000 -t 6 -c:a libopus -b:a 32k -ac 2 \
+    -page_duration 20000 bench/media/clip.ogg
+fi
+
+work=$(mktemp -d /tmp/kms-bench.XXXXXX)
+tag=kb$$
+SRV=${tag}s; CLI=${tag}c
+SRV_IF=${tag}s0; CLI_IF=${tag}c0
+SRV_IP=10.200.77.1; CLI_IP=10.200.77.2
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  ip netns del "$SRV" 2>/dev/null || true
+  ip netns del "$CLI" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "building..."
+src=.
+if [ -n "$rev" ]; then
+  src="$work/src"; mkdir -p "$src"
+  git archive "$rev" | tar -x -C "$src"
+  mkdir -p "$src/bench" && cp -r bench/kms-prof "$src/bench/"
+fi
+server_desc="work tree"; [ -n "$rev" ] && server_desc="commit $(git rev-parse --short "$rev")"
+if [ -n "$bin" ]; then
+  server_desc="$bin, built $(date -u -r "$bin" +%FT%TZ)"
+  cp "$bin" "$work/kurento-media-server"
+elif [ -n "$profile" ]; then
+  (cd "$src" && go build -o "$work/kurento-media-server" ./bench/kms-prof)
+else
+  (cd "$src" && go build -o "$work/kurento-media-server" ./cmd/kurento-media-server)
+fi
+go build -o "$work/kms-bench" ./cmd/kms-bench
+
+ip netns add "$SRV"; ip netns add "$CLI"
+ip link add "$SRV_IF" type veth peer name "$CLI_IF"
+ip link set "$SRV_IF" netns "$SRV"; ip link set "$CLI_IF" netns "$CLI"
+ip -n "$SRV" addr add $SRV_IP/24 dev "$SRV_IF"; ip -n "$CLI" addr add $CLI_IP/24 dev "$CLI_IF"
+for ns in "$SRV" "$CLI"; do ip -n "$ns" link set lo up; done
+ip -n "$SRV" link set "$SRV_IF" up; ip -n "$CLI" link set "$CLI_IF" up
+
+# Our server: candidates on the veth only, quiet logs.
+mkdir -p "$work/kms"
+cat > "$work/kms/kurento.conf.json" <<JSON
+{ "mediaServer": { "net": { "websocket": { "port": 8888, "path": "kurento" } } } }
+JSON
+KMS_NETWORK_INTERFACES=$SRV_IF GST_DEBUG=1 setsid ip netns exec "$SRV" nice -n $NICE taskset -c $SRV_CPU \
+  "$work/kurento-media-server" -f "$work/kms/kurento.conf.json" >"$work/kms.log" 2>&1 &
+kms_pid=$!; pids+=($kms_pid); prio $kms_pid
+
+# Janus: a copy of the templates in bench/janus.
+mkdir -p "$work/janus"
+for f in bench/janus/*.jcfg; do
+  sed -e "s|@DIR@|$work/janus|g" -e "s|@IP@|$SRV_IP|g" -e "s|@IFACE@|$SRV_IF|g" "$f" >"$work/janus/$(basename "$f")"
+done
+setsid ip netns exec "$SRV" nice -n $NICE taskset -c $SRV_CPU janus -C "$work/janus/janus.jcfg" -F "$work/janus" >"$work/janus.log" 2>&1 &
+janus_pid=$!; pids+=($janus_pid); prio $janus_pid
+
+ready() { ip netns exec "$CLI" bash -c "exec 3<>/dev/tcp/$SRV_IP/$1" 2>/dev/null; }
+for i in $(seq 100); do ready 8888 && ready 8088 && break; sleep 0.1; done
+ready 8888 || { echo "our server did not start:"; tail -20 "$work/kms.log"; exit 1; }
+ready 8088 || { echo "janus did not start:"; tail -20 "$work/janus.log"; exit 1; }
+
+args=(-kms-url ws://$SRV_IP:8888/kurento -kms-pid $kms_pid -janus-url http://$SRV_IP:8088/janus -janus-pid $janus_pid
+      -client-ip $CLI_IP ${profile:+-pprof http://$SRV_IP:6060} -note "our server: $server_desc${profile:+ with pprof}; servers pinned to CPU $SRV_CPU, kms-bench to CPU $CLI_CPU, veth between two namespaces; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)")
+if [ $mode = full ]; then
+  args+=(-ramp -window 15s -idle 500 -label full -out bench/results/full)
+else
+  args+=(-label short -out bench/results/last)
+fi
+setsid ip netns exec "$CLI" nice -n $NICE taskset -c $CLI_CPU "$work/kms-bench" "${args[@]}" "${extra[@]}" &
+tool_pid=$!; pids+=($tool_pid); prio $tool_pid
+status=0
+wait $tool_pid || status=$?
+if grep -qiE "panic|fatal error" "$work/kms.log"; then echo "our server logged a panic:"; grep -iE -A20 "panic|fatal error" "$work/kms.log" | head -40; fi
+exit $status

@@ -1,0 +1,232 @@
+// Command kms-bench is the load generator and benchmark of the media server: many pion WebRTC clients
+// in one process drive our server over the Kurento Protocol (and Janus's EchoTest over its HTTP API,
+// with the same clients and media) and measure server CPU, RSS, loss, latency and set-up time.
+//
+// bench/run.sh runs it with each server in a network namespace pinned to one core and this tool in
+// another namespace pinned to the other core. See bench/README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var osPID = os.Getpid()
+
+type config struct {
+	kmsURL, janusURL string
+	kmsPID, janusPID int
+	clientIP         string
+	video, audio     string
+	scenarios        []string
+	loopbackN        []int
+	one2manyN        []int
+	groupK           []int
+	groupM           int
+	window, settle   time.Duration
+	pause            time.Duration
+	ramp             bool
+	maxLoss          float64
+	maxP99           float64 // ms
+	idle             int
+	direct           int
+	conns            int
+	out, label, note string
+	pprofURL         string
+	replot           string
+	hst              *histograms
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "kms-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad count %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("kms-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &config{hst: newHistograms()}
+	var scen, loopN, o2mN, grpK string
+	fs.StringVar(&c.kmsURL, "kms-url", "", "our server's Kurento Protocol URL (ws://10.200.1.1:8888/kurento); empty: skip")
+	fs.IntVar(&c.kmsPID, "kms-pid", 0, "our server's process id, for CPU and RSS")
+	fs.StringVar(&c.janusURL, "janus-url", "", "Janus HTTP API URL (http://10.200.2.1:8088/janus); empty: skip")
+	fs.IntVar(&c.janusPID, "janus-pid", 0, "Janus's process id")
+	fs.StringVar(&c.clientIP, "client-ip", "127.0.0.1", "the only address the clients gather candidates on")
+	fs.StringVar(&c.video, "video", "bench/media/clip.ivf", "VP8 clip (IVF), looped")
+	fs.StringVar(&c.audio, "audio", "bench/media/clip.ogg", "Opus clip (Ogg, one 20 ms packet per page), looped")
+	fs.StringVar(&scen, "scenarios", "loopback,one2many,group", "scenarios to run: loopback, one2many, group (Janus runs loopback only)")
+	fs.StringVar(&loopN, "loopback-n", "", "loopback sessions at each step (default 5,20; ramp: 10,20,40,...)")
+	fs.StringVar(&o2mN, "one2many-n", "", "one-to-many subscribers at each step (default 50; ramp: 50,100,200,...)")
+	fs.StringVar(&grpK, "group-k", "", "group-call rooms at each step (default 2; ramp: 2,5,10,...)")
+	fs.IntVar(&c.groupM, "group-m", 3, "participants per group-call room")
+	fs.DurationVar(&c.window, "window", 8*time.Second, "measurement window at each step")
+	fs.DurationVar(&c.settle, "settle", time.Second, "wait after set-up before measuring")
+	fs.DurationVar(&c.pause, "pause", 2*time.Second, "wait after a scenario is torn down, and before idle RSS is read")
+	fs.BoolVar(&c.ramp, "ramp", false, "grow N until loss > -max-loss or p99 latency > -max-p99, report N reached per core")
+	fs.Float64Var(&c.maxLoss, "max-loss", 1, "ramp stop: packet loss, percent")
+	fs.Float64Var(&c.maxP99, "max-p99", 100, "ramp stop: p99 latency, ms")
+	fs.IntVar(&c.idle, "idle", 100, "idle endpoints created to measure RSS per idle endpoint (0: skip)")
+	fs.IntVar(&c.direct, "direct", 5, "pairs of clients sending to each other without a server, for the clients' own latency (0: skip)")
+	fs.IntVar(&c.conns, "conns", 4, "Kurento Protocol connections used in turn")
+	fs.StringVar(&c.out, "out", "bench/results/last", "output folder: results.json, results.csv, one PNG per scenario")
+	fs.StringVar(&c.label, "label", "short", "name of the run, written in the results")
+	fs.StringVar(&c.pprofURL, "pprof", "", "our server's pprof base URL (bench/kms-prof): a CPU profile of each window is saved in -out")
+	fs.StringVar(&c.note, "note", "", "free text written in the results (machine, pinning)")
+	fs.StringVar(&c.replot, "replot", "", "read this results.json, write its CSV and charts next to it and print its table; run nothing")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if c.replot != "" {
+		return c, nil
+	}
+	var err error
+	def := func(s, short, ramp string) ([]int, error) {
+		if s == "" {
+			s = short
+			if c.ramp {
+				s = ramp
+			}
+		}
+		return ints(s)
+	}
+	if c.loopbackN, err = def(loopN, "5,20", "10,20,40,60,80,100,130,160,200,250,300,400,500"); err != nil {
+		return nil, err
+	}
+	if c.one2manyN, err = def(o2mN, "50", "50,100,200,300,400,500,600,800,1000,1200,1500,2000"); err != nil {
+		return nil, err
+	}
+	if c.groupK, err = def(grpK, "2", "2,5,10,15,20,30,40"); err != nil {
+		return nil, err
+	}
+	for _, s := range strings.Split(scen, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "loopback", "one2many", "group":
+			c.scenarios = append(c.scenarios, s)
+		case "":
+		default:
+			return nil, fmt.Errorf("unknown scenario %q", s)
+		}
+	}
+	if c.kmsURL == "" && c.janusURL == "" {
+		return nil, errors.New("give -kms-url and/or -janus-url")
+	}
+	if c.kmsURL != "" && c.kmsPID == 0 || c.janusURL != "" && c.janusPID == 0 {
+		return nil, errors.New("each server needs its process id (-kms-pid, -janus-pid)")
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := parseFlags(args, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.replot != "" {
+		b, err := os.ReadFile(cfg.replot)
+		if err != nil {
+			return err
+		}
+		var res Results
+		if err := json.Unmarshal(b, &res); err != nil {
+			return fmt.Errorf("%s: %w", cfg.replot, err)
+		}
+		if err := res.write(filepath.Dir(cfg.replot)); err != nil {
+			return err
+		}
+		res.table(stdout)
+		return nil
+	}
+	clip, err := loadClip(cfg.video, cfg.audio)
+	if err != nil {
+		return err
+	}
+	api, err := newAPI(cfg.clientIP)
+	if err != nil {
+		return err
+	}
+	r := &runner{cfg: cfg, api: api, clip: clip, log: stdout, fresh: map[int]int64{}}
+	for _, pid := range []int{cfg.kmsPID, cfg.janusPID} {
+		if ps, err := readProc(pid); pid != 0 && err == nil {
+			r.fresh[pid] = ps.RSS
+		}
+	}
+	r.logf("clip: %d video frames (%.0f kb/s), %d Opus packets; clients on %s", len(clip.frames), clip.kbps, len(clip.audio), cfg.clientIP)
+	began := time.Now()
+	if cfg.direct > 0 {
+		r.runScenario(ctx, &target{name: "none"}, "direct", &direct{base: base{api: api, clip: clip, hst: cfg.hst}}, []int{cfg.direct})
+	}
+
+	if cfg.kmsURL != "" {
+		k, err := dialKurento(ctx, cfg.kmsURL, cfg.conns)
+		if err != nil {
+			return err
+		}
+		t := &target{name: "ours", pid: cfg.kmsPID, kms: k}
+		r.idle(ctx, t, cfg.idle)
+		b := func() base { return base{api: api, clip: clip, hst: cfg.hst} }
+		for _, s := range cfg.scenarios {
+			switch s {
+			case "loopback":
+				r.runScenario(ctx, t, s, &kmsLoopback{base: b(), k: k}, cfg.loopbackN)
+			case "one2many":
+				r.runScenario(ctx, t, s, &kmsOneToMany{base: b(), k: k}, cfg.one2manyN)
+			case "group":
+				r.runScenario(ctx, t, s, &kmsGroup{base: b(), k: k, m: cfg.groupM}, cfg.groupK)
+			}
+		}
+		k.close()
+	}
+	if cfg.janusURL != "" && ctx.Err() == nil {
+		j, err := dialJanus(ctx, cfg.janusURL)
+		if err != nil {
+			return err
+		}
+		t := &target{name: "janus", pid: cfg.janusPID, jan: j}
+		r.idle(ctx, t, cfg.idle)
+		for _, s := range cfg.scenarios {
+			if s == "loopback" {
+				r.runScenario(ctx, t, s, &janusLoopback{base: base{api: api, clip: clip, hst: cfg.hst}, j: j}, cfg.loopbackN)
+			}
+		}
+		j.close()
+	}
+	res := &Results{Label: cfg.label, Date: time.Now().UTC().Format(time.RFC3339), Note: cfg.note,
+		DurationS: time.Since(began).Seconds(), Machine: machine(), ClipKbps: clip.kbps, Window: cfg.window.String(),
+		Ramp: cfg.ramp, MaxLossPct: cfg.maxLoss, MaxP99ms: cfg.maxP99, Rows: r.rows, RampResults: r.ramp}
+	if err := res.write(cfg.out); err != nil {
+		return err
+	}
+	res.table(stdout)
+	fmt.Fprintf(stdout, "\nresults: %s/results.json, results.csv, *.png (%.0f s)\n", cfg.out, res.DurationS)
+	return ctx.Err()
+}

@@ -1,0 +1,362 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// epoch is the zero of every time stamp the tool takes (monotonic clock).
+var epoch = time.Now()
+
+func nowNS() int64 { return int64(time.Since(epoch)) }
+
+// newAPI makes the pion API all peers share: VP8 and Opus only, host candidates on one IPv4 address,
+// no mDNS and no interceptors. Without a NACK interceptor the receivers never ask for retransmissions,
+// so the loss they see is the loss of the server's forwarding, the same for both servers.
+func newAPI(clientIP string) (*webrtc.API, error) {
+	ip := net.ParseIP(clientIP)
+	if ip == nil || ip.To4() == nil {
+		return nil, fmt.Errorf("client address %q: want an IPv4 address", clientIP)
+	}
+	m := &webrtc.MediaEngine{}
+	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
+		PayloadType: 111}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(ip.IsLoopback())
+	se.SetIPFilter(func(a net.IP) bool { return a.Equal(ip) })
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se),
+		webrtc.WithInterceptorRegistry(&interceptor.Registry{})), nil
+}
+
+// ringSize is how many video packets a publisher remembers the send time of (≈ 20 s at 500 kb/s).
+const ringSize = 4096
+
+type sentPacket struct {
+	seq atomic.Uint32
+	fp  atomic.Uint64
+	at  atomic.Int64
+}
+
+// publisher sends the clip in real time on a peer's tracks: 30 video frames a second, each frame's
+// packets in one burst as an encoder would, and one Opus packet every 20 ms. A PLI or FIR restarts the
+// clip at its first frame, a keyframe: the clip is a loop, so the stream stays decodable.
+type publisher struct {
+	clip         *clip
+	video, audio *webrtc.TrackLocalStaticRTP
+	ring         [ringSize]sentPacket
+	lastSeq      atomic.Uint32
+	keyframe     atomic.Bool
+	packets      atomic.Int64
+	bytes        atomic.Int64
+	keyframes    atomic.Int64
+}
+
+func (p *publisher) runVideo(stop <-chan struct{}) {
+	tick := time.NewTicker(time.Second / 30)
+	defer tick.Stop()
+	seq := uint16(rand.Uint32())
+	ts := rand.Uint32()
+	var pkt rtp.Packet
+	frame := 0
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		if p.keyframe.Swap(false) || frame >= len(p.clip.frames) {
+			frame = 0
+		}
+		f := &p.clip.frames[frame]
+		if f.key {
+			p.keyframes.Add(1)
+		}
+		for i, pl := range f.payloads {
+			seq++
+			e := &p.ring[seq%ringSize]
+			e.seq.Store(uint32(seq))
+			e.fp.Store(f.prints[i])
+			e.at.Store(nowNS())
+			p.lastSeq.Store(uint32(seq))
+			pkt.Header = rtp.Header{Version: 2, Marker: i == len(f.payloads)-1, PayloadType: 96, SequenceNumber: seq, Timestamp: ts}
+			pkt.Payload = pl
+			if p.video.WriteRTP(&pkt) == nil {
+				p.packets.Add(1)
+				p.bytes.Add(int64(len(pl) + 12))
+			}
+		}
+		ts += 3000
+		frame++
+	}
+}
+
+func (p *publisher) runAudio(stop <-chan struct{}) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	seq := uint16(rand.Uint32())
+	ts := rand.Uint32()
+	var pkt rtp.Packet
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		seq++
+		pl := p.clip.audio[i%len(p.clip.audio)]
+		pkt.Header = rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: ts}
+		pkt.Payload = pl
+		if p.audio.WriteRTP(&pkt) == nil {
+			p.packets.Add(1)
+			p.bytes.Add(int64(len(pl) + 12))
+		}
+		ts += 960
+	}
+}
+
+// streamStats counts one received track as RTCP receiver reports do: expected = extended highest
+// sequence number - first + 1; lost = expected - received. Written by the track's reader only.
+type streamStats struct {
+	expected atomic.Int64
+	received atomic.Int64
+
+	started bool
+	base    int64
+	highest int64 // extended
+}
+
+func (s *streamStats) add(seq uint16) {
+	if !s.started {
+		s.started = true
+		s.base, s.highest = int64(seq), int64(seq)
+	} else {
+		// Extend seq to the value nearest to the highest seen.
+		ext := s.highest&^0xffff | int64(seq)
+		if ext < s.highest-0x8000 {
+			ext += 0x10000
+		} else if ext > s.highest+0x8000 {
+			ext -= 0x10000
+		}
+		if ext > s.highest {
+			s.highest = ext
+		}
+	}
+	s.expected.Store(s.highest - s.base + 1)
+	s.received.Add(1)
+}
+
+// peer is one client PeerConnection. A peer sends (pub != nil), receives (ref: the publisher whose
+// stream it expects back, for latency), or both.
+type peer struct {
+	pc  *webrtc.PeerConnection
+	pub *publisher
+	ref *publisher
+	hst *histograms
+
+	video, audio streamStats
+	frames       atomic.Int64
+	latencyOK    atomic.Int64 // received video packets matched to their send time
+	start        int64        // nowNS when processOffer / the Janus offer was sent
+	firstFrame   atomic.Int64 // nowNS of the first complete video frame received, 0 = none
+	connected    chan struct{}
+	failed       atomic.Bool
+	connOnce     sync.Once
+	stop         chan struct{}
+	wg           sync.WaitGroup
+	off          uint16 // received seq - sent seq, learned from fingerprints
+	offKnown     bool
+}
+
+func newPeer(api *webrtc.API, c *clip, send, receive bool, ref *publisher, h *histograms) (*peer, error) {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, err
+	}
+	p := &peer{pc: pc, ref: ref, hst: h, connected: make(chan struct{}), stop: make(chan struct{})}
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			p.connOnce.Do(func() { close(p.connected) })
+		case webrtc.PeerConnectionStateFailed:
+			p.failed.Store(true)
+		}
+	})
+	dir := webrtc.RTPTransceiverDirectionRecvonly
+	switch {
+	case send && receive:
+		dir = webrtc.RTPTransceiverDirectionSendrecv
+	case send:
+		dir = webrtc.RTPTransceiverDirectionSendonly
+	}
+	if send {
+		p.pub = &publisher{clip: c}
+		if receive && p.ref == nil {
+			p.ref = p.pub
+		}
+		id := fmt.Sprintf("bench-%d", rand.Uint32())
+		if p.pub.audio, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", id); err != nil {
+			pc.Close()
+			return nil, err
+		}
+		if p.pub.video, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", id); err != nil {
+			pc.Close()
+			return nil, err
+		}
+		for _, tr := range []*webrtc.TrackLocalStaticRTP{p.pub.audio, p.pub.video} {
+			t, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: dir})
+			if err != nil {
+				pc.Close()
+				return nil, err
+			}
+			p.wg.Add(1)
+			go p.readRTCP(t.Sender())
+		}
+	} else {
+		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+			if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: dir}); err != nil {
+				pc.Close()
+				return nil, err
+			}
+		}
+	}
+	if receive {
+		pc.OnTrack(p.onTrack)
+	}
+	return p, nil
+}
+
+// offer makes the offer with every (host) candidate in it: the servers' trickle is still received
+// and applied, but the client sends none.
+func (p *peer) offer() (string, error) {
+	o, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		return "", err
+	}
+	done := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(o); err != nil {
+		return "", err
+	}
+	<-done
+	return p.pc.LocalDescription().SDP, nil
+}
+
+func (p *peer) answer(sdp string) error {
+	return p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
+}
+
+func (p *peer) startMedia() {
+	if p.pub == nil {
+		return
+	}
+	p.wg.Add(2)
+	go func() { defer p.wg.Done(); p.pub.runVideo(p.stop) }()
+	go func() { defer p.wg.Done(); p.pub.runAudio(p.stop) }()
+}
+
+func (p *peer) readRTCP(s *webrtc.RTPSender) {
+	defer p.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := s.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, pkt := range pkts {
+			switch pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				p.pub.keyframe.Store(true)
+			}
+		}
+	}
+}
+
+func (p *peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	video := t.Kind() == webrtc.RTPCodecTypeVideo
+	buf := make([]byte, 1600)
+	var pkt rtp.Packet
+	for {
+		n, _, err := t.Read(buf)
+		if err != nil {
+			return
+		}
+		now := nowNS()
+		if pkt.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		if !video {
+			p.audio.add(pkt.SequenceNumber)
+			continue
+		}
+		p.video.add(pkt.SequenceNumber)
+		if pkt.Marker {
+			p.frames.Add(1)
+			p.firstFrame.CompareAndSwap(0, now)
+		}
+		if at, ok := p.sendTime(pkt.SequenceNumber, pkt.Payload); ok {
+			p.latencyOK.Add(1)
+			p.hst.latency.Load().add(now - at)
+		}
+	}
+}
+
+// sendTime finds when the packet was sent. The server rewrites SSRC, sequence numbers and timestamps
+// (and strips header extensions), but not the payload, and within one stream its sequence offset is
+// constant. So the offset is learned once by matching the payload's fingerprint against the
+// publisher's recent packets, and then every packet is checked against the fingerprint at its slot.
+func (p *peer) sendTime(seq uint16, payload []byte) (int64, bool) {
+	if p.ref == nil {
+		return 0, false
+	}
+	fp := fingerprint(payload)
+	if p.offKnown {
+		in := seq - p.off
+		e := &p.ref.ring[in%ringSize]
+		if e.seq.Load() == uint32(in) && e.fp.Load() == fp {
+			return e.at.Load(), true
+		}
+	}
+	last := uint16(p.ref.lastSeq.Load())
+	for i := uint16(0); i < 1024; i++ { // newest first: the loop repeats payloads every few seconds
+		in := last - i
+		e := &p.ref.ring[in%ringSize]
+		if e.seq.Load() == uint32(in) && e.fp.Load() == fp {
+			p.off, p.offKnown = seq-in, true
+			return e.at.Load(), true
+		}
+	}
+	return 0, false
+}
+
+func (p *peer) close() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	p.pc.Close()
+	p.wg.Wait()
+}

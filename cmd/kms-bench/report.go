@@ -1,0 +1,224 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// Results is everything a run writes.
+type Results struct {
+	Label       string       `json:"label"`
+	Date        string       `json:"date"`
+	Note        string       `json:"note,omitempty"`
+	Machine     string       `json:"machine"`
+	DurationS   float64      `json:"duration_s"`
+	ClipKbps    float64      `json:"clip_video_kbps"`
+	Window      string       `json:"window"`
+	Ramp        bool         `json:"ramp"`
+	MaxLossPct  float64      `json:"ramp_max_loss_pct"`
+	MaxP99ms    float64      `json:"ramp_max_p99_ms"`
+	Rows        []Row        `json:"rows"`
+	RampResults []RampResult `json:"ramp_results,omitempty"`
+}
+
+func machine() string {
+	model, cores := "", 0
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok && model == "" {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+			}
+			if strings.HasPrefix(l, "processor") {
+				cores++
+			}
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return fmt.Sprintf("%d cores (%d usable by this process), %s, Linux %s, %s", cores, runtime.NumCPU(), model, strings.TrimSpace(string(kernel)), runtime.Version())
+}
+
+func (res *Results) write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "results.csv"))
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	w.Write([]string{"server", "scenario", "n", "streams", "endpoints", "window_s", "server_cpu_core",
+		"cpu_s_per_stream_minute", "rss_mb", "rss_per_endpoint_kb", "packets_expected", "packets_lost", "loss_pct",
+		"latency_p50_ms", "latency_p99_ms", "latency_samples", "first_frame_p50_ms", "first_frame_p99_ms",
+		"first_frame_max_ms", "no_media", "send_kbps_per_publisher", "tool_cpu_core", "pass", "note"})
+	g := func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
+	for _, r := range res.Rows {
+		w.Write([]string{r.Server, r.Scenario, strconv.Itoa(r.N), strconv.Itoa(r.Streams), strconv.Itoa(r.Endpoints),
+			g(r.WindowS), g(r.ServerCPUCore), g(r.CPUSecPerStreamMin), g(r.RSSMB), g(r.RSSPerEndpointKB),
+			strconv.FormatInt(r.PacketsExpected, 10), strconv.FormatInt(r.PacketsLost, 10), g(r.LossPct),
+			g(r.LatencyP50ms), g(r.LatencyP99ms), strconv.FormatUint(r.LatencySamples, 10), g(r.FirstFrameP50ms),
+			g(r.FirstFrameP99ms), g(r.FirstFrameMaxms), strconv.Itoa(r.NoMedia), g(r.SendKbps), g(r.ToolCPUCore),
+			strconv.FormatBool(r.Pass), r.Note})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	var table strings.Builder
+	res.table(&table)
+	if err := os.WriteFile(filepath.Join(dir, "table.txt"), []byte(table.String()), 0o644); err != nil {
+		return err
+	}
+	for _, s := range []string{"loopback", "one2many", "group"} {
+		if err := res.chart(s, filepath.Join(dir, s+".png")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chart draws server CPU (cores), loss (%) and p99 latency (ms) against N, one line per server.
+func (res *Results) chart(scenario, file string) error {
+	series := map[string][3]plotter.XYs{}
+	var servers []string
+	for _, r := range res.Rows {
+		if r.Scenario != scenario {
+			continue
+		}
+		s, ok := series[r.Server]
+		if !ok {
+			servers = append(servers, r.Server)
+		}
+		s[0] = append(s[0], plotter.XY{X: float64(r.N), Y: r.ServerCPUCore})
+		s[1] = append(s[1], plotter.XY{X: float64(r.N), Y: r.LossPct})
+		s[2] = append(s[2], plotter.XY{X: float64(r.N), Y: max(r.LatencyP99ms, 0)})
+		series[r.Server] = s
+	}
+	if len(servers) == 0 {
+		return nil
+	}
+	unit := map[string]string{"loopback": "sessions", "one2many": "subscribers", "group": "rooms"}[scenario]
+	var plots [][]*plot.Plot
+	for i, ylabel := range []string{"server CPU (cores)", "packet loss (%)", "latency p99 (ms)"} {
+		p := plot.New()
+		p.Title.Text = fmt.Sprintf("%s: %s", scenario, ylabel)
+		p.X.Label.Text = "N (" + unit + ")"
+		p.Y.Label.Text = ylabel
+		p.Y.Min = 0
+		p.Add(plotter.NewGrid())
+		var args []any
+		for _, s := range servers {
+			args = append(args, s, series[s][i])
+		}
+		if err := plotutil.AddLinePoints(p, args...); err != nil {
+			return err
+		}
+		p.Y.Min, p.Y.Max = 0, max(p.Y.Max, 1)
+		plots = append(plots, []*plot.Plot{p})
+	}
+	img := vgimg.New(vg.Points(640), vg.Points(960))
+	dc := draw.New(img)
+	canvases := plot.Align(plots, draw.Tiles{Rows: len(plots), Cols: 1, PadY: vg.Points(10), PadX: vg.Points(10),
+		PadTop: vg.Points(10), PadBottom: vg.Points(10), PadLeft: vg.Points(10), PadRight: vg.Points(10)}, dc)
+	for i := range plots {
+		plots[i][0].Draw(canvases[i][0])
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// table prints the figures with both servers side by side for the scenarios they share, and the ratio
+// ours/Janus of CPU per session.
+func (res *Results) table(w io.Writer) {
+	fmt.Fprintf(w, "\n%s run, %s; %s\n", res.Label, res.Date, res.Machine)
+	if res.Note != "" {
+		fmt.Fprintln(w, res.Note)
+	}
+	fmt.Fprintf(w, "\n%-6s %-9s %5s %7s %6s %9s %7s %8s %7s %8s %8s %9s %9s %6s %5s\n", "server", "scenario", "N", "streams",
+		"cpu", "cpu-s/", "RSS", "RSS/ep", "loss", "lat p50", "lat p99", "1st frame", "1st frame", "tool", "pass")
+	fmt.Fprintf(w, "%-6s %-9s %5s %7s %6s %9s %7s %8s %7s %8s %8s %9s %9s %6s %5s\n", "", "", "", "", "cores",
+		"strm-min", "MB", "KB", "%", "ms", "ms", "p50 ms", "p99 ms", "cores", "")
+	f := func(v float64, prec int) string {
+		if v < 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(v, 'f', prec, 64)
+	}
+	for _, r := range res.Rows {
+		fmt.Fprintf(w, "%-6s %-9s %5d %7d %6s %9s %7s %8s %7s %8s %8s %9s %9s %6s %5v\n", r.Server, r.Scenario, r.N, r.Streams,
+			f(r.ServerCPUCore, 2), f(r.CPUSecPerStreamMin, 3), f(r.RSSMB, 0), f(r.RSSPerEndpointKB, 0), f(r.LossPct, 2),
+			f(r.LatencyP50ms, 2), f(r.LatencyP99ms, 2), f(r.FirstFrameP50ms, 0), f(r.FirstFrameP99ms, 0), f(r.ToolCPUCore, 2), r.Pass)
+	}
+	// Side by side: loopback (and idle) at the N both servers ran.
+	type key struct {
+		s string
+		n int
+	}
+	jan := map[key]Row{}
+	for _, r := range res.Rows {
+		if r.Server == "janus" {
+			jan[key{r.Scenario, r.N}] = r
+		}
+	}
+	header := false
+	for _, o := range res.Rows {
+		j, ok := jan[key{o.Scenario, o.N}]
+		if o.Server != "ours" || !ok {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "\nours vs Janus (same clients, same media)\n%-9s %5s %22s %22s %8s %18s %18s %18s\n", "scenario", "N",
+				"cpu-s/session-min", "ours/Janus", "", "loss % ours|janus", "p99 ms ours|janus", "RSS/ep KB ours|jan")
+			header = true
+		}
+		ratio := "-"
+		if j.CPUSecPerStreamMin > 0 && o.Scenario != "idle" {
+			ratio = fmt.Sprintf("%.2f", o.CPUSecPerStreamMin/j.CPUSecPerStreamMin)
+		}
+		rssRatio := ""
+		if o.Scenario == "idle" && j.RSSPerEndpointKB > 0 {
+			rssRatio = fmt.Sprintf(" (ratio %.2f)", o.RSSPerEndpointKB/j.RSSPerEndpointKB)
+		}
+		fmt.Fprintf(w, "%-9s %5d %10s | %-9s %22s %8s %18s %18s %18s%s\n", o.Scenario, o.N, f(o.CPUSecPerStreamMin, 3),
+			f(j.CPUSecPerStreamMin, 3), ratio, "", f(o.LossPct, 2)+" | "+f(j.LossPct, 2),
+			f(o.LatencyP99ms, 2)+" | "+f(j.LatencyP99ms, 2), f(o.RSSPerEndpointKB, 0)+" | "+f(j.RSSPerEndpointKB, 0), rssRatio)
+	}
+	for _, rr := range res.RampResults {
+		if rr.Scenario == "" {
+			continue
+		}
+		fmt.Fprintf(w, "ramp %-6s %-9s reached N=%d (%d streams per core), stopped by: %s\n", rr.Server, rr.Scenario,
+			rr.ReachedN, rr.PerCore, rr.StoppedBy)
+	}
+}

@@ -1,0 +1,352 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// scenario is one topology that grows unit by unit (a session, a subscriber, a room) and keeps what
+// it made until close.
+type scenario interface {
+	grow(ctx context.Context, n int) error // add units until there are n
+	units() int
+	streams() int   // receiving legs (one audio + one video each)
+	endpoints() int // server-side endpoints or handles
+	receivers() []*peer
+	peers() []*peer
+	close()
+}
+
+type base struct {
+	api  *webrtc.API
+	clip *clip
+	hst  *histograms
+
+	mu    sync.Mutex
+	all   []*peer
+	recv  []*peer
+	n     int
+	eps   int
+	rel   []func()
+	fails int
+}
+
+func (b *base) add(p *peer, receiver bool, endpoints int, release func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p != nil {
+		b.all = append(b.all, p)
+	}
+	if receiver {
+		b.recv = append(b.recv, p)
+	}
+	b.eps += endpoints
+	if release != nil {
+		b.rel = append(b.rel, release)
+	}
+}
+
+func (b *base) units() int { b.mu.Lock(); defer b.mu.Unlock(); return b.n }
+func (b *base) streams() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.recv)
+}
+func (b *base) endpoints() int { b.mu.Lock(); defer b.mu.Unlock(); return b.eps }
+func (b *base) receivers() []*peer {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]*peer(nil), b.recv...)
+}
+func (b *base) peers() []*peer {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]*peer(nil), b.all...)
+}
+
+func (b *base) close() {
+	b.mu.Lock()
+	all, rel := b.all, b.rel
+	b.all, b.recv, b.rel = nil, nil, nil
+	b.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range all {
+		wg.Go(p.close)
+	}
+	wg.Wait()
+	for _, r := range rel {
+		r()
+	}
+}
+
+// parallel runs f for units from..to-1 with a few workers; the first error wins.
+func parallel(ctx context.Context, from, to, workers int, f func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	var once sync.Once
+	var first error
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				if err := f(ctx, i); err != nil {
+					once.Do(func() { first = err; cancel() })
+				}
+			}
+		})
+	}
+feed:
+	for i := from; i < to; i++ {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+const setupWorkers = 8
+
+// kmsLoopback: N hello-world sessions, each a pipeline with one WebRtcEndpoint connected to itself.
+type kmsLoopback struct {
+	base
+	k *kurento
+}
+
+func (s *kmsLoopback) grow(ctx context.Context, n int) error {
+	err := parallel(ctx, s.units(), n, setupWorkers, func(ctx context.Context, i int) error {
+		c := s.k.conn()
+		pipe, err := c.Create(ctx, "MediaPipeline", nil)
+		if err != nil {
+			return err
+		}
+		release := func() { c.Release(context.Background(), pipe) }
+		ep, err := c.Create(ctx, "WebRtcEndpoint", map[string]any{"mediaPipeline": pipe})
+		if err != nil {
+			release()
+			return err
+		}
+		if err := c.Invoke(ctx, ep, "connect", map[string]any{"sink": ep}, nil); err != nil {
+			release()
+			return err
+		}
+		p, err := newPeer(s.api, s.clip, true, true, nil, s.hst)
+		if err != nil {
+			release()
+			return err
+		}
+		s.add(p, true, 1, release)
+		if err := s.k.negotiate(ctx, c, ep, p); err != nil {
+			return fmt.Errorf("session %d: %w", i, err)
+		}
+		p.startMedia()
+		return nil
+	})
+	s.mu.Lock()
+	s.n = len(s.recv)
+	s.mu.Unlock()
+	return err
+}
+
+// janusLoopback: N EchoTest handles.
+type janusLoopback struct {
+	base
+	j *janus
+}
+
+func (s *janusLoopback) grow(ctx context.Context, n int) error {
+	err := parallel(ctx, s.units(), n, setupWorkers, func(ctx context.Context, i int) error {
+		h, err := s.j.attach(ctx)
+		if err != nil {
+			return err
+		}
+		p, err := newPeer(s.api, s.clip, true, true, nil, s.hst)
+		if err != nil {
+			s.j.detach(context.Background(), h)
+			return err
+		}
+		s.add(p, true, 1, func() { s.j.detach(context.Background(), h) })
+		if err := s.j.negotiate(ctx, h, p); err != nil {
+			return fmt.Errorf("handle %d: %w", i, err)
+		}
+		p.startMedia()
+		return nil
+	})
+	s.mu.Lock()
+	s.n = len(s.recv)
+	s.mu.Unlock()
+	return err
+}
+
+// kmsOneToMany: one presenter WebRtcEndpoint connected to N viewer WebRtcEndpoints (the one2many
+// tutorial).
+type kmsOneToMany struct {
+	base
+	k         *kurento
+	pipe, pep string
+	pub       *peer
+}
+
+func (s *kmsOneToMany) grow(ctx context.Context, n int) error {
+	if s.pub == nil {
+		c := s.k.conn()
+		pipe, err := c.Create(ctx, "MediaPipeline", nil)
+		if err != nil {
+			return err
+		}
+		s.pipe = pipe
+		s.rel = append(s.rel, func() { c.Release(context.Background(), pipe) })
+		if s.pep, err = c.Create(ctx, "WebRtcEndpoint", map[string]any{"mediaPipeline": pipe}); err != nil {
+			return err
+		}
+		p, err := newPeer(s.api, s.clip, true, false, nil, s.hst)
+		if err != nil {
+			return err
+		}
+		s.add(p, false, 1, nil)
+		if err := s.k.negotiate(ctx, c, s.pep, p); err != nil {
+			return fmt.Errorf("presenter: %w", err)
+		}
+		p.startMedia()
+		s.pub = p
+	}
+	err := parallel(ctx, s.units(), n, setupWorkers, func(ctx context.Context, i int) error {
+		c := s.k.conn()
+		ep, err := c.Create(ctx, "WebRtcEndpoint", map[string]any{"mediaPipeline": s.pipe})
+		if err != nil {
+			return err
+		}
+		if err := c.Invoke(ctx, s.pep, "connect", map[string]any{"sink": ep}, nil); err != nil {
+			return err
+		}
+		p, err := newPeer(s.api, s.clip, false, true, s.pub.pub, s.hst)
+		if err != nil {
+			return err
+		}
+		s.add(p, true, 1, nil)
+		if err := s.k.negotiate(ctx, c, ep, p); err != nil {
+			return fmt.Errorf("viewer %d: %w", i, err)
+		}
+		return nil
+	})
+	s.mu.Lock()
+	s.n = len(s.recv)
+	s.mu.Unlock()
+	return err
+}
+
+// kmsGroup: rooms of M participants shaped as the group-call tutorial: each participant publishes
+// on its own WebRtcEndpoint and receives every other participant on one WebRtcEndpoint each.
+type kmsGroup struct {
+	base
+	k *kurento
+	m int
+}
+
+func (s *kmsGroup) grow(ctx context.Context, n int) error {
+	err := parallel(ctx, s.units(), n, 2, func(ctx context.Context, room int) error {
+		c := s.k.conn()
+		pipe, err := c.Create(ctx, "MediaPipeline", nil)
+		if err != nil {
+			return err
+		}
+		s.add(nil, false, 0, func() { c.Release(context.Background(), pipe) })
+		outs := make([]string, s.m)
+		pubs := make([]*peer, s.m)
+		for i := range s.m {
+			if outs[i], err = c.Create(ctx, "WebRtcEndpoint", map[string]any{"mediaPipeline": pipe}); err != nil {
+				return err
+			}
+			if pubs[i], err = newPeer(s.api, s.clip, true, false, nil, s.hst); err != nil {
+				return err
+			}
+			s.add(pubs[i], false, 1, nil)
+			if err := s.k.negotiate(ctx, c, outs[i], pubs[i]); err != nil {
+				return fmt.Errorf("room %d publisher %d: %w", room, i, err)
+			}
+			pubs[i].startMedia()
+		}
+		for i := range s.m {
+			for j := range s.m {
+				if i == j {
+					continue
+				}
+				in, err := c.Create(ctx, "WebRtcEndpoint", map[string]any{"mediaPipeline": pipe})
+				if err != nil {
+					return err
+				}
+				if err := c.Invoke(ctx, outs[j], "connect", map[string]any{"sink": in}, nil); err != nil {
+					return err
+				}
+				p, err := newPeer(s.api, s.clip, false, true, pubs[j].pub, s.hst)
+				if err != nil {
+					return err
+				}
+				s.add(p, true, 1, nil)
+				if err := s.k.negotiate(ctx, c, in, p); err != nil {
+					return fmt.Errorf("room %d viewer %d of %d: %w", room, i, j, err)
+				}
+			}
+		}
+		s.mu.Lock()
+		s.n++
+		s.mu.Unlock()
+		return nil
+	})
+	return err
+}
+
+// direct is the baseline without a server: N pairs of the same clients, a publisher sending straight
+// to a receiver in this process. Its latency is what the clients themselves add (pacing, SRTP,
+// pion's send and receive paths, the kernel), to be read against the servers' figures.
+type direct struct {
+	base
+}
+
+func (s *direct) grow(ctx context.Context, n int) error {
+	err := parallel(ctx, s.units(), n, setupWorkers, func(ctx context.Context, i int) error {
+		pub, err := newPeer(s.api, s.clip, true, false, nil, s.hst)
+		if err != nil {
+			return err
+		}
+		s.add(pub, false, 0, nil)
+		sub, err := newPeer(s.api, s.clip, false, true, pub.pub, s.hst)
+		if err != nil {
+			return err
+		}
+		s.add(sub, true, 0, nil)
+		offer, err := pub.offer()
+		if err != nil {
+			return err
+		}
+		sub.start = nowNS()
+		if err := sub.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+			return err
+		}
+		ans, err := sub.pc.CreateAnswer(nil)
+		if err != nil {
+			return err
+		}
+		done := webrtc.GatheringCompletePromise(sub.pc)
+		if err := sub.pc.SetLocalDescription(ans); err != nil {
+			return err
+		}
+		<-done
+		if err := pub.answer(sub.pc.LocalDescription().SDP); err != nil {
+			return err
+		}
+		pub.startMedia()
+		return nil
+	})
+	s.mu.Lock()
+	s.n = len(s.recv)
+	s.mu.Unlock()
+	return err
+}
