@@ -15,6 +15,7 @@ func Define(r *objects.Registry, cfg *config.Config) {
 	d.defineBaseRtp()
 	d.defineWebRtc()
 	d.defineHubs()
+	d.defineRecorder()
 	d.defineFilters()
 }
 
