@@ -24,7 +24,7 @@ vet:
 test: deps-test vet build test-go test-node
 
 test-go:
-	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -p 1 -timeout 20m ./...
 
 test-node: build
 	KMS_BIN=$(CURDIR)/$(BIN) ./test/node/run.sh

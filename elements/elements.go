@@ -14,9 +14,12 @@ func Define(r *objects.Registry, cfg *config.Config) {
 	d := &definer{r: r, cfg: cfg}
 	d.defineBaseRtp()
 	d.defineWebRtc()
+	d.defineFilters()
+	d.defineRtp()
 	d.defineHubs()
 	d.defineRecorder()
-	d.defineFilters()
+	d.definePlayer()
+	d.defineHttpPost()
 }
 
 type definer struct {

@@ -1,0 +1,191 @@
+package elements_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kurento-go/kms/api"
+	"github.com/kurento-go/kms/client"
+	"github.com/kurento-go/kms/config"
+	"github.com/kurento-go/kms/elements"
+	"github.com/kurento-go/kms/objects"
+	"github.com/kurento-go/kms/protocol"
+)
+
+// postServer runs the server in-process like testserver, with the embedded HTTP server of the
+// HttpEndpoints on a free loopback port.
+func postServer(t *testing.T, timeout time.Duration) (context.Context, *client.Client, string) {
+	t.Helper()
+	cfg, err := config.Load([]string{"-f", t.TempDir() + "/kurento.conf.json"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Modules.HttpEndpoint = config.HttpEndpoint{ServerAddress: "127.0.0.1", AnnouncedAddress: "127.0.0.1", Port: 0}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	reg := objects.NewRegistry(api.MustLoad(), objects.ServerManagerInfo{Started: time.Now()}, log)
+	elements.Define(reg, cfg)
+	srv := protocol.NewServer(reg, "kurento", time.Minute, log)
+	reg.SetNotifier(srv)
+	srv.Start()
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+		reg.ReleaseAll()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	c, err := client.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/kurento")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	pipeline, err := c.Create(ctx, "MediaPipeline", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, c, pipeline
+}
+
+func TestHttpPostEndpointPlaysUpload(t *testing.T) {
+	needPlayer(t, "matroskademux", "vp8dec", "opusdec")
+	file := mediaClip(t, t.TempDir(), "clip.webm", 3*time.Second, webmArgs...)
+	for _, multi := range []bool{false, true} {
+		name := map[bool]string{false: "raw-chunked", true: "multipart"}[multi]
+		t.Run(name, func(t *testing.T) {
+			ctx, c, pipeline := postServer(t, 60*time.Second)
+			ep, err := c.Create(ctx, "HttpPostEndpoint", map[string]any{"mediaPipeline": pipeline, "disconnectionTimeout": 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var url string
+			if err := c.Invoke(ctx, ep, "getUrl", nil, &url); err != nil {
+				t.Fatal(err)
+			}
+			ev := watchEvents(ctx, t, c, ep, "EndOfStream", "Error", "MediaSessionStarted", "MediaSessionTerminated")
+			peer := viewer(ctx, t, c, pipeline, ep)
+			start := time.Now()
+			code, body := uploadFile(ctx, t, url, file, multi)
+			t.Logf("%s: POST %s -> %d %q after %v", name, url, code, strings.TrimSpace(body), time.Since(start).Round(time.Millisecond))
+			if code != http.StatusOK {
+				t.Fatalf("POST: %d %s", code, body)
+			}
+			if err := peer.WaitVideo(ctx); err != nil {
+				t.Fatal(err)
+			}
+			eos := ev.wait(ctx, t, "EndOfStream", 1)
+			ev.wait(ctx, t, "MediaSessionStarted", 1)
+			ev.wait(ctx, t, "MediaSessionTerminated", 1)
+			t.Logf("%s: EndOfStream %v after the POST started; %d video frames, %d audio packets", name,
+				eos.at.Sub(start).Round(time.Millisecond), peer.FramesReceived.Load(), peer.AudioReceived.Load())
+			if n := peer.FramesReceived.Load(); n < 50 {
+				t.Errorf("%d frames received", n)
+			}
+			if countEvents(ev, "Error") > 0 {
+				t.Errorf("errors: %v", ev.list())
+			}
+		})
+	}
+}
+
+// uploadFile POSTs a file, chunked, raw or as multipart/form-data.
+func uploadFile(ctx context.Context, t *testing.T, url, file string, multi bool) (int, string) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe() // no length known: the body goes chunked
+	ctype := "video/webm"
+	var mw *multipart.Writer
+	if multi {
+		mw = multipart.NewWriter(pw)
+		ctype = mw.FormDataContentType()
+	}
+	go func() {
+		if mw != nil {
+			mw.WriteField("name", "clip")
+			fw, _ := mw.CreateFormFile("file", filepath.Base(file))
+			io.Copy(fw, bytes.NewReader(data))
+			pw.CloseWithError(mw.Close())
+			return
+		}
+		for b := data; len(b) > 0; {
+			n := min(len(b), 16<<10)
+			if _, err := pw.Write(b[:n]); err != nil {
+				return
+			}
+			b = b[n:]
+		}
+		pw.Close()
+	}()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", ctype)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestHttpPostEndpointToRecorder: an uploaded file goes through a RecorderEndpoint into a new file.
+func TestHttpPostEndpointToRecorder(t *testing.T) {
+	needPlayer(t, "matroskademux", "vp8dec", "opusdec")
+	dir := t.TempDir()
+	file := mediaClip(t, dir, "clip.webm", 3*time.Second, webmArgs...)
+	ctx, c, pipeline := postServer(t, 60*time.Second)
+	ep, err := c.Create(ctx, "HttpPostEndpoint", map[string]any{"mediaPipeline": pipeline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "recorded.webm")
+	rec, err := c.Create(ctx, "RecorderEndpoint", map[string]any{"mediaPipeline": pipeline, "uri": "file://" + out, "mediaProfile": "WEBM"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invoke(ctx, ep, "connect", map[string]any{"sink": rec}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invoke(ctx, rec, "record", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	ev := watchEvents(ctx, t, c, ep, "EndOfStream", "Error")
+	var url string
+	if err := c.Invoke(ctx, ep, "getUrl", nil, &url); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := uploadFile(ctx, t, url, file, false); code != http.StatusOK {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	ev.wait(ctx, t, "EndOfStream", 1)
+	if err := c.Invoke(ctx, rec, "stopAndWait", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "csv=p=0", out).CombinedOutput()
+	t.Logf("recorded %s: %q", out, b)
+	if err != nil {
+		t.Fatalf("ffprobe: %v", err)
+	}
+	if !strings.Contains(string(b), "vp8") || !strings.Contains(string(b), "opus") {
+		t.Errorf("recording lacks vp8 or opus: %q", b)
+	}
+	if d := probeDuration(t, out); d < 2*time.Second {
+		t.Errorf("recorded %v of a 3 s upload", d)
+	}
+}

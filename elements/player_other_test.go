@@ -1,0 +1,7 @@
+//go:build !linux
+
+package elements_test
+
+import "syscall"
+
+func rtspSysProcAttr() *syscall.SysProcAttr { return nil }

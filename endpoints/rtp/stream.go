@@ -1,0 +1,461 @@
+package rtp
+
+import (
+	"errors"
+	"math"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kurento-go/kms/media"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+)
+
+// KeySoftLimit is how many packets one SRTP master key protects before OnKeySoftLimit is raised:
+// libsrtp's soft limit (2^16 packets before the 2^48 hard limit), which KMS reports.
+var KeySoftLimit uint64 = 1<<48 - 1<<16
+
+// decryptReportInterval spaces the reports of SRTP failures of one stream.
+const decryptReportInterval = 5 * time.Second
+
+const maxPacket = 1500
+
+// stream is the transport of one negotiated m-line: its sockets, the peer's addresses, SRTP state,
+// RTCP statistics, and the pads it connects to the graph.
+type stream struct {
+	ep       *Endpoint
+	kind     media.Type
+	rtpConn  *net.UDPConn
+	rtcpConn *net.UDPConn // nil with rtcp-mux
+	mux      bool
+	latch    bool // learn the peer's addresses from what it sends (comedia, or no usable c=)
+
+	remoteRTP  atomic.Pointer[netip.AddrPort]
+	remoteRTCP atomic.Pointer[netip.AddrPort]
+
+	send, recv bool
+	fb         feedback
+	localSSRC  uint32
+	cname      string
+	sender     *media.Sender // send only
+	src        *media.Source // recv only
+	recvCodecs [128]*media.Codec
+	recvRate   uint32
+	sendClock  uint32
+
+	// SRTP: one context per reading goroutine, one for everything we send (under outMu).
+	inRTP, inRTCP *srtp.Context
+	lastFailure   atomic.Int64 // unix nanos of the last reported decrypt failure
+	failures      atomic.Uint64
+
+	outMu         sync.Mutex
+	out           *srtp.Context
+	outBuf        []byte
+	encBuf        []byte
+	sentPackets   uint32
+	sentOctets    uint32
+	lastTS        uint32
+	lastSentAt    time.Time
+	protected     uint64
+	softLimitSent bool
+	cache         *packetCache
+	firSeq        uint8
+
+	recvMu        sync.Mutex
+	remoteSSRC    uint32
+	started       bool
+	baseSeq       uint16
+	maxSeq        uint16
+	cycles        uint32
+	received      uint32
+	expectedPrior uint32
+	receivedPrior uint32
+	jitter        float64
+	lastTransit   int64
+	lastSR        uint32 // middle 32 bits of the NTP time of the last SR
+	lastSRAt      time.Time
+	remb          atomic.Uint64 // bps the peer asks for, 0 if none
+}
+
+func isRTCP(b []byte) bool { return len(b) >= 2 && b[1] >= 192 && b[1] <= 223 }
+
+// readLoop is the one goroutine of a socket: RTP (and RTCP when multiplexed, or on the RTCP socket).
+func (s *stream) readLoop(conn *net.UDPConn, rtcpOnly bool) {
+	defer s.ep.wg.Done()
+	buf := make([]byte, maxPacket+100)
+	dec := make([]byte, 0, maxPacket+100)
+	var p rtp.Packet
+	var h rtp.Header
+	for {
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		data := buf[:n]
+		if rtcpOnly || isRTCP(data) {
+			s.handleRTCP(data, from, dec)
+			continue
+		}
+		s.handleRTP(data, from, dec, &p, &h)
+	}
+}
+
+func (s *stream) learn(dst *atomic.Pointer[netip.AddrPort], from netip.AddrPort) {
+	if cur := dst.Load(); cur == nil || *cur != from {
+		a := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		dst.Store(&a)
+	}
+}
+
+func (s *stream) handleRTP(data []byte, from netip.AddrPort, dec []byte, p *rtp.Packet, h *rtp.Header) {
+	if len(data) < 12 || data[0]>>6 != 2 {
+		return
+	}
+	if s.latch {
+		s.learn(&s.remoteRTP, from)
+		if s.mux {
+			s.learn(&s.remoteRTCP, from)
+		}
+	}
+	if s.inRTP != nil {
+		plain, err := s.inRTP.DecryptRTP(dec, data, h)
+		if err != nil {
+			s.decryptFailed(err)
+			return
+		}
+		data = plain
+	}
+	if !s.recv || p.Unmarshal(data) != nil {
+		return
+	}
+	c := s.recvCodecs[p.PayloadType&0x7f]
+	if c == nil {
+		return
+	}
+	if cur := s.src.Codec(); cur != c {
+		s.src.SetCodec(c)
+	}
+	now := time.Now()
+	s.ep.lastActivity.Store(now.UnixNano())
+	s.track(p, now)
+	s.src.WriteRTP(p)
+}
+
+// track keeps the reception statistics of RFC 3550 A.3 and A.8, and asks for lost packets.
+func (s *stream) track(p *rtp.Packet, now time.Time) {
+	var lost []uint16
+	s.recvMu.Lock()
+	seq := p.SequenceNumber
+	if !s.started || p.SSRC != s.remoteSSRC {
+		s.started, s.remoteSSRC = true, p.SSRC
+		s.baseSeq, s.maxSeq, s.cycles, s.received = seq, seq, 0, 0
+		s.expectedPrior, s.receivedPrior, s.jitter, s.lastTransit = 0, 0, 0, 0
+	} else if d := seq - s.maxSeq; d != 0 && d < 0x8000 {
+		if seq < s.maxSeq {
+			s.cycles += 1 << 16
+		}
+		if d > 1 && d <= 64 && s.fb.nack {
+			for i := uint16(1); i < d; i++ {
+				lost = append(lost, s.maxSeq+i)
+			}
+		}
+		s.maxSeq = seq
+	}
+	s.received++
+	if s.recvRate > 0 {
+		arrival := int64(float64(now.UnixNano()) * float64(s.recvRate) / 1e9)
+		transit := arrival - int64(p.Timestamp)
+		if s.lastTransit != 0 {
+			d := float64(transit - s.lastTransit)
+			s.jitter += (math.Abs(d) - s.jitter) / 16
+		}
+		s.lastTransit = transit
+	}
+	ssrc := s.remoteSSRC
+	s.recvMu.Unlock()
+	if lost != nil {
+		s.writeRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
+			SenderSSRC: s.localSSRC, MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(lost),
+		}})
+	}
+}
+
+func (s *stream) decryptFailed(err error) {
+	n := s.failures.Add(1)
+	now := time.Now().UnixNano()
+	last := s.lastFailure.Load()
+	if last != 0 && now-last < int64(decryptReportInterval) || !s.lastFailure.CompareAndSwap(last, now) {
+		return
+	}
+	s.ep.log.Warn("SRTP decryption failed", "media", s.kind.String(), "failures", n, "err", err)
+	s.ep.el.Emit(DecryptFailed{Type: s.kind, Failures: n, Reason: err.Error()})
+}
+
+func (s *stream) handleRTCP(data []byte, from netip.AddrPort, dec []byte) {
+	if len(data) < 8 || data[0]>>6 != 2 {
+		return
+	}
+	if s.latch {
+		s.learn(&s.remoteRTCP, from)
+	}
+	if s.inRTCP != nil {
+		plain, err := s.inRTCP.DecryptRTCP(dec, data, nil)
+		if err != nil {
+			s.decryptFailed(err)
+			return
+		}
+		data = plain
+	}
+	pkts, err := rtcp.Unmarshal(data)
+	if err != nil {
+		return
+	}
+	bye := false
+	for _, pkt := range pkts {
+		switch pkt := pkt.(type) {
+		case *rtcp.SenderReport:
+			s.recvMu.Lock()
+			s.lastSR, s.lastSRAt = uint32(pkt.NTPTime>>16), time.Now()
+			s.recvMu.Unlock()
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			if s.send && s.sender != nil {
+				s.sender.RequestKeyframe()
+			}
+		case *rtcp.TransportLayerNack:
+			s.serveNack(pkt)
+		case *rtcp.ReceiverEstimatedMaximumBitrate:
+			s.remb.Store(uint64(pkt.Bitrate))
+		case *rtcp.Goodbye:
+			bye = true
+		}
+	}
+	s.ep.rtcpReceived(bye)
+}
+
+// keyframeRequester asks the peer for a keyframe with the feedback it accepted: PLI, else FIR.
+func (s *stream) keyframeRequester() func() {
+	if !s.fb.pli && !s.fb.fir {
+		return nil
+	}
+	return func() {
+		s.recvMu.Lock()
+		ssrc := s.remoteSSRC
+		s.recvMu.Unlock()
+		if s.fb.pli {
+			s.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{SenderSSRC: s.localSSRC, MediaSSRC: ssrc}})
+			return
+		}
+		s.outMu.Lock()
+		s.firSeq++
+		n := s.firSeq
+		s.outMu.Unlock()
+		s.writeRTCP([]rtcp.Packet{&rtcp.FullIntraRequest{SenderSSRC: s.localSSRC, MediaSSRC: ssrc,
+			FIR: []rtcp.FIREntry{{SSRC: ssrc, SequenceNumber: n}}}})
+	}
+}
+
+// writeRTP is the network write of the element's media.Sender: marshal into a reused buffer,
+// protect, send. No allocation.
+func (s *stream) writeRTP(h *rtp.Header, payload []byte) error {
+	dst := s.remoteRTP.Load()
+	if dst == nil {
+		return nil
+	}
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	n, err := h.MarshalTo(s.outBuf)
+	if err != nil || n+len(payload) > len(s.outBuf) {
+		return errPacketTooLarge
+	}
+	n += copy(s.outBuf[n:], payload)
+	pkt := s.outBuf[:n]
+	if s.cache != nil {
+		s.cache.store(h.SequenceNumber, pkt)
+	}
+	if s.out != nil {
+		enc, err := s.out.EncryptRTP(s.encBuf[:0], pkt, h)
+		if err != nil {
+			return err
+		}
+		s.encBuf = enc[:0]
+		pkt = enc
+		s.protectedOne()
+	}
+	s.sentPackets++
+	s.sentOctets += uint32(len(payload))
+	s.lastTS, s.lastSentAt = h.Timestamp, time.Now()
+	_, err = s.rtpConn.WriteToUDPAddrPort(pkt, *dst)
+	return err
+}
+
+var errPacketTooLarge = errors.New("RTP packet larger than the send buffer")
+
+// protectedOne counts a packet protected with our key and raises the soft limit once; the caller holds outMu.
+func (s *stream) protectedOne() {
+	s.protected++
+	if s.protected >= KeySoftLimit && !s.softLimitSent {
+		s.softLimitSent = true
+		s.ep.el.Emit(KeySoftLimitReached{Type: s.kind})
+	}
+}
+
+// writeRTCP sends a compound packet to the peer's RTCP address (its RTP address with rtcp-mux).
+func (s *stream) writeRTCP(pkts []rtcp.Packet) {
+	dst := s.remoteRTCP.Load()
+	if dst == nil {
+		return
+	}
+	raw, err := rtcp.Marshal(pkts)
+	if err != nil {
+		return
+	}
+	s.outMu.Lock()
+	if s.out != nil {
+		enc, err := s.out.EncryptRTCP(nil, raw, nil)
+		if err != nil {
+			s.outMu.Unlock()
+			return
+		}
+		raw = enc
+		s.protectedOne()
+	}
+	s.outMu.Unlock()
+	conn := s.rtcpConn
+	if conn == nil {
+		conn = s.rtpConn
+	}
+	_, _ = conn.WriteToUDPAddrPort(raw, *dst)
+}
+
+// serveNack resends what the peer lost from the packets we sent.
+func (s *stream) serveNack(n *rtcp.TransportLayerNack) {
+	if s.cache == nil {
+		return
+	}
+	dst := s.remoteRTP.Load()
+	if dst == nil {
+		return
+	}
+	for _, pair := range n.Nacks {
+		for _, seq := range pair.PacketList() {
+			s.outMu.Lock()
+			pkt := s.cache.get(seq)
+			if pkt != nil && s.out != nil {
+				enc, err := s.out.EncryptRTP(s.encBuf[:0], pkt, nil)
+				if err != nil {
+					pkt = nil
+				} else {
+					s.encBuf = enc[:0]
+					pkt = enc
+					s.protectedOne()
+				}
+			}
+			if pkt != nil {
+				_, _ = s.rtpConn.WriteToUDPAddrPort(pkt, *dst)
+			}
+			s.outMu.Unlock()
+		}
+	}
+}
+
+const ntpEpochOffset = 2208988800
+
+func ntpTime(t time.Time) uint64 {
+	secs := uint64(t.Unix()) + ntpEpochOffset
+	frac := uint64(t.Nanosecond()) * (1 << 32) / 1e9
+	return secs<<32 | frac
+}
+
+// report is the periodic RTCP compound: SR when we sent since the start, else RR; reception
+// report of the peer's stream; SDES CNAME; REMB when negotiated and a receive limit is set.
+func (s *stream) report(rembBps uint64) {
+	now := time.Now()
+	var blocks []rtcp.ReceptionReport
+	s.recvMu.Lock()
+	ssrc := s.remoteSSRC
+	if s.started {
+		ext := s.cycles + uint32(s.maxSeq)
+		expected := ext - uint32(s.baseSeq) + 1
+		lost := int64(expected) - int64(s.received)
+		lost = max(min(lost, 0x7fffff), -0x800000)
+		expInt := expected - s.expectedPrior
+		recvInt := s.received - s.receivedPrior
+		s.expectedPrior, s.receivedPrior = expected, s.received
+		var fraction uint8
+		if lostInt := int64(expInt) - int64(recvInt); expInt > 0 && lostInt > 0 {
+			fraction = uint8(lostInt << 8 / int64(expInt))
+		}
+		var dlsr uint32
+		if !s.lastSRAt.IsZero() {
+			dlsr = uint32(now.Sub(s.lastSRAt).Seconds() * 65536)
+		}
+		blocks = append(blocks, rtcp.ReceptionReport{
+			SSRC: ssrc, FractionLost: fraction, TotalLost: uint32(lost) & 0xffffff,
+			LastSequenceNumber: ext, Jitter: uint32(s.jitter), LastSenderReport: s.lastSR, Delay: dlsr,
+		})
+	}
+	s.recvMu.Unlock()
+
+	var pkts []rtcp.Packet
+	s.outMu.Lock()
+	if s.sentPackets > 0 {
+		rtpTime := s.lastTS + uint32(now.Sub(s.lastSentAt).Seconds()*float64(s.sendClock))
+		pkts = append(pkts, &rtcp.SenderReport{SSRC: s.localSSRC, NTPTime: ntpTime(now), RTPTime: rtpTime,
+			PacketCount: s.sentPackets, OctetCount: s.sentOctets, Reports: blocks})
+	} else {
+		pkts = append(pkts, &rtcp.ReceiverReport{SSRC: s.localSSRC, Reports: blocks})
+	}
+	s.outMu.Unlock()
+	pkts = append(pkts, &rtcp.SourceDescription{Chunks: []rtcp.SourceDescriptionChunk{{
+		Source: s.localSSRC, Items: []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: s.cname}},
+	}}})
+	if s.fb.remb && s.kind == media.Video && s.recv && rembBps > 0 && ssrc != 0 {
+		pkts = append(pkts, &rtcp.ReceiverEstimatedMaximumBitrate{SenderSSRC: s.localSSRC, Bitrate: float32(rembBps), SSRCs: []uint32{ssrc}})
+	}
+	s.writeRTCP(pkts)
+}
+
+// bye tells the peer we leave.
+func (s *stream) bye() {
+	s.writeRTCP([]rtcp.Packet{&rtcp.Goodbye{Sources: []uint32{s.localSSRC}}})
+}
+
+func (s *stream) close() {
+	s.rtpConn.Close()
+	if s.rtcpConn != nil {
+		s.rtcpConn.Close()
+	}
+}
+
+// packetCache keeps the last packets sent, by sequence number, to answer NACKs.
+type packetCache struct {
+	slots [256]struct {
+		seq   uint16
+		n     int
+		valid bool
+		buf   [maxPacket]byte
+	}
+}
+
+func (c *packetCache) store(seq uint16, pkt []byte) {
+	if len(pkt) > maxPacket {
+		return
+	}
+	sl := &c.slots[seq%uint16(len(c.slots))]
+	sl.seq, sl.n, sl.valid = seq, copy(sl.buf[:], pkt), true
+}
+
+func (c *packetCache) get(seq uint16) []byte {
+	sl := &c.slots[seq%uint16(len(c.slots))]
+	if !sl.valid || sl.seq != seq {
+		return nil
+	}
+	return sl.buf[:sl.n]
+}
