@@ -31,6 +31,15 @@ func (w *webRtcEndpoint) settings() webrtc.Settings {
 	if names, _ := p.Get(w, "networkInterfaces").(string); names != "" {
 		s.NetworkInterfaces = splitComma(names)
 	}
+	s.MinVideoRecvBandwidth, _ = p.Get(w, "minVideoRecvBandwidth").(int)
+	s.MaxVideoRecvBandwidth, _ = p.Get(w, "maxVideoRecvBandwidth").(int)
+	s.MinVideoSendBandwidth, _ = p.Get(w, "minVideoSendBandwidth").(int)
+	s.MaxVideoSendBandwidth, _ = p.Get(w, "maxVideoSendBandwidth").(int)
+	if r, ok := p.Get(w, "rembParams").(*api.Register); ok && r != nil {
+		if v, ok := r.Fields["rembOnConnect"].(int); ok && v > 0 {
+			s.RembOnConnect = v
+		}
+	}
 	return s
 }
 
@@ -79,6 +88,10 @@ func (w *webRtcEndpoint) onEvent(ev media.Event) {
 	case webrtc.IceStateChanged:
 		w.Props.Set(w, "iceState", ev.State)
 		w.Emit("IceComponentStateChanged", map[string]any{"streamId": 1, "componentId": 1, "state": ev.State})
+	case webrtc.DataChannelOpened:
+		w.Emit("DataChannelOpened", map[string]any{"channelId": ev.ChannelID})
+	case webrtc.DataChannelClosed:
+		w.Emit("DataChannelClosed", map[string]any{"channelId": ev.ChannelID})
 	case webrtc.CandidatePairSelected:
 		pair := &api.Register{Type: "IceCandidatePair", Fields: map[string]any{
 			"streamId": "1", "componentId": 1, "localCandidate": ev.Local, "remoteCandidate": ev.Remote,
@@ -153,15 +166,38 @@ func (d *definer) defineWebRtc() {
 				idx, _ := c.Fields["sdpMLineIndex"].(int)
 				return nil, o.(*webRtcEndpoint).ep.AddIceCandidate(cand, mid, idx)
 			},
-			"createDataChannel": func(o objects.Object, _ objects.Args) (any, error) {
+			"createDataChannel": func(o objects.Object, a objects.Args) (any, error) {
 				w := o.(*webRtcEndpoint)
-				if !w.defaults.DataChannels {
-					return nil, kerr.New(kerr.OperationNotSupported, "Data channels are not enabled on this endpoint (useDataChannels)")
+				opts := webrtc.DataChannelOptions{Label: a.String("label"), Ordered: true, MaxPacketLifeTime: -1,
+					MaxRetransmits: -1, Protocol: a.String("protocol")}
+				if a.Has("ordered") {
+					opts.Ordered = a.Bool("ordered")
 				}
-				return nil, kerr.New(kerr.NotImplemented, "createDataChannel is not implemented yet")
+				if a.Has("maxPacketLifeTime") {
+					opts.MaxPacketLifeTime = a.Int("maxPacketLifeTime")
+				}
+				if a.Has("maxRetransmits") {
+					opts.MaxRetransmits = a.Int("maxRetransmits")
+				}
+				if opts.MaxPacketLifeTime >= 0 && opts.MaxRetransmits >= 0 {
+					return nil, kerr.New(kerr.IllegalParam, "maxPacketLifeTime and maxRetransmits cannot both be set")
+				}
+				return nil, w.ep.CreateDataChannel(opts)
 			},
-			"closeDataChannel": func(o objects.Object, _ objects.Args) (any, error) {
-				return nil, kerr.New(kerr.NotImplemented, "closeDataChannel is not implemented yet")
+			"closeDataChannel": func(o objects.Object, a objects.Args) (any, error) {
+				return nil, o.(*webRtcEndpoint).ep.CloseDataChannel(a.Int("channelId"))
+			},
+			"getStats": func(o objects.Object, a objects.Args) (any, error) {
+				w := o.(*webRtcEndpoint)
+				var only *media.Type
+				if a.Has("mediaType") {
+					t, err := media.ParseType(a.String("mediaType"))
+					if err != nil {
+						return nil, kerr.New(kerr.IllegalParam, "%v", err)
+					}
+					only = &t
+				}
+				return webRtcStats(w.ID(), w.ep.Stats(only)), nil
 			},
 			"getICECandidatePairs": func(o objects.Object, _ objects.Args) (any, error) {
 				w := o.(*webRtcEndpoint)

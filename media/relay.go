@@ -25,8 +25,12 @@ func (r *relay) WriteRTP(src *Source, p *rtp.Packet) {
 	r.out.WriteRTP(p)
 }
 
+// TargetBitrate passes the opinion of what the pass-through feeds back to its source.
+func (r *relay) TargetBitrate() uint64 { return r.out.SinkBitrate() }
+
 func (r *relay) SetSource(src *Source) {
 	r.cur.Store(src)
+	r.out.upstream.Store(src)
 	if src == nil {
 		r.out.SetKeyframeRequester(nil)
 		return

@@ -43,9 +43,37 @@ type Sender struct {
 	codecChecked bool
 	codecOK      bool
 
+	// epoch changes when the sequence mapping does (a source switch): retransmissions are served
+	// only for packets forwarded in the current epoch.
+	epoch uint32
+	// floorSeq: source packets older than it (late retransmissions from before a rebase or a resync)
+	// are not forwarded, their sequence numbers would not map.
+	floorSeq uint16
+	floorSet bool
+	// the last in-order source packet seen: a new timestamp starts a frame
+	lastSrcSeq uint16
+	lastSrcTS  uint32
+	srcStarted bool
+	seqmap     [seqMapSize]seqMapEntry
+
+	rtx rtxState
+	bwe bweState
+
 	packets atomic.Uint64
 	bytes   atomic.Uint64
 	dropped atomic.Uint64 // waiting for a keyframe or for negotiation
+
+	Stats SenderStats
+}
+
+// seqMapSize is how many forwarded packets a sender can map back to their source for retransmission.
+const seqMapSize = 1024
+
+type seqMapEntry struct {
+	sinkSeq, srcSeq uint16
+	epoch           uint32
+	valid           bool
+	resends         uint8
 }
 
 // NewSender makes the sink pad of e for a media type and description.
@@ -56,6 +84,7 @@ func (e *Element) NewSender(t Type, pad string) *Sender {
 // Bind sets where and how packets go once negotiation has fixed them; until then packets are dropped.
 func (s *Sender) Bind(ssrc uint32, payloadType uint8, c Codec, write WriteFunc) {
 	s.mu.Lock()
+	s.epoch++
 	s.ssrc, s.payloadType, s.mimeType, s.clockRate, s.write = ssrc, payloadType, c.MimeType, c.ClockRate, write
 	s.codecChecked = false // check the source's codec against the new one
 	s.waitKeyframe = s.video
@@ -81,6 +110,7 @@ func (s *Sender) SetSource(src *Source) {
 	}
 	s.switched = true
 	s.waitKeyframe = s.video
+	s.epoch++
 	s.mu.Unlock()
 	if src != nil && s.video {
 		src.RequestKeyframe()
@@ -92,6 +122,27 @@ func (s *Sender) RequestKeyframe() {
 	if src := s.cur.Load(); src != nil {
 		src.RequestKeyframe()
 	}
+}
+
+// BoundCodec is the negotiated codec, zero before Bind.
+func (s *Sender) BoundCodec() Codec {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Codec{MimeType: s.mimeType, ClockRate: s.clockRate}
+}
+
+// PayloadType is the negotiated payload type.
+func (s *Sender) PayloadType() uint8 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.payloadType
+}
+
+// SSRC is the negotiated SSRC the sender sends with, 0 before Bind.
+func (s *Sender) SSRC() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ssrc
 }
 
 // Source is the source currently feeding the sender, nil when none.
@@ -108,6 +159,7 @@ func (s *Sender) WriteRTP(src *Source, p *rtp.Packet) {
 		return
 	}
 	s.meter.Mark()
+	limit := s.bwe.limit.Load()
 	s.mu.Lock()
 	if c := src.Codec(); c != s.checkedCodec || !s.codecChecked {
 		s.checkedCodec, s.codecChecked = c, true
@@ -118,6 +170,17 @@ func (s *Sender) WriteRTP(src *Source, p *rtp.Packet) {
 		s.dropped.Add(1)
 		return
 	}
+	if s.floorSet && !s.switched && int16(p.SequenceNumber-s.floorSeq) < 0 {
+		// A late packet from before the last rebase: its sequence number does not map.
+		s.mu.Unlock()
+		s.dropped.Add(1)
+		return
+	}
+	inOrder := !s.srcStarted || s.switched || int16(p.SequenceNumber-s.lastSrcSeq) > 0
+	newFrame := inOrder && (!s.srcStarted || s.switched || p.Timestamp != s.lastSrcTS)
+	if inOrder {
+		s.lastSrcSeq, s.lastSrcTS, s.srcStarted = p.SequenceNumber, p.Timestamp, true
+	}
 	if s.waitKeyframe {
 		if !codec.IsKeyframeStart(s.mimeType, p.Payload) {
 			s.mu.Unlock()
@@ -127,9 +190,24 @@ func (s *Sender) WriteRTP(src *Source, p *rtp.Packet) {
 		}
 		s.waitKeyframe = false
 	}
+	if s.video && (limit > 0 || s.bwe.dropping) && !s.pace(p, limit, newFrame) {
+		ask := s.bwe.askKF
+		s.bwe.askKF = false
+		s.mu.Unlock()
+		s.Stats.BitrateDropped.Add(1)
+		if ask {
+			src.RequestKeyframe()
+		}
+		return
+	}
 	if s.switched {
 		s.switched = false
 		s.rebase(p)
+	} else if s.bwe.resync {
+		// Frames were dropped for the peer's bandwidth: go on from the last sequence number sent.
+		s.bwe.resync = false
+		s.seqOffset = s.lastSeq + 1 - p.SequenceNumber
+		s.floorSeq, s.floorSet = p.SequenceNumber, true
 	}
 	if len(p.Payload) == 0 {
 		// Padding-only probes are not forwarded; absorbing their sequence number keeps the stream
@@ -151,6 +229,8 @@ func (s *Sender) WriteRTP(src *Source, p *rtp.Packet) {
 		s.lastSeq, s.lastTS = h.SequenceNumber, h.Timestamp
 	}
 	s.started = true
+	m := &s.seqmap[h.SequenceNumber%seqMapSize]
+	m.sinkSeq, m.srcSeq, m.epoch, m.valid, m.resends = h.SequenceNumber, p.SequenceNumber, s.epoch, true, 0
 	write := s.write
 	s.mu.Unlock()
 	if write(h, p.Payload) == nil {
@@ -161,6 +241,8 @@ func (s *Sender) WriteRTP(src *Source, p *rtp.Packet) {
 
 // rebase sets the offsets that make the first packet of a new source follow the last one sent.
 func (s *Sender) rebase(p *rtp.Packet) {
+	s.floorSeq, s.floorSet = p.SequenceNumber, true
+	s.bwe.resync, s.bwe.dropping = false, false
 	if !s.started {
 		s.seqOffset, s.tsOffset = 0, 0
 		return

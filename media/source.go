@@ -44,6 +44,10 @@ type Source struct {
 
 	packets atomic.Uint64
 	bytes   atomic.Uint64
+	cache   atomic.Pointer[PacketCache]
+	// upstream is the source a pass-through re-emits: its cache serves this source's sinks, the
+	// sequence numbers being the same.
+	upstream atomic.Pointer[Source]
 
 	// scratch is a header the inputs may rewrite a packet into while WriteRTP runs: one goroutine
 	// writes a source, so its inputs share it one after another without allocating.
@@ -83,12 +87,35 @@ func (s *Source) RequestKeyframe() {
 
 // WriteRTP hands a packet to every linked input. Called by the producer's reader goroutine only.
 func (s *Source) WriteRTP(p *rtp.Packet) {
+	if c := s.cache.Load(); c != nil {
+		c.Store(p)
+	}
 	s.packets.Add(1)
 	s.bytes.Add(uint64(len(p.Payload)))
 	s.flow.Mark()
 	for _, in := range *s.sinks.Load() {
 		in.WriteRTP(s, p)
 	}
+}
+
+// EnableCache makes the source keep its last packets (CacheSlots of them) to serve its sinks' NACKs.
+// The producer calls it before writing, for media whose peers may ask for retransmissions (video).
+func (s *Source) EnableCache() {
+	if s.cache.Load() == nil {
+		s.cache.CompareAndSwap(nil, NewPacketCache())
+	}
+}
+
+// Cache is the packet cache that holds the source's packets (its own, or that of the source a
+// pass-through re-emits), nil when none.
+func (s *Source) Cache() *PacketCache {
+	for i := 0; s != nil && i < 8; i++ {
+		if c := s.cache.Load(); c != nil {
+			return c
+		}
+		s = s.upstream.Load()
+	}
+	return nil
 }
 
 // Counters returns the packets and payload bytes the source has carried.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kurento-go/kms/endpoints"
 	"github.com/kurento-go/kms/kerr"
@@ -60,6 +61,10 @@ type Endpoint struct {
 	remoteQueue     []webrtc.ICECandidateInit
 	senders         map[media.Type]*media.Sender
 	tracks          map[media.Type]*localTrack
+	incoming        []*incoming
+	fb              *feedbackLoop
+	data            dataState
+	dataSrc         atomic.Pointer[media.Source]
 	connected       bool
 	closed          bool
 	wg              sync.WaitGroup
@@ -76,6 +81,7 @@ func New(el *media.Element, log *slog.Logger) *Endpoint {
 	for _, t := range []media.Type{media.Audio, media.Video} {
 		e.senders[t] = el.NewSender(t, media.DefaultPad)
 	}
+	e.data.in.e = e
 	el.SetInputs(e)
 	return e
 }
@@ -87,6 +93,9 @@ func (e *Endpoint) Input(t media.Type, pad string) media.Input {
 	}
 	if s, ok := e.senders[t]; ok {
 		return s
+	}
+	if t == media.Data {
+		return &e.data.in
 	}
 	return nil
 }
@@ -153,10 +162,17 @@ func (e *Endpoint) peerConnection(s Settings) error {
 		return kerr.New(kerr.SdpCreateError, "Cannot create the peer connection: %v", err)
 	}
 	e.settings, e.pc = s, pc
+	for t, snd := range e.senders {
+		if t == media.Video {
+			snd.SetSendBandwidth(uint64(s.MinVideoSendBandwidth)*1000, uint64(s.MaxVideoSendBandwidth)*1000)
+		}
+	}
 	pc.OnICECandidate(e.onCandidate)
 	pc.OnICEConnectionStateChange(e.onICEState)
 	pc.OnConnectionStateChange(e.onConnectionState)
 	pc.OnTrack(e.onTrack)
+	pc.OnDataChannel(e.onDataChannel)
+	e.startFeedback(pc)
 	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
 		e.emitICE(CandidatePairSelected{Local: candidateLine(p.Local), Remote: candidateLine(p.Remote)})
 	})
@@ -275,9 +291,14 @@ func (e *Endpoint) GenerateOffer(audio, video bool, s Settings) (string, error) 
 		return "", e.fail(kerr.SdpGenerateOfferError, "Cannot prepare the offer: %v", err)
 	}
 	if s.DataChannels {
-		if _, err := e.pc.CreateDataChannel("kurento", nil); err != nil {
+		dc, err := e.pc.CreateDataChannel("kurento", nil)
+		if err != nil {
 			return "", e.fail(kerr.SdpGenerateOfferError, "Cannot offer data channels: %v", err)
 		}
+		e.data.mu.Lock()
+		e.data.placeholder = dc
+		e.data.mu.Unlock()
+		e.setupChannel(dc)
 	}
 	offer, err := e.pc.CreateOffer(nil)
 	if err != nil {
@@ -317,6 +338,10 @@ func (e *Endpoint) ProcessAnswer(answer string) (string, error) {
 func (e *Endpoint) fail(code int, format string, err error) error {
 	// Closed outside e.mu: pion may be delivering a callback that waits for it.
 	pc := e.pc
+	if e.fb != nil {
+		e.fb.close()
+		e.fb = nil
+	}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -597,7 +622,7 @@ func (e *Endpoint) onConnectionState(s webrtc.PeerConnectionState) {
 }
 
 // onTrack starts the one reader goroutine of an incoming track.
-func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	t := media.Audio
 	if remote.Kind() == webrtc.RTPCodecTypeVideo {
 		t = media.Video
@@ -605,12 +630,14 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	c := remote.Codec()
 	src := e.el.Source(t, media.DefaultPad)
 	src.SetCodec(&media.Codec{MimeType: c.MimeType, ClockRate: c.ClockRate, Channels: c.Channels, Fmtp: c.SDPFmtpLine})
+	in := e.addIncoming(remote, t, src, receiver)
 	if t == media.Video {
 		ssrc := uint32(remote.SSRC())
 		e.mu.Lock()
 		pc := e.pc
 		e.mu.Unlock()
 		src.SetKeyframeRequester(func() {
+			in.rx.Stats.PLIs.Add(1)
 			if err := pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil && !errors.Is(err, net.ErrClosed) {
 				e.log.Debug("cannot send PLI", "err", err)
 			}
@@ -625,25 +652,8 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	e.mu.Unlock()
 	go func() {
 		defer e.wg.Done()
-		readTrack(remote, src)
+		e.readTrack(remote, src, in)
 	}()
-}
-
-// readTrack moves packets from the network to the graph. The buffer and the packet are reused: the
-// source's inputs do not keep them.
-func readTrack(remote *webrtc.TrackRemote, src *media.Source) {
-	buf := make([]byte, 1500)
-	var p rtp.Packet
-	for {
-		n, _, err := remote.Read(buf)
-		if err != nil {
-			return
-		}
-		if p.Unmarshal(buf[:n]) != nil {
-			continue
-		}
-		src.WriteRTP(&p)
-	}
 }
 
 // readRTCP serves the peer's feedback on what we send: keyframe requests go to the source.
@@ -659,12 +669,7 @@ func (e *Endpoint) readRTCP(sender *webrtc.RTPSender, s *media.Sender) {
 		if err != nil {
 			continue
 		}
-		for _, p := range pkts {
-			switch p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				s.RequestKeyframe()
-			}
-		}
+		e.senderFeedback(s, pkts)
 	}
 }
 
@@ -689,6 +694,9 @@ func (e *Endpoint) Close() {
 	}
 	e.closed = true
 	pc, wasNegotiated := e.pc, e.state == negotiated
+	if e.fb != nil {
+		e.fb.close()
+	}
 	e.mu.Unlock()
 	if pc != nil {
 		if err := pc.Close(); err != nil {
@@ -740,6 +748,17 @@ func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
 	}
 	w := ctx.WriteStream()
+	var rtxPT uint8
+	for _, c := range codecs {
+		if strings.EqualFold(c.MimeType, "video/rtx") && c.SDPFmtpLine == fmt.Sprintf("apt=%d", chosen.PayloadType) {
+			rtxPT = uint8(c.PayloadType)
+		}
+	}
+	if rtxPT != 0 && ctx.SSRCRetransmission() != 0 {
+		t.sender.BindRTX(uint32(ctx.SSRCRetransmission()), rtxPT)
+	} else {
+		t.sender.BindRTX(0, 0)
+	}
 	t.sender.Bind(uint32(ctx.SSRC()), uint8(chosen.PayloadType),
 		media.Codec{MimeType: chosen.MimeType, ClockRate: chosen.ClockRate, Channels: chosen.Channels, Fmtp: chosen.SDPFmtpLine},
 		func(h *rtp.Header, payload []byte) error {

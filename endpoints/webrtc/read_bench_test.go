@@ -45,6 +45,13 @@ func BenchmarkUnmarshalReused(b *testing.B) {
 // writes, readTrack (TrackRemote.Read, Unmarshal into a reused packet) hands each packet to a source
 // with one sink. allocs/op counts both ends (SRTP, interceptors) per packet.
 func BenchmarkPionReceivePath(b *testing.B) {
+	b.Run("nack=off", func(b *testing.B) { benchReceivePath(b, false) })
+	b.Run("nack=on", func(b *testing.B) { benchReceivePath(b, true) })
+}
+
+// benchReceivePath: with nack, the source keeps its packet cache and the reader follows the stream
+// for NACKs (media.Receiver) as endpoints do for video.
+func benchReceivePath(b *testing.B, nack bool) {
 	s := Settings{IncludeLoopback: true, CertificateKeyType: "ECDSA"}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
@@ -85,7 +92,17 @@ func BenchmarkPionReceivePath(b *testing.B) {
 		received <- struct{}{}
 		return nil
 	})
-	answerer.OnTrack(func(r *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { readTrack(r, source) })
+	if nack {
+		source.EnableCache()
+	}
+	ep := &Endpoint{}
+	answerer.OnTrack(func(r *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		in := &incoming{t: media.Video, ssrc: uint32(r.SSRC()), src: source, rx: media.NewReceiver(90000)}
+		if !nack {
+			in.t = media.Audio // no NACK bookkeeping beyond the counters
+		}
+		ep.readTrack(r, source, in)
+	})
 	signal(b, offerer, answerer)
 
 	payload := make([]byte, 1100)

@@ -35,6 +35,16 @@ type Settings struct {
 	// tested on one machine needs them.
 	IncludeLoopback bool
 
+	// Bandwidth, in kbps as KMS's properties (0: unbounded): what we ask the peer to send us (REMB
+	// toward it is kept within MinVideoRecv..MaxVideoRecv, floor 30) and the bounds of what we
+	// ask our sources for on behalf of the peer (MinVideoSend..MaxVideoSend).
+	MinVideoRecvBandwidth int
+	MaxVideoRecvBandwidth int
+	MinVideoSendBandwidth int
+	MaxVideoSendBandwidth int
+	// RembOnConnect is the REMB sent to the peer (bps) before anything is known of its sinks.
+	RembOnConnect int
+
 	Recvonly     bool
 	Sendonly     bool
 	DataChannels bool

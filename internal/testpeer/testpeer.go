@@ -28,6 +28,20 @@ type Options struct {
 	Tag byte
 	// GatherFirst makes Negotiate call gatherCandidates before processOffer, as some applications do.
 	GatherFirst bool
+	// Loss drops this fraction (0..1) of the RTP and RTCP packets the peer sends and receives, below
+	// SRTP, as a lossy link would.
+	Loss float64
+	// MaxBitrate, when set, makes a receiving peer send REMB with this value (bps) twice a second,
+	// as a browser behind a link of that capacity would.
+	MaxBitrate uint64
+	// Adaptive makes a sending peer size its video frames after the REMB it receives (see
+	// TargetBitrate), as a browser's encoder follows its bandwidth estimate.
+	Adaptive bool
+	// PacketsPerFrame splits each video frame into that many packets (default 1; Adaptive peers use
+	// as many 1100-byte packets as the frame needs).
+	PacketsPerFrame int
+	// DataChannel makes the peer offer a data channel labelled "test"; see SendData and Messages.
+	DataChannel bool
 }
 
 // Peer is one client-side WebRTC connection to a WebRtcEndpoint.
@@ -46,17 +60,34 @@ type Peer struct {
 	KeyframesRecv  atomic.Int64
 	// LastKeyframe is when the last keyframe arrived (unix nanoseconds), 0 before any.
 	LastKeyframe atomic.Int64
-	framesFrom   [256]atomic.Int64
-	keysFrom     [256]atomic.Int64
-	opts         Options
-	mediaStop    chan struct{}
-	mediaOnce    sync.Once
-	connected    chan struct{}
-	firstVideo   chan struct{}
-	once         sync.Once
-	firstOnce    sync.Once
-	stop         chan struct{}
-	wg           sync.WaitGroup
+	// DecodedFrames counts the video frames a decoder could decode: complete (after retransmissions,
+	// waited for up to 500 ms) and following a decoded frame or being a keyframe. A peer that cannot
+	// decode sends a PLI, as a browser does.
+	DecodedFrames atomic.Int64
+	VideoBytes    atomic.Int64 // video payload bytes received
+	// VideoPacketsSent and VideoBytesSent count the video the peer wrote (payload bytes).
+	VideoPacketsSent atomic.Int64
+	VideoBytesSent   atomic.Int64
+	// RTXReceived counts the video packets that came as retransmissions on an RTX stream.
+	RTXReceived atomic.Int64
+	// TargetBitrate is the last REMB the peer received (bps), 0 before any.
+	TargetBitrate atomic.Uint64
+	// Messages receives the data-channel messages (DataChannel option), as text.
+	Messages   chan string
+	dc         *webrtc.DataChannel
+	dcOpen     chan struct{}
+	videoSSRC  atomic.Uint32
+	framesFrom [256]atomic.Int64
+	keysFrom   [256]atomic.Int64
+	opts       Options
+	mediaStop  chan struct{}
+	mediaOnce  sync.Once
+	connected  chan struct{}
+	firstVideo chan struct{}
+	once       sync.Once
+	firstOnce  sync.Once
+	stop       chan struct{}
+	wg         sync.WaitGroup
 }
 
 // New creates a peer connection with loopback host candidates only.
@@ -72,13 +103,39 @@ func New(opts Options) (*Peer, error) {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	if opts.Loss > 0 {
+		n, err := newLossyNet(opts.Loss)
+		if err != nil {
+			return nil, err
+		}
+		se.SetNet(n)
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, err
 	}
 	p := &Peer{PC: pc, opts: opts, connected: make(chan struct{}), firstVideo: make(chan struct{}),
-		stop: make(chan struct{}), mediaStop: make(chan struct{})}
+		stop: make(chan struct{}), mediaStop: make(chan struct{}), Messages: make(chan string, 100),
+		dcOpen: make(chan struct{})}
+	if opts.DataChannel {
+		dc, err := pc.CreateDataChannel("test", nil)
+		if err != nil {
+			return nil, err
+		}
+		p.dc = dc
+		dc.OnOpen(func() { close(p.dcOpen) })
+		dc.OnMessage(func(m webrtc.DataChannelMessage) {
+			select {
+			case p.Messages <- string(m.Data):
+			default:
+			}
+		})
+	}
+	if opts.MaxBitrate > 0 {
+		p.wg.Add(1)
+		go p.sendREMB()
+	}
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected {
 			p.once.Do(func() { close(p.connected) })
@@ -124,9 +181,11 @@ func (p *Peer) readSenderRTCP(s *webrtc.RTPSender) {
 			return
 		}
 		for _, pkt := range pkts {
-			switch pkt.(type) {
+			switch pkt := pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				p.keyframeWanted.Store(true)
+			case *rtcp.ReceiverEstimatedMaximumBitrate:
+				p.TargetBitrate.Store(uint64(pkt.Bitrate))
 			}
 		}
 	}
@@ -136,10 +195,17 @@ func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	video := t.Kind() == webrtc.RTPCodecTypeVideo
 	var last uint16
 	started := false
+	var fm frameModel
+	if video {
+		p.videoSSRC.Store(uint32(t.SSRC()))
+	}
 	for {
-		pkt, _, err := t.ReadRTP()
+		pkt, attr, err := t.ReadRTP()
 		if err != nil {
 			return
+		}
+		if video && attr != nil && attr.Get(webrtc.AttributeRtxSsrc) != nil {
+			p.RTXReceived.Add(1)
 		}
 		if !video {
 			p.AudioReceived.Add(1)
@@ -147,6 +213,12 @@ func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		}
 		p.firstOnce.Do(func() { close(p.firstVideo) })
 		p.VideoPackets.Add(1)
+		p.VideoBytes.Add(int64(len(pkt.Payload)))
+		decoded, pli := fm.push(pkt, time.Now())
+		p.DecodedFrames.Add(int64(decoded))
+		if pli {
+			p.PC.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}})
+		}
 		// A jitter buffer sees a jump forward as loss and one far backward as stale packets (a
 		// retransmission or reordering goes back only a little).
 		if d := pkt.SequenceNumber - last; started && ((d > 1 && d < 0x8000) || (d >= 0x8000 && d < 0x10000-100)) {
@@ -275,6 +347,7 @@ func (p *Peer) StartMedia() {
 		tick := time.NewTicker(time.Second / 30)
 		defer tick.Stop()
 		payload := make([]byte, 600)
+		big := make([]byte, 1100)
 		audio := make([]byte, 80)
 		// Random starts, as RFC 3550 wants: two peers' streams do not line up by chance.
 		seq, aseq := uint16(rand.Uint32()), uint16(rand.Uint32())
@@ -288,14 +361,31 @@ func (p *Peer) StartMedia() {
 			case <-tick.C:
 			}
 			key := frame%30 == 0 || p.keyframeWanted.Swap(false)
-			payload[0] = 0x10 // S=1, PID=0
-			payload[1] = 0x01
-			payload[2] = p.opts.Tag
-			if key {
-				payload[1] = 0x00
+			size, n := len(payload), max(p.opts.PacketsPerFrame, 1)
+			if t := p.TargetBitrate.Load(); p.opts.Adaptive && t > 0 {
+				size = int(t/8/30) - 40
+				size = max(size, 200)
+				n = (size + 1099) / 1100
+				size = min(size/n, len(big))
 			}
-			seq++
-			p.video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, SequenceNumber: seq, Timestamp: ts}, Payload: payload})
+			for i := 0; i < n; i++ {
+				pl := payload
+				if size != len(payload) {
+					pl = big[:size]
+				}
+				pl[0], pl[1], pl[2] = 0x00, 0x01, p.opts.Tag
+				if i == 0 {
+					pl[0] = 0x10 // S=1, PID=0
+					if key {
+						pl[1] = 0x00
+					}
+				}
+				seq++
+				if p.video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, Marker: i == n-1, SequenceNumber: seq, Timestamp: ts}, Payload: pl}) == nil {
+					p.VideoPacketsSent.Add(1)
+					p.VideoBytesSent.Add(int64(len(pl)))
+				}
+			}
 			ts += 3000
 			p.FramesSent.Add(1)
 			for i := 0; i < 2 && frame%3 != 0 || i < 1; i++ {
@@ -317,4 +407,134 @@ func (p *Peer) Close() {
 	}
 	p.PC.Close()
 	p.wg.Wait()
+}
+
+// sendREMB tells the server, twice a second, the bandwidth the peer can take (MaxBitrate).
+func (p *Peer) sendREMB() {
+	defer p.wg.Done()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		}
+		if ssrc := p.videoSSRC.Load(); ssrc != 0 {
+			p.PC.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(p.opts.MaxBitrate), SSRCs: []uint32{ssrc}}})
+		}
+	}
+}
+
+// WaitDataChannel waits for the peer's data channel (DataChannel option) to open.
+func (p *Peer) WaitDataChannel(ctx context.Context) error {
+	if p.dc == nil {
+		return fmt.Errorf("no data channel: Options.DataChannel not set")
+	}
+	select {
+	case <-p.dcOpen:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("data channel not open: %w", ctx.Err())
+	}
+}
+
+// SendData sends a text message on the peer's data channel.
+func (p *Peer) SendData(text string) error {
+	if p.dc == nil {
+		return fmt.Errorf("no data channel: Options.DataChannel not set")
+	}
+	return p.dc.SendText(text)
+}
+
+// frameModel is a receiver's jitter buffer and decoder in miniature, over the synthetic VP8 frames
+// (first packet with the S bit, last with the marker): a frame is decoded when all its packets have
+// arrived, in order, and it is a keyframe or the frame before it was decoded. A frame missing a
+// packet for 500 ms is skipped and breaks the chain until a keyframe.
+type frameModel struct {
+	started   bool
+	next      uint16 // first sequence number of the next frame to decode
+	chain     bool
+	slots     [4096]pktInfo
+	waitSince time.Time
+	lastPLI   time.Time
+}
+
+type pktInfo struct {
+	seq                    uint16
+	ok, marker, start, key bool
+}
+
+func (m *frameModel) get(seq uint16) *pktInfo {
+	if e := &m.slots[seq%4096]; e.ok && e.seq == seq {
+		return e
+	}
+	return nil
+}
+
+func (m *frameModel) push(p *rtp.Packet, now time.Time) (decoded int, pli bool) {
+	start := len(p.Payload) > 1 && p.Payload[0]&0x10 != 0
+	m.slots[p.SequenceNumber%4096] = pktInfo{seq: p.SequenceNumber, ok: true, marker: p.Marker, start: start,
+		key: start && p.Payload[1]&0x01 == 0}
+	if !m.started {
+		if !start {
+			return 0, false
+		}
+		m.started, m.next = true, p.SequenceNumber
+	}
+	for {
+		first := m.get(m.next)
+		end, complete := uint16(0), false
+		for i := uint16(0); i < 256; i++ {
+			e := m.get(m.next + i)
+			if e == nil || (i > 0 && e.start) {
+				break
+			}
+			if e.marker {
+				end, complete = m.next+i, true
+				break
+			}
+		}
+		if complete && first != nil && first.start {
+			if first.key || m.chain {
+				decoded++
+				m.chain = true
+			} else {
+				pli = true
+			}
+			m.next, m.waitSince = end+1, time.Time{}
+			continue
+		}
+		if int16(p.SequenceNumber-m.next) <= 0 {
+			break // nothing newer than the frame we wait for
+		}
+		if m.waitSince.IsZero() {
+			m.waitSince = now
+		}
+		if now.Sub(m.waitSince) < 500*time.Millisecond {
+			break
+		}
+		// Give up on this frame: go on from the next frame start we have.
+		m.chain, pli = false, true
+		found := false
+		for i := uint16(1); i < 2048 && int16(p.SequenceNumber-(m.next+i)) >= 0; i++ {
+			if e := m.get(m.next + i); e != nil && e.start {
+				m.next, found = m.next+i, true
+				break
+			}
+		}
+		m.waitSince = time.Time{}
+		if !found {
+			m.next = p.SequenceNumber + 1
+			break
+		}
+	}
+	if pli {
+		if now.Sub(m.lastPLI) < time.Second {
+			pli = false
+		} else {
+			m.lastPLI = now
+		}
+	}
+	return decoded, pli
 }

@@ -7,12 +7,13 @@ import "strings"
 // IsKeyframeStart tells whether an RTP payload of the given codec (a MIME type such as "video/VP8")
 // begins a keyframe. For codecs it cannot read it answers true, so that nothing waits forever.
 func IsKeyframeStart(mimeType string, payload []byte) bool {
-	switch strings.ToLower(mimeType) {
-	case "video/vp8":
+	// EqualFold, not ToLower: this runs per frame on paced paths and must not allocate.
+	switch {
+	case strings.EqualFold(mimeType, "video/vp8"):
 		return vp8Keyframe(payload)
-	case "video/vp9":
+	case strings.EqualFold(mimeType, "video/vp9"):
 		return vp9Keyframe(payload)
-	case "video/h264":
+	case strings.EqualFold(mimeType, "video/h264"):
 		return h264Keyframe(payload)
 	}
 	return true

@@ -1,0 +1,326 @@
+package media
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kurento-go/kms/media/codec"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// SenderStats are the counters of what a sender's peer asked for and got, kept as atomics: the
+// packet path touches them only on feedback or drops.
+type SenderStats struct {
+	NACKs            atomic.Uint64 // NACK messages received
+	NACKedPackets    atomic.Uint64 // packets they asked for
+	Retransmitted    atomic.Uint64 // packets sent again (RTX or plain)
+	RetransmitBytes  atomic.Uint64 // payload bytes sent again
+	RetransmitMissed atomic.Uint64 // asked for but no longer cached, or never forwarded
+	PLIs             atomic.Uint64
+	FIRs             atomic.Uint64
+	REMB             atomic.Uint64 // last REMB received, bps
+	BitrateDropped   atomic.Uint64 // packets not sent because the peer's bandwidth is below the stream's
+	FramesDropped    atomic.Uint64 // runs of frames dropped for bandwidth (each ends at a keyframe)
+	RTT              atomic.Int64  // nanoseconds, from the peer's receiver reports; 0 unknown
+	FractionLost     atomic.Uint32 // last reported, in 1/256
+	PacketsLost      atomic.Int64  // cumulative, as reported by the peer
+	Jitter           atomic.Uint32 // reported by the peer, in timestamp units
+}
+
+// rtxState is what retransmissions need: the RTX stream when the peer negotiated one, and scratch
+// buffers so that serving a NACK allocates nothing.
+type rtxState struct {
+	ssrc atomic.Uint32 // 0: no RTX, retransmit on the media SSRC
+	pt   atomic.Uint32
+
+	mu  sync.Mutex // serialises retransmissions (the RTCP reader goroutine)
+	seq uint16
+	buf [slotSize]byte
+	out [slotSize + 2]byte
+	pkt rtp.Packet
+	hdr rtp.Header
+}
+
+// BindRTX sets the RTX stream of the peer (RFC 4588); ssrc 0 retransmits on the media stream.
+func (s *Sender) BindRTX(ssrc uint32, payloadType uint8) {
+	s.rtx.pt.Store(uint32(payloadType))
+	s.rtx.ssrc.Store(ssrc)
+}
+
+// maxResends is how many times one packet is sent again for a peer's NACKs.
+const maxResends = 3
+
+// HandleNACK serves a generic NACK from the peer out of the source's packet cache.
+func (s *Sender) HandleNACK(n *rtcp.TransportLayerNack) {
+	s.Stats.NACKs.Add(1)
+	for _, pair := range n.Nacks {
+		s.Resend(pair.PacketID)
+		for i := uint16(0); i < 16; i++ {
+			if pair.LostPackets&(1<<i) != 0 {
+				s.Resend(pair.PacketID + i + 1)
+			}
+		}
+	}
+}
+
+// Resend sends again the packet the peer knows as seq, if the source still has it; false if not.
+func (s *Sender) Resend(seq uint16) bool {
+	s.Stats.NACKedPackets.Add(1)
+	s.mu.Lock()
+	e := &s.seqmap[seq%seqMapSize]
+	m := *e
+	src := s.cur.Load()
+	ok := m.valid && m.sinkSeq == seq && m.epoch == s.epoch && src != nil && s.write != nil
+	if ok && m.resends >= maxResends {
+		// A peer that keeps asking (its NACK generator not seeing RTX, say) gets no more copies.
+		s.mu.Unlock()
+		s.Stats.RetransmitMissed.Add(1)
+		return false
+	}
+	if ok {
+		e.resends++
+	}
+	ssrc, pt, tsOffset, write := s.ssrc, s.payloadType, s.tsOffset, s.write
+	s.mu.Unlock()
+	var cache *PacketCache
+	if ok {
+		cache = src.Cache()
+	}
+	if cache == nil {
+		s.Stats.RetransmitMissed.Add(1)
+		return false
+	}
+	r := &s.rtx
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !cache.Get(m.srcSeq, r.buf[:], &r.pkt) || len(r.pkt.Payload) == 0 {
+		s.Stats.RetransmitMissed.Add(1)
+		return false
+	}
+	h := &r.hdr
+	*h = r.pkt.Header
+	h.SSRC, h.PayloadType, h.SequenceNumber = ssrc, pt, seq
+	h.Timestamp += tsOffset
+	h.Extension, h.Extensions, h.ExtensionProfile = false, nil, 0
+	h.Padding, h.PaddingSize = false, 0
+	payload := r.pkt.Payload
+	if rs := r.ssrc.Load(); rs != 0 {
+		// RFC 4588: the original sequence number, then the payload, on the RTX stream.
+		r.out[0], r.out[1] = byte(seq>>8), byte(seq)
+		n := copy(r.out[2:], payload)
+		payload = r.out[:2+n]
+		h.SSRC, h.PayloadType, h.SequenceNumber = rs, uint8(r.pt.Load()), r.seq
+		r.seq++
+	}
+	if write(h, payload) != nil {
+		return false
+	}
+	s.Stats.Retransmitted.Add(1)
+	s.Stats.RetransmitBytes.Add(uint64(len(r.pkt.Payload)))
+	return true
+}
+
+// CountPLI and CountFIR record keyframe requests from the peer (RequestKeyframe serves them).
+func (s *Sender) CountPLI() { s.Stats.PLIs.Add(1) }
+func (s *Sender) CountFIR() { s.Stats.FIRs.Add(1) }
+
+// bweState is what a sender knows of its peer's bandwidth, and the pacing state that keeps what it
+// sends below it by dropping whole frames up to the next keyframe.
+type bweState struct {
+	limit atomic.Uint64 // bps; 0: no measured limit (the packet path reads this)
+	// targetBps is what the peer can take for the bounds of the endpoint, for the source's
+	// aggregate: 0 when unknown and unbounded.
+	target atomic.Uint64
+
+	// under Sender.mu
+	dropping bool // dropping frames until a keyframe
+	resync   bool // the next packet sent follows the last one sent
+	tokens   int64
+	last     int64 // unix nanos of the last refill
+	lastKF   int64 // unix nanos of the last keyframe request made for this peer
+	askKF    bool
+
+	// control path
+	mu          sync.Mutex
+	minBps      uint64
+	maxBps      uint64
+	remb        uint64
+	rembAt      time.Time
+	lossEst     uint64
+	sentBytes   uint64
+	sentAt      time.Time
+	sendingRate uint64
+}
+
+// pacingWindow is how much of its bandwidth a peer may receive in a burst before frames are dropped.
+const pacingWindow = 500 * time.Millisecond
+
+// keyframeEvery bounds how often a sender that dropped frames asks its source for a keyframe.
+const keyframeEvery = 2 * time.Second
+
+// pace decides, under s.mu, whether a packet goes to a peer whose bandwidth (limit, bps) is measured:
+// frames are dropped whole from the first one that finds the budget spent, up to the next keyframe.
+func (s *Sender) pace(p *rtp.Packet, limit uint64, newFrame bool) bool {
+	b := &s.bwe
+	now := time.Now().UnixNano()
+	burst := int64(float64(limit) / 8 * pacingWindow.Seconds())
+	if b.last == 0 {
+		b.last, b.tokens = now, burst
+	}
+	b.tokens += int64(float64(now-b.last) * float64(limit) / 8e9)
+	if b.tokens > burst {
+		b.tokens = burst
+	}
+	b.last = now
+	if newFrame {
+		key := codec.IsKeyframeStart(s.mimeType, p.Payload)
+		switch {
+		case b.dropping && key:
+			b.dropping, b.resync = false, true
+		case !b.dropping && limit > 0 && b.tokens < 0 && !key:
+			b.dropping = true
+			s.Stats.FramesDropped.Add(1)
+		}
+		if b.dropping && now-b.lastKF > int64(keyframeEvery) {
+			b.lastKF, b.askKF = now, true // asked by WriteRTP once s.mu is released
+		}
+	}
+	if b.dropping {
+		return false
+	}
+	b.tokens -= int64(len(p.Payload))
+	return true
+}
+
+// SetSendBandwidth sets the bounds, in bps (0: none), of what this sender asks its source for: the
+// endpoint's minVideoSendBandwidth and maxVideoSendBandwidth.
+func (s *Sender) SetSendBandwidth(minBps, maxBps uint64) {
+	b := &s.bwe
+	b.mu.Lock()
+	b.minBps, b.maxBps = minBps, maxBps
+	s.updateBWE()
+	b.mu.Unlock()
+}
+
+// OnREMB records the peer's receiver estimate (bps).
+func (s *Sender) OnREMB(bps uint64) {
+	s.Stats.REMB.Store(bps)
+	b := &s.bwe
+	b.mu.Lock()
+	b.remb, b.rembAt = bps, time.Now()
+	s.updateBWE()
+	b.mu.Unlock()
+}
+
+// OnReceiverReport records a report block of the peer about this sender's stream: loss drives a
+// loss-based estimate (GCC's: below 2% grow 8%, above 10% cut by half the loss), and RTT is measured.
+func (s *Sender) OnReceiverReport(r rtcp.ReceptionReport, now time.Time) {
+	s.Stats.FractionLost.Store(uint32(r.FractionLost))
+	s.Stats.PacketsLost.Store(int64(r.TotalLost))
+	s.Stats.Jitter.Store(r.Jitter)
+	if r.LastSenderReport != 0 {
+		ntp := ntpCompact(now)
+		if rtt := ntp - r.LastSenderReport - r.Delay; rtt < 1<<31 {
+			s.Stats.RTT.Store(int64(rtt) * int64(time.Second) >> 16)
+		}
+	}
+	if !s.video {
+		return
+	}
+	b := &s.bwe
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sent := s.bytes.Load()
+	if !b.sentAt.IsZero() {
+		if d := now.Sub(b.sentAt); d > 100*time.Millisecond {
+			b.sendingRate = uint64(float64(sent-b.sentBytes) * 8 / d.Seconds())
+			b.sentBytes, b.sentAt = sent, now
+		}
+	} else {
+		b.sentBytes, b.sentAt = sent, now
+	}
+	loss := float64(r.FractionLost) / 256
+	switch {
+	case loss > 0.10 && b.sendingRate > 0:
+		est := uint64(float64(b.sendingRate) * (1 - 0.5*loss))
+		if b.lossEst == 0 || est < b.lossEst {
+			b.lossEst = est
+		}
+	case loss < 0.02 && b.lossEst > 0:
+		b.lossEst = b.lossEst * 108 / 100
+		if b.sendingRate > 0 && b.lossEst > 2*b.sendingRate {
+			b.lossEst = 0 // no longer limiting
+		}
+	}
+	s.updateBWE()
+}
+
+// rembTimeout is how long a REMB counts without being renewed (browsers send one a second or so).
+const rembTimeout = 5 * time.Second
+
+// updateBWE recomputes the limit and the target; the caller holds s.bwe.mu.
+func (s *Sender) updateBWE() {
+	b := &s.bwe
+	var measured uint64
+	if b.remb > 0 && time.Since(b.rembAt) < rembTimeout {
+		measured = b.remb
+	}
+	if b.lossEst > 0 && (measured == 0 || b.lossEst < measured) {
+		measured = b.lossEst
+	}
+	limit := measured
+	if limit > 0 && limit < b.minBps {
+		limit = b.minBps
+	}
+	target := measured
+	if target == 0 || (b.maxBps > 0 && target > b.maxBps) {
+		target = b.maxBps
+	}
+	if target > 0 && target < b.minBps {
+		target = b.minBps
+	}
+	b.limit.Store(limit)
+	b.target.Store(target)
+}
+
+// Bandwidth is what the peer can take (bps) as measured from its REMB and reports (0: unknown), and
+// the target this sender votes for upstream, within the endpoint's bounds (0: no opinion).
+func (s *Sender) Bandwidth() (measured, target uint64) {
+	s.bwe.mu.Lock()
+	if s.bwe.remb > 0 && time.Since(s.bwe.rembAt) >= rembTimeout {
+		s.updateBWE()
+	}
+	s.bwe.mu.Unlock()
+	return s.bwe.limit.Load(), s.bwe.target.Load()
+}
+
+// TargetBitrate implements bitrateSink.
+func (s *Sender) TargetBitrate() uint64 {
+	_, t := s.Bandwidth()
+	return t
+}
+
+// ntpCompact is the middle 32 bits of the NTP time of t, the unit of LSR and DLSR.
+func ntpCompact(t time.Time) uint32 {
+	secs := uint64(t.Unix()) + 2208988800
+	frac := uint64(t.Nanosecond()) << 32 / uint64(time.Second)
+	return uint32((secs<<32 | frac) >> 16)
+}
+
+// bitrateSink is an input that has an opinion on the bitrate its source should produce.
+type bitrateSink interface{ TargetBitrate() uint64 }
+
+// SinkBitrate is the highest target bitrate among the sinks of the source (through pass-through
+// elements), 0 when none has an opinion: the fastest peer decides what the producer sends, slower
+// ones get frames dropped.
+func (s *Source) SinkBitrate() uint64 {
+	var best uint64
+	for _, in := range *s.sinks.Load() {
+		if b, ok := in.(bitrateSink); ok {
+			best = max(best, b.TargetBitrate())
+		}
+	}
+	return best
+}

@@ -1,0 +1,113 @@
+package media
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// A NACK for a sequence number the sender wrote is served from the source's cache, rewritten as it
+// was sent; with RTX bound, on the RTX stream with the original sequence number first.
+func TestSenderServesNACK(t *testing.T) {
+	for _, rtx := range []bool{false, true} {
+		t.Run(fmt.Sprint("rtx=", rtx), func(t *testing.T) {
+			type sent struct {
+				h       rtp.Header
+				payload []byte
+			}
+			var out []sent
+			source, senders := fanout(t, 1, func(h *rtp.Header, payload []byte) error {
+				out = append(out, sent{*h, append([]byte(nil), payload...)})
+				return nil
+			})
+			source.EnableCache()
+			s := senders[0]
+			if rtx {
+				s.BindRTX(999, 97)
+			}
+			p := vp8Packet()
+			for i := 0; i < 10; i++ {
+				p.SequenceNumber = uint16(5000 + i)
+				p.Payload[10] = byte(i)
+				source.WriteRTP(p)
+			}
+			first := out[0].h.SequenceNumber
+			out = out[:0]
+			s.HandleNACK(&rtcp.TransportLayerNack{Nacks: []rtcp.NackPair{{PacketID: first + 3, LostPackets: 1}}})
+			if len(out) != 2 {
+				t.Fatalf("%d packets resent, want 2", len(out))
+			}
+			for i, o := range out {
+				want := first + 3 + uint16(i)
+				payload := o.payload
+				if rtx {
+					if o.h.SSRC != 999 || o.h.PayloadType != 97 || uint16(payload[0])<<8|uint16(payload[1]) != want {
+						t.Fatalf("RTX packet %+v osn %x", o.h, payload[:2])
+					}
+					payload = payload[2:]
+				} else if o.h.SSRC != 1234 || o.h.SequenceNumber != want {
+					t.Fatalf("resent %+v, want seq %d", o.h, want)
+				}
+				if payload[10] != byte(3+i) || o.h.Extension {
+					t.Fatalf("resent the wrong packet: %d", payload[10])
+				}
+			}
+			if got := s.Stats.Retransmitted.Load(); got != 2 {
+				t.Fatalf("Retransmitted = %d", got)
+			}
+			if s.Resend(first + 200) {
+				t.Fatal("resent a packet never sent")
+			}
+		})
+	}
+}
+
+// A peer whose REMB is below the stream's rate gets whole frames dropped up to a keyframe, with its
+// sequence numbers continuous; the source is asked for the highest target among its sinks.
+func TestSenderPacesToPeerBandwidth(t *testing.T) {
+	var seqs []uint16
+	source, senders := fanout(t, 2, func(h *rtp.Header, payload []byte) error {
+		if h.SSRC == 1234 {
+			seqs = append(seqs, h.SequenceNumber)
+		}
+		return nil
+	})
+	slow, fast := senders[0], senders[1]
+	slow.SetSendBandwidth(100_000, 3_000_000)
+	fast.SetSendBandwidth(100_000, 3_000_000)
+	slow.OnREMB(100_000)
+	fast.OnREMB(2_000_000)
+	if got := source.SinkBitrate(); got != 2_000_000 {
+		t.Fatalf("SinkBitrate = %d, want the fastest's 2000000", got)
+	}
+	p := vp8Packet()
+	// 1 Mbit/s in 30 fps frames of 4 packets for 2 s: the slow peer cannot take it.
+	for frame := 0; frame < 60; frame++ {
+		for i := 0; i < 4; i++ {
+			p.SequenceNumber++
+			p.Payload[0], p.Payload[1] = 0x00, 0x01
+			if i == 0 {
+				p.Payload[0] = 0x10
+				if frame%15 == 0 {
+					p.Payload[1] = 0x00
+				}
+			}
+			p.Marker = i == 3
+			source.WriteRTP(p)
+		}
+		p.Timestamp += 3000
+		time.Sleep(time.Second / 30)
+	}
+	fastSent, _, _ := fast.Counters()
+	slowSent, slowBytes, _ := slow.Counters()
+	if fastSent != 240 {
+		t.Errorf("fast peer got %d packets, want 240", fastSent)
+	}
+	if slowSent >= 200 || slow.Stats.FramesDropped.Load() == 0 {
+		t.Errorf("slow peer got %d packets (%d bytes), %d frame runs dropped", slowSent, slowBytes, slow.Stats.FramesDropped.Load())
+	}
+	_ = seqs
+}

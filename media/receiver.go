@@ -1,0 +1,200 @@
+package media
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// nackWindow is how far back (in packets) a receiver tracks missing packets.
+const nackWindow = 512
+
+// NACK timing: a gap is NACKed at once (the reader runs Due after each packet), again every
+// nackRetry, at most nackTries times and while it is younger than nackGiveUp; then it is given up and
+// the producer is asked for a keyframe.
+const (
+	nackRetry  = 40 * time.Millisecond
+	nackTries  = 5
+	nackGiveUp = 500 * time.Millisecond
+	// nackMaxGap: a jump larger than this is not a loss to repair but a restart; ask for a keyframe.
+	nackMaxGap = 256
+)
+
+// ReceiveStats are the counters of an incoming stream: what arrived, what was lost, what was asked
+// again and recovered. Atomics, read by stats at any time.
+type ReceiveStats struct {
+	Packets        atomic.Uint64
+	Bytes          atomic.Uint64 // payload bytes
+	Expected       atomic.Uint64 // from the first to the highest sequence number
+	NACKs          atomic.Uint64 // NACK messages sent
+	NACKedPackets  atomic.Uint64 // sequence numbers asked for (each try counts)
+	Recovered      atomic.Uint64 // missing packets that arrived later
+	GivenUp        atomic.Uint64 // missing packets given up
+	PLIs           atomic.Uint64 // keyframe requests sent to the producer
+	Jitter         atomic.Uint32 // RFC 3550 interarrival jitter, timestamp units
+	REMB           atomic.Uint64 // last REMB sent to the producer, bps
+	TargetBitrate  atomic.Uint64
+	LastFraction   atomic.Uint32 // loss over the last interval, 1/256
+	lastExpected   uint64
+	lastPackets    uint64
+	intervalLocked sync.Mutex
+}
+
+// Receiver follows an incoming RTP stream for its reader goroutine: it finds the missing packets
+// to NACK, gives up on the hopeless ones, and keeps the stream's counters. Nothing is allocated per
+// packet; Due allocates only when there is something to ask for.
+type Receiver struct {
+	Stats ReceiveStats
+
+	clockRate uint32
+	started   bool
+	highest   uint16
+	ext       uint64 // extended highest sequence number
+	first     uint64
+	missing   [nackWindow]missEntry
+	pending   int
+	lastDue   int64
+	// jitter (RFC 3550 A.8) in timestamp units, scaled by 16
+	jitter      int64
+	lastTransit int64
+	base        int64
+	scratch     []uint16
+}
+
+type missEntry struct {
+	seq    uint16
+	valid  bool
+	tries  uint8
+	since  int64
+	nextAt int64
+}
+
+// NewReceiver follows a stream of the given clock rate (for jitter).
+func NewReceiver(clockRate uint32) *Receiver {
+	return &Receiver{clockRate: clockRate, scratch: make([]uint16, 0, 64)}
+}
+
+// Push records a packet that arrived at now (unix nanos). It returns true when the gap before it is
+// too large to repair: the caller should ask the producer for a keyframe.
+func (r *Receiver) Push(seq uint16, ts uint32, payloadLen int, now int64) (keyframe bool) {
+	r.Stats.Packets.Add(1)
+	r.Stats.Bytes.Add(uint64(payloadLen))
+	if r.clockRate > 0 {
+		if r.base == 0 {
+			r.base = now
+		}
+		arrival := (now - r.base) / 1000 * int64(r.clockRate) / 1000000
+		transit := arrival - int64(ts)
+		if r.started {
+			d := transit - r.lastTransit
+			if d < 0 {
+				d = -d
+			}
+			if d < int64(r.clockRate)*10 { // ignore timestamp jumps (source switches)
+				r.jitter += d - (r.jitter+8)>>4
+				r.Stats.Jitter.Store(uint32(r.jitter >> 4))
+			}
+		}
+		r.lastTransit = transit
+	}
+	if !r.started {
+		r.started, r.highest = true, seq
+		r.ext = uint64(seq)
+		r.first = r.ext
+		r.Stats.Expected.Store(1)
+		return false
+	}
+	d := int16(seq - r.highest)
+	switch {
+	case d > 0:
+		if d > nackMaxGap {
+			r.clear()
+			keyframe = true
+		} else {
+			for s := r.highest + 1; s != seq; s++ {
+				e := &r.missing[s%nackWindow]
+				if e.valid {
+					r.pending--
+					r.Stats.GivenUp.Add(1)
+				}
+				*e = missEntry{seq: s, valid: true, since: now, nextAt: now}
+				r.pending++
+			}
+		}
+		r.ext += uint64(d)
+		r.highest = seq
+		r.Stats.Expected.Store(r.ext - r.first + 1)
+	case d < 0:
+		e := &r.missing[seq%nackWindow]
+		if e.valid && e.seq == seq {
+			e.valid = false
+			r.pending--
+			r.Stats.Recovered.Add(1)
+		}
+	}
+	return keyframe
+}
+
+func (r *Receiver) clear() {
+	for i := range r.missing {
+		r.missing[i].valid = false
+	}
+	r.pending = 0
+}
+
+// Due returns the sequence numbers to NACK now (nil when none; the slice is reused by the next call)
+// and whether a packet was given up, in which case the caller should ask for a keyframe. Calls closer
+// than 10 ms apart return nothing.
+func (r *Receiver) Due(now int64) (seqs []uint16, gaveUp bool) {
+	if r.pending == 0 || now-r.lastDue < int64(10*time.Millisecond) {
+		return nil, false
+	}
+	r.lastDue = now
+	out := r.scratch[:0]
+	for i := uint16(nackWindow - 1); ; i-- {
+		seq := r.highest - i
+		e := &r.missing[seq%nackWindow]
+		if e.valid && e.seq == seq && e.nextAt <= now {
+			if e.tries >= nackTries || now-e.since > int64(nackGiveUp) {
+				e.valid = false
+				r.pending--
+				r.Stats.GivenUp.Add(1)
+				gaveUp = true
+			} else {
+				e.tries++
+				e.nextAt = now + int64(nackRetry)
+				out = append(out, seq)
+			}
+		}
+		if i == 0 {
+			break
+		}
+	}
+	r.scratch = out
+	if len(out) > 0 {
+		r.Stats.NACKs.Add(1)
+		r.Stats.NACKedPackets.Add(uint64(len(out)))
+	}
+	return out, gaveUp
+}
+
+// Interval returns the fraction of packets lost (1/256) since the previous call, as RTCP reports it.
+func (s *ReceiveStats) Interval() uint8 {
+	s.intervalLocked.Lock()
+	defer s.intervalLocked.Unlock()
+	exp, got := s.Expected.Load(), s.Packets.Load()
+	de, dg := exp-s.lastExpected, got-s.lastPackets
+	s.lastExpected, s.lastPackets = exp, got
+	var f uint8
+	if de > 0 && dg < de {
+		f = uint8((de - dg) * 256 / de)
+	}
+	s.LastFraction.Store(uint32(f))
+	return f
+}
+
+// Lost is the number of packets lost so far (expected minus received, never below 0).
+func (s *ReceiveStats) Lost() int64 {
+	l := int64(s.Expected.Load()) - int64(s.Packets.Load())
+	return max(l, 0)
+}
