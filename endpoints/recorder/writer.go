@@ -449,8 +449,10 @@ func (w *writer) timestamp(t *track, f *frame) int64 {
 		t.base, t.ext = arrival, 0
 		pts = arrival
 	}
-	if t.hasPTS && pts <= t.lastPTS {
-		pts = t.lastPTS + int64(time.Millisecond)
+	// Containers count in milliseconds: a frame must move on by a whole millisecond, or two frames
+	// of a track would share a timestamp (which players read as a non-monotonic stream).
+	if ms := int64(time.Millisecond); t.hasPTS && pts/ms <= t.lastPTS/ms {
+		pts = (t.lastPTS/ms + 1) * ms
 	}
 	t.hasPTS, t.lastPTS = true, pts
 	return pts
