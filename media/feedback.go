@@ -72,6 +72,9 @@ func (s *Sender) Resend(seq uint16) bool {
 	e := &s.seqmap[seq%seqMapSize]
 	m := *e
 	src := s.cur.Load()
+	if st := s.tc.Load(); st != nil {
+		src = st.out
+	}
 	ok := m.valid && m.sinkSeq == seq && m.epoch == s.epoch && src != nil && s.write != nil
 	if ok && m.resends >= maxResends {
 		// A peer that keeps asking (its NACK generator not seeing RTX, say) gets no more copies.

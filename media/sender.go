@@ -18,15 +18,21 @@ type WriteFunc func(header *rtp.Header, payload []byte) error
 // timestamps without jumps when the source changes, and video starting on a keyframe.
 type Sender struct {
 	cur   atomic.Pointer[Source]
+	tc    atomic.Pointer[senderTranscode] // set when a transcoder feeds the sender instead of cur
 	meter *FlowMeter
 	video bool
 
-	mu           sync.Mutex // hot-path state; two sources overlap only for a packet during a switch
-	ssrc         uint32
-	payloadType  uint8
-	mimeType     string
-	clockRate    uint32
-	write        WriteFunc
+	mu          sync.Mutex // hot-path state; two sources overlap only for a packet during a switch
+	ssrc        uint32
+	payloadType uint8
+	mimeType    string
+	clockRate   uint32
+	channels    uint16
+	fmtp        string
+	write       WriteFunc
+	// a transcoder is being set up (tcPending), or could not be for that source (tcFailed)
+	tcPending    bool
+	tcFailed     *Source
 	switched     bool // the source changed; offsets are set on its first packet
 	waitKeyframe bool
 	started      bool
@@ -85,12 +91,19 @@ func (e *Element) NewSender(t Type, pad string) *Sender {
 func (s *Sender) Bind(ssrc uint32, payloadType uint8, c Codec, write WriteFunc) {
 	s.mu.Lock()
 	s.epoch++
+	if st := s.tc.Load(); st != nil && !strings.EqualFold(st.mime, c.MimeType) {
+		s.dropTranscode()
+		s.unlinkedAt = time.Now()
+		s.switched = true
+	}
+	s.tcFailed = nil
 	s.ssrc, s.payloadType, s.mimeType, s.clockRate, s.write = ssrc, payloadType, c.MimeType, c.ClockRate, write
+	s.channels, s.fmtp = c.Channels, c.Fmtp
 	s.codecChecked = false // check the source's codec against the new one
 	s.waitKeyframe = s.video
 	s.mu.Unlock()
-	if src := s.cur.Load(); src != nil && s.video {
-		src.RequestKeyframe()
+	if s.video {
+		s.RequestKeyframe()
 	}
 }
 
@@ -105,6 +118,8 @@ func (s *Sender) Codec() string {
 func (s *Sender) SetSource(src *Source) {
 	old := s.cur.Swap(src)
 	s.mu.Lock()
+	s.dropTranscode()
+	s.tcFailed = nil
 	if old != nil {
 		s.unlinkedAt = time.Now()
 	}
@@ -119,6 +134,10 @@ func (s *Sender) SetSource(src *Source) {
 
 // RequestKeyframe asks the current source for a keyframe (the peer sent a PLI or FIR).
 func (s *Sender) RequestKeyframe() {
+	if st := s.tc.Load(); st != nil {
+		st.out.RequestKeyframe()
+		return
+	}
 	if src := s.cur.Load(); src != nil {
 		src.RequestKeyframe()
 	}
@@ -159,13 +178,27 @@ func (s *Sender) WriteRTP(src *Source, p *rtp.Packet) {
 		return
 	}
 	s.meter.Mark()
+	if s.tc.Load() != nil {
+		return // a transcoder feeds the sender with this source's media
+	}
+	s.forward(src, p, false)
+}
+
+// forward rewrites and sends a packet of src: the linked source, or the transcoder feeding the
+// sender in its place (transcoded).
+func (s *Sender) forward(src *Source, p *rtp.Packet, transcoded bool) {
 	limit := s.bwe.limit.Load()
 	s.mu.Lock()
-	if c := src.Codec(); c != s.checkedCodec || !s.codecChecked {
-		s.checkedCodec, s.codecChecked = c, true
-		s.codecOK = c == nil || s.mimeType == "" || strings.EqualFold(c.MimeType, s.mimeType)
+	if !transcoded {
+		if c := src.Codec(); c != s.checkedCodec || !s.codecChecked {
+			s.checkedCodec, s.codecChecked = c, true
+			s.codecOK = c == nil || s.mimeType == "" || strings.EqualFold(c.MimeType, s.mimeType)
+		}
+		if !s.codecOK && s.write != nil {
+			s.needTranscode(src) // off this goroutine; packets are dropped until it is ready
+		}
 	}
-	if s.write == nil || !s.codecOK {
+	if s.write == nil || (!transcoded && !s.codecOK) {
 		s.mu.Unlock()
 		s.dropped.Add(1)
 		return

@@ -300,11 +300,13 @@ type input struct {
 	kind  media.Type
 	cur   atomic.Pointer[media.Source]
 	meter *media.FlowMeter
+	ts    transcodeState
 }
 
 // SetSource is called under the pipeline lock when the pad is linked or unlinked.
 func (in *input) SetSource(src *media.Source) {
 	in.cur.Store(src)
+	in.dropTranscode()
 	if src != nil && in.kind == media.Video && in.r.accepting.Load() {
 		src.RequestKeyframe()
 	}
@@ -316,6 +318,14 @@ func (in *input) WriteRTP(src *media.Source, p *rtp.Packet) {
 		return
 	}
 	in.meter.Mark()
+	if in.ts.tc.Load() != nil || !in.fits(src) {
+		return // a transcoder feeds the pad, or is being made
+	}
+	in.enqueue(src, p)
+}
+
+// enqueue queues a packet of src (the linked source, or a transcoder of it) for the writer.
+func (in *input) enqueue(src *media.Source, p *rtp.Packet) {
 	r := in.r
 	if !r.wants[in.kind] || !r.accepting.Load() {
 		return

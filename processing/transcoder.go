@@ -1,0 +1,214 @@
+package processing
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kurento-go/kms/gst"
+	"github.com/kurento-go/kms/media"
+	"github.com/pion/rtp"
+)
+
+// TranscoderBitrate is the video encoders' target (bps) of the transcoders the graph inserts: KMS's
+// default encoderBitrate.
+var TranscoderBitrate = 300000
+
+// The graph asks this package for transcoders: media knows nothing of GStreamer.
+func init() { media.SetTranscoderFactory(NewTranscoder) }
+
+// transcodePT is the payload type inside a transcoder's pipeline; the sinks rewrite it anyway.
+const transcodePT = 96
+
+// decodeChain is the caps of the appsrc and the depayloader and decoder for a codec.
+func decodeChain(c *media.Codec) (string, error) {
+	if c == nil {
+		return "", fmt.Errorf("%w: unknown source codec", media.ErrNoTranscoder)
+	}
+	switch strings.ToLower(c.MimeType) {
+	case "video/vp8":
+		return rtpCaps("video", 90000, "VP8") + " ! rtpvp8depay request-keyframe=true wait-for-keyframe=true ! vp8dec", nil
+	case "video/vp9":
+		return rtpCaps("video", 90000, "VP9") + " ! rtpvp9depay ! vp9dec", nil
+	case "video/h264":
+		dec := "avdec_h264"
+		if !gst.HasElement(dec) {
+			dec = "openh264dec"
+		}
+		return rtpCaps("video", 90000, "H264") + " ! rtph264depay ! h264parse ! " + dec, nil
+	case "audio/opus":
+		return rtpCaps("audio", 48000, "OPUS") + " ! rtpopusdepay ! opusdec plc=true", nil
+	case "audio/pcmu":
+		return rtpCaps("audio", 8000, "PCMU") + " ! rtppcmudepay ! mulawdec", nil
+	case "audio/pcma":
+		return rtpCaps("audio", 8000, "PCMA") + " ! rtppcmadepay ! alawdec", nil
+	}
+	return "", fmt.Errorf("%w: cannot decode %s", media.ErrNoTranscoder, c.MimeType)
+}
+
+func rtpCaps(kind string, rate int, name string) string {
+	return fmt.Sprintf("caps=\"application/x-rtp,media=%s,clock-rate=%d,encoding-name=%s,payload=%d\"", kind, rate, name, transcodePT)
+}
+
+// encodeChain is the encoder and payloader for a codec, from raw media.
+func encodeChain(mime string, bitrate int) (string, error) {
+	switch strings.ToLower(mime) {
+	case "video/h264":
+		return fmt.Sprintf("videoconvert ! x264enc name=kms_enc tune=zerolatency speed-preset=ultrafast key-int-max=300 aud=false "+
+			"bitrate=%d threads=2 ! video/x-h264,profile=constrained-baseline ! "+
+			"rtph264pay pt=%d mtu=1200 config-interval=-1 aggregate-mode=zero-latency", bitrate/1000, transcodePT), nil
+	case "video/vp8":
+		return fmt.Sprintf("videoconvert ! vp8enc name=kms_enc deadline=1 cpu-used=8 lag-in-frames=0 end-usage=cbr "+
+			"target-bitrate=%d keyframe-max-dist=300 error-resilient=default threads=2 ! "+
+			"rtpvp8pay pt=%d mtu=1200 picture-id-mode=15-bit", bitrate, transcodePT), nil
+	case "video/vp9":
+		return fmt.Sprintf("videoconvert ! vp9enc name=kms_enc deadline=1 cpu-used=8 lag-in-frames=0 end-usage=cbr "+
+			"target-bitrate=%d keyframe-max-dist=300 error-resilient=default threads=2 ! "+
+			"rtpvp9pay pt=%d mtu=1200 picture-id-mode=15-bit", bitrate, transcodePT), nil
+	case "audio/opus":
+		return fmt.Sprintf("audioconvert ! audioresample ! opusenc bitrate=32000 ! rtpopuspay pt=%d mtu=1200", transcodePT), nil
+	case "audio/pcmu":
+		return "audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay pt=0 mtu=1200", nil
+	case "audio/pcma":
+		return "audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay pt=8 mtu=1200", nil
+	}
+	return "", fmt.Errorf("%w: cannot encode %s", media.ErrNoTranscoder, mime)
+}
+
+// TranscoderDescription is the GStreamer pipeline converting RTP of from into RTP of to.
+func TranscoderDescription(from *media.Codec, to string, bitrate int) (string, error) {
+	dec, err := decodeChain(from)
+	if err != nil {
+		return "", err
+	}
+	enc, err := encodeChain(to, bitrate)
+	if err != nil {
+		return "", err
+	}
+	fromVideo := strings.HasPrefix(strings.ToLower(from.MimeType), "video/")
+	if fromVideo != strings.HasPrefix(strings.ToLower(to), "video/") {
+		return "", fmt.Errorf("%w: %s to %s", media.ErrNoTranscoder, from.MimeType, to)
+	}
+	queue := "queue leaky=downstream max-size-buffers=10 max-size-bytes=0 max-size-time=0"
+	if fromVideo {
+		queue = "queue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0"
+	}
+	return fmt.Sprintf("appsrc name=%s is-live=true do-timestamp=true format=time max-bytes=4000000 leaky-type=downstream %s ! "+
+		"%s ! %s ! appsink name=%s sync=false async=false max-buffers=200 drop=true",
+		srcName, dec, queue, enc, sinkName), nil
+}
+
+// Transcoder is a decode+encode GStreamer pipeline between a source and the transcoded source the
+// graph gives to the sinks that need another codec.
+type Transcoder struct {
+	pipe   *gst.Pipeline
+	appsrc *gst.AppSrc
+	out    *media.Source
+	video  bool
+	cur    atomic.Pointer[media.Source]
+
+	mu      sync.Mutex // the input side: two sources may overlap for a packet during a switch
+	buf     [1600]byte
+	outPkt  rtp.Packet // the sink goroutine's
+	dropped atomic.Uint64
+	closed  atomic.Bool
+}
+
+// NewTranscoder is the media.TranscoderFactory of the server: from's media in to's codec, to out.
+func NewTranscoder(from *media.Source, to media.Codec, out *media.Source) (media.Transcoder, error) {
+	desc, err := TranscoderDescription(from.Codec(), to.MimeType, Bitrate(TranscoderBitrate, 0, 0))
+	if err != nil {
+		return nil, err
+	}
+	pipe, err := gst.NewPipeline(desc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", media.ErrNoTranscoder, err)
+	}
+	t := &Transcoder{pipe: pipe, out: out, video: from.Type == media.Video}
+	if t.appsrc, err = pipe.AppSrc(srcName); err != nil {
+		pipe.Close()
+		return nil, err
+	}
+	t.appsrc.WatchKeyUnit()
+	if err := pipe.HandleSink(sinkName, t.onSample); err != nil {
+		pipe.Close()
+		return nil, err
+	}
+	pipe.OnMessage(t.onMessage)
+	out.SetKeyframeRequester(t.requestKeyframe)
+	if err := pipe.Start(); err != nil {
+		out.SetKeyframeRequester(nil)
+		pipe.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// WriteRTP implements media.Input: the source's packets go to the pipeline.
+func (t *Transcoder) WriteRTP(src *media.Source, p *rtp.Packet) {
+	if t.cur.Load() != src {
+		return
+	}
+	t.mu.Lock()
+	n, err := p.MarshalTo(t.buf[:])
+	if err == nil && n > 1 {
+		t.buf[1] = t.buf[1]&0x80 | transcodePT
+		err = t.appsrc.Push(t.buf[:n])
+	}
+	t.mu.Unlock()
+	if err != nil {
+		t.dropped.Add(1)
+	}
+}
+
+// SetSource implements media.Input.
+func (t *Transcoder) SetSource(src *media.Source) {
+	t.cur.Store(src)
+	if src != nil && t.video {
+		src.RequestKeyframe() // the decoder starts on a keyframe
+	}
+}
+
+// Close stops the pipeline.
+func (t *Transcoder) Close() {
+	if t.closed.Swap(true) {
+		return
+	}
+	t.cur.Store(nil)
+	t.pipe.Close()
+}
+
+// Dropped is the number of input packets the pipeline did not take.
+func (t *Transcoder) Dropped() uint64 { return t.dropped.Load() }
+
+// requestKeyframe serves the sinks' keyframe requests: the encoder makes one.
+func (t *Transcoder) requestKeyframe() {
+	if !t.video || t.closed.Load() {
+		return
+	}
+	_ = t.pipe.ForceKeyUnit(sinkName)
+}
+
+func (t *Transcoder) onSample(data []byte, _ time.Duration) {
+	if err := t.outPkt.Unmarshal(data); err != nil || t.closed.Load() {
+		return
+	}
+	t.out.WriteRTP(&t.outPkt)
+}
+
+func (t *Transcoder) onMessage(m gst.Message) {
+	switch m.Type {
+	case gst.MessageKeyUnitRequest:
+		// The depayloader lost packets or the decoder needs a keyframe: ask the producer.
+		if src := t.cur.Load(); src != nil {
+			src.RequestKeyframe()
+		}
+	case gst.MessageError:
+		if !errors.Is(m.Err, gst.ErrClosed) {
+			t.dropped.Add(1)
+		}
+	}
+}
