@@ -1,7 +1,9 @@
 package elements
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"sync"
 
 	"github.com/kurento-go/kms/gst"
@@ -19,6 +21,7 @@ type filterElement struct {
 	// onMessage receives the element messages of the pipeline (barcode, facedetect...), on the
 	// pipeline's bus goroutine.
 	onMessage func(gst.Message)
+	log       *slog.Logger
 }
 
 // Close takes the element out of the graph first (no more packets), then stops its pipeline.
@@ -42,22 +45,34 @@ func (f *filterElement) onEvent(ev media.Event) {
 
 // newFilterElement makes the element and its pipeline around el (taken over).
 func (d *definer) newFilterElement(b *objects.Base, initial map[string]any, t media.Type, el *gst.Element) (*filterElement, error) {
-	f := &filterElement{Element: objects.NewElement(b, initial)}
+	return d.newFilterElementWith(b, initial, func(e *media.Element, cfg processing.Config) (*processing.Filter, error) {
+		cfg.Type, cfg.Element = t, el
+		return processing.NewFilter(e, cfg)
+	})
+}
+
+// newFilterElementWith makes the element, its media part being made by build.
+func (d *definer) newFilterElementWith(b *objects.Base, initial map[string]any,
+	build func(*media.Element, processing.Config) (*processing.Filter, error)) (*filterElement, error) {
+	f := &filterElement{Element: objects.NewElement(b, initial), log: d.r.Logger().With("element", b.ID())}
 	intProp := func(name string) int { v, _ := f.Props.Get(f, name).(int); return v }
 	f.OnOtherEvent = f.onEvent
 	var err error
-	f.filter, err = processing.NewFilter(f.Media, processing.Config{
-		Type:           t,
-		Element:        el,
+	f.filter, err = build(f.Media, processing.Config{
 		EncoderBitrate: intProp("encoderBitrate"),
 		MinBitrate:     intProp("minEncoderBitrate"),
 		MaxBitrate:     intProp("maxEncoderBitrate"),
-		Log:            d.r.Logger().With("element", b.ID()),
+		Log:            f.log,
 	})
 	if err != nil {
 		f.Element.Close()
-		if errors.Is(err, processing.ErrWrongKind) {
+		var pe *gst.ParseError
+		switch {
+		case errors.Is(err, processing.ErrWrongKind):
 			return nil, kerr.New(kerr.MarshallError, "%s", processing.ErrWrongKind.Error())
+		case errors.Is(err, processing.ErrNoFaceModel), errors.As(err, &pe):
+			// KMS: the filter's GStreamer element could not be made.
+			return nil, kerr.New(kerr.ObjectNotAvailable, "Media Object not available: %v", err)
 		}
 		return nil, kerr.New(kerr.UnexpectedError, "GStreamer pipeline cannot be created: %v", err)
 	}
@@ -96,6 +111,10 @@ func (d *definer) defineFilters() {
 		case *gstreamerFilter:
 			return o.filterElement
 		case *zbarFilter:
+			return o.filterElement
+		case *faceOverlayFilter:
+			return o.filterElement
+		case *imageOverlayFilter:
 			return o.filterElement
 		}
 		return nil
@@ -189,6 +208,104 @@ func (d *definer) defineFilters() {
 		},
 		Ops: bitrateOps,
 	})
+
+	d.r.Define("FaceOverlayFilter", objects.Class{
+		New: func(b *objects.Base, _ objects.Args) (objects.Object, error) {
+			fo := &faceOverlayFilter{}
+			f, err := d.newFilterElementWith(b, nil, func(e *media.Element, cfg processing.Config) (*processing.Filter, error) {
+				var err error
+				if fo.media, err = processing.NewFaceOverlay(e, cfg); err != nil {
+					return nil, err
+				}
+				return fo.media.Filter, nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			fo.filterElement = f
+			return fo, nil
+		},
+		Ops: objects.Merge(bitrateOps, map[string]objects.Handler{
+			"setOverlayedImage": func(o objects.Object, a objects.Args) (any, error) {
+				f := o.(*faceOverlayFilter)
+				uri := a.String("uri")
+				// As KMS: an image that cannot be loaded is logged and leaves no image over the
+				// faces; the call itself succeeds.
+				img, err := processing.LoadImage(context.Background(), uri, f.log)
+				if err != nil {
+					f.log.Error("FaceOverlayFilter: cannot load the overlay image; faces get none", "uri", uri, "err", err)
+				}
+				p := processing.Placement{X: a.Float("offsetXPercent"), Y: a.Float("offsetYPercent"),
+					Width: a.Float("widthPercent"), Height: a.Float("heightPercent")}
+				return nil, overlayErr(f.media.SetImage(img, p))
+			},
+			"unsetOverlayedImage": func(o objects.Object, _ objects.Args) (any, error) {
+				return nil, overlayErr(o.(*faceOverlayFilter).media.SetImage(nil, processing.Placement{}))
+			},
+		}),
+	})
+
+	d.r.Define("ImageOverlayFilter", objects.Class{
+		New: func(b *objects.Base, _ objects.Args) (objects.Object, error) {
+			io := &imageOverlayFilter{}
+			f, err := d.newFilterElementWith(b, nil, func(e *media.Element, cfg processing.Config) (*processing.Filter, error) {
+				var err error
+				if io.media, err = processing.NewImageOverlay(e, cfg); err != nil {
+					return nil, err
+				}
+				return io.media.Filter, nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			io.filterElement = f
+			return io, nil
+		},
+		Ops: objects.Merge(bitrateOps, map[string]objects.Handler{
+			"addImage": func(o objects.Object, a objects.Args) (any, error) {
+				f := o.(*imageOverlayFilter)
+				id, uri := a.String("id"), a.String("uri")
+				// As KMS: an image that cannot be loaded is logged and kept under its id, drawing
+				// nothing; the call itself succeeds.
+				img, err := processing.LoadImage(context.Background(), uri, f.log)
+				if err != nil {
+					f.log.Warn("ImageOverlayFilter: image not loaded", "id", id, "uri", uri, "err", err)
+				}
+				p := processing.Placement{X: a.Float("offsetXPercent"), Y: a.Float("offsetYPercent"),
+					Width: a.Float("widthPercent"), Height: a.Float("heightPercent"),
+					KeepAspectRatio: a.Bool("keepAspectRatio"), Center: a.Bool("center")}
+				return nil, overlayErr(f.media.Add(id, img, p))
+			},
+			"removeImage": func(o objects.Object, a objects.Args) (any, error) {
+				f := o.(*imageOverlayFilter)
+				found, err := f.media.Remove(a.String("id"))
+				if err == nil && !found {
+					f.log.Warn("ImageOverlayFilter: no image under that id", "id", a.String("id"))
+				}
+				return nil, overlayErr(err)
+			},
+		}),
+	})
+}
+
+// overlayErr words a failure to change a running overlay (its pipeline is gone).
+func overlayErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return kerr.New(kerr.UnexpectedError, "overlay not updated: %v", err)
+}
+
+// faceOverlayFilter is the FaceOverlayFilter class: an image drawn over each face found.
+type faceOverlayFilter struct {
+	*filterElement
+	media *processing.FaceOverlay
+}
+
+// imageOverlayFilter is the ImageOverlayFilter class: images by id at places of the frame.
+type imageOverlayFilter struct {
+	*filterElement
+	media *processing.ImageOverlay
 }
 
 // gstreamerFilter is the GStreamerFilter class.

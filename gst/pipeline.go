@@ -30,6 +30,7 @@ type Pipeline struct {
 	onMsg   func(Message)
 	sinks   []*appSink
 	srcs    map[string]*AppSrc
+	ovls    []*Overlay
 
 	busDone chan struct{}
 	wg      sync.WaitGroup // sink goroutines
@@ -183,6 +184,9 @@ func (p *Pipeline) Close() {
 	p.wg.Wait()
 	for _, s := range p.srcs {
 		s.release()
+	}
+	for _, o := range p.ovls {
+		o.free()
 	}
 	for _, s := range p.sinks {
 		C.gst_object_unref(C.gpointer(s.ptr))

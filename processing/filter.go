@@ -39,6 +39,8 @@ type Config struct {
 	// EncoderBitrate, MinBitrate and MaxBitrate (bps; 0 = no bound) set the video encoder's target.
 	EncoderBitrate, MinBitrate, MaxBitrate int
 	Log                                    *slog.Logger
+	// Setup, if set, prepares the pipeline (e.g. installs an Overlay) before it starts.
+	Setup func(*gst.Pipeline) error
 }
 
 // Filter is the media part of a filter element.
@@ -152,6 +154,12 @@ func NewFilter(e *media.Element, cfg Config) (*Filter, error) {
 	for _, t := range media.AllTypes {
 		if t != cfg.Type {
 			f.relays[t] = &relay{out: e.Source(t, media.DefaultPad), meter: e.NewInputMeter(t, media.DefaultPad)}
+		}
+	}
+	if cfg.Setup != nil {
+		if err := cfg.Setup(pipe); err != nil {
+			pipe.Close()
+			return nil, err
 		}
 	}
 	if err := pipe.Start(); err != nil {
