@@ -17,6 +17,7 @@ import (
 
 	"github.com/kurento-go/kms/client"
 	"github.com/kurento-go/kms/gst"
+	"github.com/kurento-go/kms/internal/testmedia"
 	"github.com/kurento-go/kms/internal/testpeer"
 	"github.com/kurento-go/kms/internal/testserver"
 	"github.com/pion/interceptor"
@@ -36,20 +37,7 @@ func needFilters(t *testing.T, factories ...string) {
 			t.Skipf("GStreamer element %q missing (install its plugin package)", f)
 		}
 	}
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg missing")
-	}
-}
-
-func ffmpegClip(t *testing.T, args ...string) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "clip.ivf")
-	full := append([]string{"-loglevel", "error", "-y"}, args...)
-	full = append(full, "-t", "2", "-r", "30", "-c:v", "libvpx", "-g", "30", "-deadline", "realtime", "-b:v", "400k", out)
-	if b, err := exec.Command("ffmpeg", full...).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
-	}
-	return out
+	testmedia.NeedFFmpeg(t)
 }
 
 func newPC(t *testing.T) *webrtc.PeerConnection {
@@ -193,29 +181,6 @@ func (s *subscriber) close() {
 	}
 }
 
-func lastRGB(t *testing.T, path string, w, h int) []byte {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-loglevel", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-").Output()
-	if err != nil || len(out) < w*h*3 {
-		t.Fatalf("ffmpeg decode of %s: %v (%d bytes)", path, err, len(out))
-	}
-	return out[len(out)-w*h*3:]
-}
-
-func colorAt(img []byte, w, x, y int) string {
-	p := img[(y*w+x)*3:]
-	r, g, b := int(p[0]), int(p[1]), int(p[2])
-	switch {
-	case r > 150 && g < 100 && b < 100:
-		return "red"
-	case g > 100 && r < 100 && b < 100:
-		return "green"
-	case b > 150 && r < 100 && g < 100:
-		return "blue"
-	}
-	return "other"
-}
-
 func waitUntil(ctx context.Context, t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for !cond() {
@@ -228,19 +193,7 @@ func waitUntil(ctx context.Context, t *testing.T, what string, cond func() bool)
 }
 
 func setup(t *testing.T) (context.Context, *client.Client, string) {
-	srv := testserver.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	c, err := client.Dial(ctx, srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	pipeline, err := c.Create(ctx, "MediaPipeline", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ctx, c, pipeline
+	return testserver.Connect(t, testserver.Start(t).URL, 60*time.Second)
 }
 
 // TestGStreamerFilterMirrors: publisher -> GStreamerFilter(videoflip) -> subscriber, and the
@@ -248,7 +201,7 @@ func setup(t *testing.T) (context.Context, *client.Client, string) {
 func TestGStreamerFilterMirrors(t *testing.T) {
 	needFilters(t, "videoflip")
 	ctx, c, pipeline := setup(t)
-	clip := ffmpegClip(t, "-f", "lavfi", "-i", "color=c=red:s=320x240:r=30", "-vf",
+	clip := testmedia.VP8Clip(t, "-f", "lavfi", "-i", "color=c=red:s=320x240:r=30", "-vf",
 		"drawbox=x=0:y=0:w=80:h=240:color=blue:t=fill,drawbox=x=0:y=0:w=320:h=60:color=green:t=fill")
 
 	filter, err := c.Create(ctx, "GStreamerFilter", map[string]any{"mediaPipeline": pipeline, "command": "videoflip method=horizontal-flip"})
@@ -274,13 +227,13 @@ func TestGStreamerFilterMirrors(t *testing.T) {
 	stop()
 	sub.close()
 
-	sent := lastRGB(t, clip, 320, 240)
-	got := lastRGB(t, sub.path, 320, 240)
+	sent := testmedia.LastRGB(t, clip, 320, 240)
+	got := testmedia.LastRGB(t, sub.path, 320, 240)
 	for _, s := range []struct {
 		x, y      int
 		sent, got string
 	}{{40, 150, "blue", "red"}, {280, 150, "red", "blue"}, {160, 30, "green", "green"}} {
-		gs, gg := colorAt(sent, 320, s.x, s.y), colorAt(got, 320, s.x, s.y)
+		gs, gg := testmedia.ColorAt(sent, 320, s.x, s.y), testmedia.ColorAt(got, 320, s.x, s.y)
 		p := got[(s.y*320+s.x)*3:]
 		t.Logf("pixel (%d,%d): sent %s, received %s rgb(%d,%d,%d)", s.x, s.y, gs, gg, p[0], p[1], p[2])
 		if gs != s.sent || gg != s.got {
@@ -324,7 +277,7 @@ func TestGStreamerFilterBadCommand(t *testing.T) {
 func TestGStreamerFilterRuntimeError(t *testing.T) {
 	needFilters(t, "capsfilter")
 	ctx, c, pipeline := setup(t)
-	clip := ffmpegClip(t, "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30")
+	clip := testmedia.VP8Clip(t, "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30")
 
 	// The other pipeline: a loopback with synthetic media.
 	other, err := c.Create(ctx, "MediaPipeline", nil)
@@ -402,7 +355,7 @@ func TestZBarFilterCodeFound(t *testing.T) {
 		t.Fatalf("qrencode: %v %s", err, b)
 	}
 	ctx, c, pipeline := setup(t)
-	clip := ffmpegClip(t, "-loop", "1", "-i", png, "-vf", "scale=320:320:flags=neighbor,format=yuv420p")
+	clip := testmedia.VP8Clip(t, "-loop", "1", "-i", png, "-vf", "scale=320:320:flags=neighbor,format=yuv420p")
 	zbar, err := c.Create(ctx, "ZBarFilter", map[string]any{"mediaPipeline": pipeline})
 	if err != nil {
 		t.Fatal(err)

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,52 +13,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kurento-go/kms/api"
 	"github.com/kurento-go/kms/client"
 	"github.com/kurento-go/kms/config"
-	"github.com/kurento-go/kms/elements"
-	"github.com/kurento-go/kms/objects"
-	"github.com/kurento-go/kms/protocol"
+	"github.com/kurento-go/kms/internal/testmedia"
+	"github.com/kurento-go/kms/internal/testserver"
 )
 
-// postServer runs the server in-process like testserver, with the embedded HTTP server of the
+// postServer runs the in-process testserver with the embedded HTTP server of the
 // HttpEndpoints on a free loopback port.
 func postServer(t *testing.T, timeout time.Duration) (context.Context, *client.Client, string) {
 	t.Helper()
-	cfg, err := config.Load([]string{"-f", t.TempDir() + "/kurento.conf.json"}, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Modules.HttpEndpoint = config.HttpEndpoint{ServerAddress: "127.0.0.1", AnnouncedAddress: "127.0.0.1", Port: 0}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	reg := objects.NewRegistry(api.MustLoad(), objects.ServerManagerInfo{Started: time.Now()}, log)
-	elements.Define(reg, cfg)
-	srv := protocol.NewServer(reg, "kurento", time.Minute, log)
-	reg.SetNotifier(srv)
-	srv.Start()
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close()
-		reg.ReleaseAll()
+	srv := testserver.StartWith(t, func(cfg *config.Config) {
+		cfg.Modules.HttpEndpoint = config.HttpEndpoint{ServerAddress: "127.0.0.1", AnnouncedAddress: "127.0.0.1", Port: 0}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
-	c, err := client.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/kurento")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	pipeline, err := c.Create(ctx, "MediaPipeline", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ctx, c, pipeline
+	return testserver.Connect(t, srv.URL, timeout)
 }
 
 func TestHttpPostEndpointPlaysUpload(t *testing.T) {
 	needPlayer(t, "matroskademux", "vp8dec", "opusdec")
-	file := mediaClip(t, t.TempDir(), "clip.webm", 3*time.Second, webmArgs...)
+	file := testmedia.Clip(t, t.TempDir(), "clip.webm", 3*time.Second, testmedia.WebMArgs...)
 	for _, multi := range []bool{false, true} {
 		name := map[bool]string{false: "raw-chunked", true: "multipart"}[multi]
 		t.Run(name, func(t *testing.T) {
@@ -148,7 +119,7 @@ func uploadFile(ctx context.Context, t *testing.T, url, file string, multi bool)
 func TestHttpPostEndpointToRecorder(t *testing.T) {
 	needPlayer(t, "matroskademux", "vp8dec", "opusdec")
 	dir := t.TempDir()
-	file := mediaClip(t, dir, "clip.webm", 3*time.Second, webmArgs...)
+	file := testmedia.Clip(t, dir, "clip.webm", 3*time.Second, testmedia.WebMArgs...)
 	ctx, c, pipeline := postServer(t, 60*time.Second)
 	ep, err := c.Create(ctx, "HttpPostEndpoint", map[string]any{"mediaPipeline": pipeline})
 	if err != nil {
@@ -185,7 +156,7 @@ func TestHttpPostEndpointToRecorder(t *testing.T) {
 	if !strings.Contains(string(b), "vp8") || !strings.Contains(string(b), "opus") {
 		t.Errorf("recording lacks vp8 or opus: %q", b)
 	}
-	if d := probeDuration(t, out); d < 2*time.Second {
+	if d := testmedia.Duration(t, out); d < 2*time.Second {
 		t.Errorf("recorded %v of a 3 s upload", d)
 	}
 }

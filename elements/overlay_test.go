@@ -2,7 +2,6 @@ package elements_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/kurento-go/kms/client"
 	"github.com/kurento-go/kms/gst"
+	"github.com/kurento-go/kms/internal/testmedia"
 	"github.com/kurento-go/kms/processing"
 )
 
@@ -58,33 +58,10 @@ func (s *subscriber) snapshot(t *testing.T, w, h int) []byte {
 		t.Fatal(err)
 	}
 	p := filepath.Join(t.TempDir(), "snap.ivf")
-	if err := os.WriteFile(p, tailIVF(data), 0o644); err != nil {
+	if err := os.WriteFile(p, testmedia.TailIVF(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return lastRGB(t, p, w, h)
-}
-
-// tailIVF keeps an IVF file's frames from its last keyframe on: enough to decode the last frame,
-// without decoding the whole recording each time.
-func tailIVF(data []byte) []byte {
-	if len(data) < 32 {
-		return data
-	}
-	last := -1
-	for off := 32; off+12 <= len(data); {
-		n := int(binary.LittleEndian.Uint32(data[off:]))
-		if off+12+n > len(data) {
-			break
-		}
-		if n > 0 && data[off+12]&1 == 0 { // VP8 keyframe
-			last = off
-		}
-		off += 12 + n
-	}
-	if last < 0 {
-		return data
-	}
-	return append(append([]byte(nil), data[:32]...), data[last:]...)
+	return testmedia.LastRGB(t, p, w, h)
 }
 
 func magentaAt(img []byte, w, x, y int) bool {
@@ -126,7 +103,7 @@ func TestMagicMirror(t *testing.T) {
 	_, c, pipeline := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	clip := ffmpegClip(t, "-loop", "1", "-i", faceStill, "-vf", "format=yuv420p")
+	clip := testmedia.VP8Clip(t, "-loop", "1", "-i", faceStill, "-vf", "format=yuv420p")
 	filter, err := c.Create(ctx, "FaceOverlayFilter", map[string]any{"mediaPipeline": pipeline})
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +191,7 @@ func TestMagicMirror(t *testing.T) {
 func TestImageOverlayFilter(t *testing.T) {
 	needFilters(t, "videoconvert", "capsfilter")
 	ctx, c, pipeline := setup(t)
-	clip := ffmpegClip(t, "-f", "lavfi", "-i", "color=c=red:s=320x240:r=30")
+	clip := testmedia.VP8Clip(t, "-f", "lavfi", "-i", "color=c=red:s=320x240:r=30")
 	png := filepath.Join(t.TempDir(), "blue.png")
 	if err := os.WriteFile(png, writePNG(t, 8, 8, color.NRGBA{0, 0, 255, 255}), 0o644); err != nil {
 		t.Fatal(err)
@@ -250,7 +227,7 @@ func TestImageOverlayFilter(t *testing.T) {
 		}
 		n = sub.frames.Load()
 		got = sub.snapshot(t, 320, 240)
-		return colorAt(got, 320, 240, 60) == "blue"
+		return testmedia.ColorAt(got, 320, 240, 60) == "blue"
 	})
 	for _, s := range []struct {
 		x, y int
@@ -258,8 +235,8 @@ func TestImageOverlayFilter(t *testing.T) {
 	}{{240, 60, "blue"}, {80, 60, "red"}, {240, 180, "red"}, {170, 10, "blue"}, {150, 10, "red"}} {
 		p := got[(s.y*320+s.x)*3:]
 		t.Logf("(%d,%d) rgb(%d,%d,%d)", s.x, s.y, p[0], p[1], p[2])
-		if colorAt(got, 320, s.x, s.y) != s.want {
-			t.Errorf("(%d,%d) is %s, want %s", s.x, s.y, colorAt(got, 320, s.x, s.y), s.want)
+		if testmedia.ColorAt(got, 320, s.x, s.y) != s.want {
+			t.Errorf("(%d,%d) is %s, want %s", s.x, s.y, testmedia.ColorAt(got, 320, s.x, s.y), s.want)
 		}
 	}
 	for _, id := range []string{"nothing", "logo"} {
@@ -272,7 +249,7 @@ func TestImageOverlayFilter(t *testing.T) {
 			return false
 		}
 		n = sub.frames.Load()
-		return colorAt(sub.snapshot(t, 320, 240), 320, 240, 60) == "red"
+		return testmedia.ColorAt(sub.snapshot(t, 320, 240), 320, 240, 60) == "red"
 	})
 	// A missing parameter is the protocol's error, as for any method.
 	err = c.Invoke(ctx, filter, "addImage", map[string]any{"id": "x"}, nil)

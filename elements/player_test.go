@@ -19,6 +19,7 @@ import (
 
 	"github.com/kurento-go/kms/client"
 	"github.com/kurento-go/kms/gst"
+	"github.com/kurento-go/kms/internal/testmedia"
 	"github.com/kurento-go/kms/internal/testpeer"
 	"github.com/kurento-go/kms/internal/testserver"
 )
@@ -35,42 +36,7 @@ func needPlayer(t *testing.T, factories ...string) {
 			t.Skipf("GStreamer element %q missing (install its plugin package)", f)
 		}
 	}
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg missing")
-	}
-}
-
-// mediaClip makes a clip of the given length with ffmpeg: a 320x240 30 fps test pattern and a sine.
-func mediaClip(t *testing.T, dir, name string, length time.Duration, codecArgs ...string) string {
-	t.Helper()
-	out := filepath.Join(dir, name)
-	secs := strconv.FormatFloat(length.Seconds(), 'f', 3, 64)
-	args := []string{"-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", secs}
-	args = append(append(args, codecArgs...), out)
-	if b, err := exec.Command("ffmpeg", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
-	}
-	return out
-}
-
-var (
-	webmArgs = []string{"-c:v", "libvpx", "-g", "30", "-deadline", "realtime", "-b:v", "300k", "-c:a", "libopus", "-b:a", "48k"}
-	mp4Args  = []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "30", "-c:a", "aac", "-movflags", "+faststart"}
-)
-
-// probeDuration is the container's duration as ffprobe reads it.
-func probeDuration(t *testing.T, file string) time.Duration {
-	t.Helper()
-	b, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", file).Output()
-	if err != nil {
-		t.Fatalf("ffprobe: %v", err)
-	}
-	s, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
-	if err != nil {
-		t.Fatalf("ffprobe duration %q: %v", b, err)
-	}
-	return time.Duration(s * float64(time.Second))
+	testmedia.NeedFFmpeg(t)
 }
 
 // playEvents records the events of an element.
@@ -143,19 +109,7 @@ func (ev *playEvents) list() []string {
 
 func playerSetup(t *testing.T, timeout time.Duration) (context.Context, *client.Client, string) {
 	t.Helper()
-	srv := testserver.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
-	c, err := client.Dial(ctx, srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	pipeline, err := c.Create(ctx, "MediaPipeline", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ctx, c, pipeline
+	return testserver.Connect(t, testserver.Start(t).URL, timeout)
 }
 
 // viewer connects a receiving pion peer through a new WebRtcEndpoint fed by source.
@@ -233,19 +187,19 @@ func TestPlayerEndpointContainers(t *testing.T) {
 	needPlayer(t, "matroskademux", "qtdemux", "avdec_h264", "avdec_aac", "vp8dec", "opusdec")
 	dir := t.TempDir()
 	const length = 4 * time.Second
-	webm := mediaClip(t, dir, "clip.webm", length, webmArgs...)
+	webm := testmedia.Clip(t, dir, "clip.webm", length, testmedia.WebMArgs...)
 	cases := []struct {
 		name, file string
 		encoded    bool
 	}{
 		{"webm-vp8-opus", webm, false},
 		{"webm-vp8-opus-useEncodedMedia", webm, true},
-		{"mp4-h264-aac", mediaClip(t, dir, "clip.mp4", length, mp4Args...), false},
-		{"mkv-h264-aac", mediaClip(t, dir, "clip.mkv", length, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "30", "-c:a", "aac"), false},
+		{"mp4-h264-aac", testmedia.Clip(t, dir, "clip.mp4", length, testmedia.MP4Args...), false},
+		{"mkv-h264-aac", testmedia.Clip(t, dir, "clip.mkv", length, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "30", "-c:a", "aac"), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			want := probeDuration(t, tc.file)
+			want := testmedia.Duration(t, tc.file)
 			ctx, c, pipeline := playerSetup(t, 60*time.Second)
 			pl := createPlayer(ctx, t, c, pipeline, "file://"+tc.file, map[string]any{"useEncodedMedia": tc.encoded})
 			ev := watchEvents(ctx, t, c, pl, "EndOfStream", "UriEndpointStateChanged", "Error")
@@ -313,7 +267,7 @@ func countEvents(ev *playEvents, typ string) int {
 func TestPlayerEndpointSeekPauseRestart(t *testing.T) {
 	needPlayer(t, "matroskademux", "vp8dec", "opusdec")
 	const length = 6 * time.Second
-	file := mediaClip(t, t.TempDir(), "clip.webm", length, webmArgs...)
+	file := testmedia.Clip(t, t.TempDir(), "clip.webm", length, testmedia.WebMArgs...)
 	ctx, c, pipeline := playerSetup(t, 90*time.Second)
 	pl := createPlayer(ctx, t, c, pipeline, "file://"+file, nil)
 	ev := watchEvents(ctx, t, c, pl, "EndOfStream", "UriEndpointStateChanged", "Error")
@@ -412,7 +366,7 @@ func TestPlayerEndpointHTTP(t *testing.T) {
 	needPlayer(t, "souphttpsrc", "matroskademux", "vp8dec", "opusdec")
 	dir := t.TempDir()
 	const length = 3 * time.Second
-	file := mediaClip(t, dir, "clip.webm", length, webmArgs...)
+	file := testmedia.Clip(t, dir, "clip.webm", length, testmedia.WebMArgs...)
 	hs := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer hs.Close()
 	ctx, c, pipeline := playerSetup(t, 60*time.Second)
@@ -429,7 +383,7 @@ func TestPlayerEndpointHTTP(t *testing.T) {
 	var vi videoInfo
 	pollUntil(ctx, t, "a duration", func() bool { vi = getVideoInfo(ctx, t, c, pl); return vi.Duration > 0 })
 	eos := ev.wait(ctx, t, "EndOfStream", 1)
-	want := probeDuration(t, file)
+	want := testmedia.Duration(t, file)
 	t.Logf("http: %+v; EndOfStream %v after play (media %v); %d frames", vi, eos.at.Sub(start).Round(time.Millisecond), want, peer.FramesReceived.Load())
 	if d := time.Duration(vi.Duration)*time.Millisecond - want; d < -100*time.Millisecond || d > 100*time.Millisecond {
 		t.Errorf("duration %d ms, want %v", vi.Duration, want)
@@ -486,7 +440,7 @@ func TestPlayerEndpointBadURIs(t *testing.T) {
 // GStreamer pipeline behind.
 func TestPlayerEndpointReleaseLeaksNothing(t *testing.T) {
 	needPlayer(t, "matroskademux", "vp8dec", "opusdec")
-	file := mediaClip(t, t.TempDir(), "clip.webm", 3*time.Second, webmArgs...)
+	file := testmedia.Clip(t, t.TempDir(), "clip.webm", 3*time.Second, testmedia.WebMArgs...)
 	ctx, c, pipeline := playerSetup(t, 60*time.Second)
 	// One round first, so that lazily started runtime goroutines exist before counting.
 	round := func() {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/gst"
+	"github.com/kurento-go/kms/internal/testmedia"
 	"github.com/kurento-go/kms/media"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
@@ -31,27 +31,14 @@ func needGst(t *testing.T, factories ...string) {
 			t.Skipf("GStreamer element %q missing (install its plugin package)", f)
 		}
 	}
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg missing")
-	}
+	testmedia.NeedFFmpeg(t)
 }
 
 // Clip is 320x240: a blue band on the left quarter, a green band on the top quarter, red elsewhere.
 const clipFilter = "drawbox=x=0:y=0:w=80:h=240:color=blue:t=fill,drawbox=x=0:y=0:w=320:h=60:color=green:t=fill"
 
-func makeClip(t *testing.T, args ...string) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "clip.ivf")
-	full := append([]string{"-loglevel", "error", "-y"}, args...)
-	full = append(full, "-t", "2", "-r", "30", "-c:v", "libvpx", "-g", "30", "-deadline", "realtime", "-b:v", "400k", out)
-	if b, err := exec.Command("ffmpeg", full...).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
-	}
-	return out
-}
-
 func asymmetricClip(t *testing.T) string {
-	return makeClip(t, "-f", "lavfi", "-i", "color=c=red:s=320x240:r=30", "-vf", clipFilter)
+	return testmedia.VP8Clip(t, "-f", "lavfi", "-i", "color=c=red:s=320x240:r=30", "-vf", clipFilter)
 }
 
 // publish sends the clip in a loop, packetized as VP8 RTP at 30 frames per second, until stop.
@@ -140,35 +127,6 @@ type inputs map[media.Type]media.Input
 
 func (in inputs) Input(t media.Type, pad string) media.Input { return in[t] }
 
-// lastFrame decodes an IVF file and returns its last frame as RGB24.
-func lastFrame(t *testing.T, path string, w, h int) []byte {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-loglevel", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-").Output()
-	if err != nil {
-		t.Fatalf("ffmpeg decode: %v", err)
-	}
-	size := w * h * 3
-	if len(out) < size {
-		t.Fatalf("decoded %d bytes, less than a frame", len(out))
-	}
-	return out[len(out)-size:]
-}
-
-// color names the dominant primary at (x, y).
-func color(img []byte, w, x, y int) string {
-	p := img[(y*w+x)*3:]
-	r, g, b := int(p[0]), int(p[1]), int(p[2])
-	switch {
-	case r > 150 && g < 100 && b < 100:
-		return "red"
-	case g > 100 && r < 100 && b < 100:
-		return "green"
-	case b > 150 && r < 100 && g < 100:
-		return "blue"
-	}
-	return "other"
-}
-
 type spot struct {
 	x, y int
 	want string
@@ -178,7 +136,7 @@ func checkSpots(t *testing.T, name string, img []byte, spots []spot) {
 	t.Helper()
 	for _, s := range spots {
 		p := img[(s.y*320+s.x)*3:]
-		got := color(img, 320, s.x, s.y)
+		got := testmedia.ColorAt(img, 320, s.x, s.y)
 		t.Logf("%s (%d,%d) = rgb(%d,%d,%d) %s, want %s", name, s.x, s.y, p[0], p[1], p[2], got, s.want)
 		if got != s.want {
 			t.Errorf("%s: pixel (%d,%d) is %s, want %s", name, s.x, s.y, got, s.want)
@@ -242,14 +200,14 @@ func runFilter(t *testing.T, clip, desc string, done func(*collector) bool, onEv
 func TestFilterFlip(t *testing.T) {
 	needGst(t, "videoflip")
 	clip := asymmetricClip(t)
-	sent := lastFrame(t, clip, 320, 240)
+	sent := testmedia.LastRGB(t, clip, 320, 240)
 	checkSpots(t, "sent", sent, []spot{{40, 150, "blue"}, {280, 150, "red"}, {160, 30, "green"}})
 
 	out, col, _ := runFilter(t, clip, "videoflip method=horizontal-flip", func(c *collector) bool { return c.frames.Load() >= 30 }, nil)
 	if col.frames.Load() < 30 {
 		t.Fatalf("only %d frames came out of the filter", col.frames.Load())
 	}
-	got := lastFrame(t, out, 320, 240)
+	got := testmedia.LastRGB(t, out, 320, 240)
 	checkSpots(t, "received", got, []spot{{40, 150, "red"}, {280, 150, "blue"}, {160, 30, "green"}})
 }
 

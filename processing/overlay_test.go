@@ -2,7 +2,6 @@ package processing
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"image"
 	icolor "image/color"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kurento-go/kms/internal/testmedia"
 	"github.com/kurento-go/kms/media"
 )
 
@@ -146,33 +146,10 @@ func (r *overlayRun) snapshot(w, h int) []byte {
 		r.t.Fatal(err)
 	}
 	p := filepath.Join(r.t.TempDir(), "snap.ivf")
-	if err := os.WriteFile(p, tailIVF(data), 0o644); err != nil {
+	if err := os.WriteFile(p, testmedia.TailIVF(data), 0o644); err != nil {
 		r.t.Fatal(err)
 	}
-	return lastFrame(r.t, p, w, h)
-}
-
-// tailIVF keeps an IVF file's frames from its last keyframe on: enough to decode the last frame,
-// without decoding the whole recording each time.
-func tailIVF(data []byte) []byte {
-	if len(data) < 32 {
-		return data
-	}
-	last := -1
-	for off := 32; off+12 <= len(data); {
-		n := int(binary.LittleEndian.Uint32(data[off:]))
-		if off+12+n > len(data) {
-			break
-		}
-		if n > 0 && data[off+12]&1 == 0 { // VP8 keyframe
-			last = off
-		}
-		off += 12 + n
-	}
-	if last < 0 {
-		return data
-	}
-	return append(append([]byte(nil), data[:32]...), data[last:]...)
+	return testmedia.LastRGB(r.t, p, w, h)
 }
 
 func (r *overlayRun) finish() {
@@ -226,7 +203,7 @@ func TestFaceOverlayOnFace(t *testing.T) {
 
 func faceOverlayAt(t *testing.T, k int) {
 	W, H := 320*k, 240*k
-	clip := makeClip(t, "-loop", "1", "-i", "testdata/face.jpg", "-vf", fmt.Sprintf("scale=%d:%d,format=yuv420p", W, H))
+	clip := testmedia.VP8Clip(t, "-loop", "1", "-i", "testdata/face.jpg", "-vf", fmt.Sprintf("scale=%d:%d,format=yuv420p", W, H))
 	_, img := solidPNG(t, 40, 30, magenta)
 	var fo *FaceOverlay
 	r := startOverlay(t, clip, func(e *media.Element) (*Filter, error) {
@@ -298,7 +275,7 @@ func faceOverlayAt(t *testing.T, k int) {
 // center, over a red clip; removing one by id uncovers the video.
 func TestImageOverlayPlacement(t *testing.T) {
 	needGst(t, "videoconvert", "capsfilter")
-	clip := makeClip(t, "-f", "lavfi", "-i", "color=c=red:s=320x240:r=30")
+	clip := testmedia.VP8Clip(t, "-f", "lavfi", "-i", "color=c=red:s=320x240:r=30")
 	_, blue := solidPNG(t, 16, 16, icolor.NRGBA{0, 0, 255, 255})
 	_, wide := solidPNG(t, 100, 50, icolor.NRGBA{0, 255, 0, 255})
 	_, half := solidPNG(t, 10, 10, icolor.NRGBA{0, 0, 255, 128})

@@ -231,6 +231,23 @@ func str(params object, name string) (string, error) {
 	return "", kerr.New(kerr.ServerError, "'%s' parameter should be a string", name)
 }
 
+// strParams checks that there are params and reads the named string members in order, failing
+// on the first that is missing or not string-like (see str).
+func strParams(params object, names ...string) ([]string, error) {
+	if err := requireParams(params); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(names))
+	for i, name := range names {
+		v, err := str(params, name)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
 // boolean reads an optional boolean parameter the jsoncpp way (numbers convert, other types don't);
 // absent or not convertible gives false.
 func boolean(params object, name string) bool {
@@ -274,13 +291,11 @@ func (d *dispatcher) connect(params object) (object, error) {
 }
 
 func (d *dispatcher) create(params object) (object, error) {
-	if err := requireParams(params); err != nil {
-		return nil, err
-	}
-	typ, err := str(params, "type")
+	v, err := strParams(params, "type")
 	if err != nil {
 		return nil, err
 	}
+	typ := v[0]
 	sid := sessionOf(params)
 	id, err := d.backend.Create(sid, typ, params["constructorParams"])
 	if err != nil {
@@ -290,14 +305,12 @@ func (d *dispatcher) create(params object) (object, error) {
 }
 
 func (d *dispatcher) describe(params object) (object, error) {
-	if err := requireParams(params); err != nil {
-		return nil, err
-	}
 	sid := sessionOf(params)
-	id, err := str(params, "object")
+	v, err := strParams(params, "object")
 	if err != nil {
 		return nil, err
 	}
+	id := v[0]
 	out, err := d.backend.Describe(sid, id)
 	if err != nil {
 		return nil, err
@@ -307,17 +320,11 @@ func (d *dispatcher) describe(params object) (object, error) {
 }
 
 func (d *dispatcher) invoke(params object) (object, error) {
-	if err := requireParams(params); err != nil {
-		return nil, err
-	}
-	op, err := str(params, "operation")
+	v, err := strParams(params, "operation", "object")
 	if err != nil {
 		return nil, err
 	}
-	id, err := str(params, "object")
-	if err != nil {
-		return nil, err
-	}
+	op, id := v[0], v[1]
 	// operationParams is optional; one that is not an object counts as absent.
 	opParams, _ := params["operationParams"].(object)
 	sid := sessionOf(params)
@@ -333,17 +340,11 @@ func (d *dispatcher) invoke(params object) (object, error) {
 }
 
 func (d *dispatcher) subscribe(params object) (object, error) {
-	if err := requireParams(params); err != nil {
-		return nil, err
-	}
-	event, err := str(params, "type")
+	v, err := strParams(params, "type", "object")
 	if err != nil {
 		return nil, err
 	}
-	id, err := str(params, "object")
-	if err != nil {
-		return nil, err
-	}
+	event, id := v[0], v[1]
 	sid := sessionOf(params)
 	subID, err := d.backend.Subscribe(sid, id, event)
 	if err != nil {
@@ -353,33 +354,21 @@ func (d *dispatcher) subscribe(params object) (object, error) {
 }
 
 func (d *dispatcher) unsubscribe(params object) (object, error) {
-	if err := requireParams(params); err != nil {
-		return nil, err
-	}
-	id, err := str(params, "object")
+	v, err := strParams(params, "object", "subscription", "sessionId")
 	if err != nil {
 		return nil, err
 	}
-	subID, err := str(params, "subscription")
-	if err != nil {
-		return nil, err
-	}
-	sid, err := str(params, "sessionId")
-	if err != nil {
-		return nil, err
-	}
+	id, subID, sid := v[0], v[1], v[2]
 	d.backend.Unsubscribe(sid, id, subID)
 	return object{"sessionId": sid}, nil
 }
 
 func (d *dispatcher) release(params object) (object, error) {
-	if err := requireParams(params); err != nil {
-		return nil, err
-	}
-	id, err := str(params, "object")
+	v, err := strParams(params, "object")
 	if err != nil {
 		return nil, err
 	}
+	id := v[0]
 	sid := sessionOf(params)
 	d.backend.Release(id)
 	return object{"sessionId": sid}, nil
@@ -387,14 +376,11 @@ func (d *dispatcher) release(params object) (object, error) {
 
 // refCall reads the object and the (required) session of ref and unref.
 func refCall(params object) (sid, id string, err error) {
-	if err = requireParams(params); err != nil {
-		return
+	v, err := strParams(params, "object", "sessionId")
+	if err != nil {
+		return "", "", err
 	}
-	if id, err = str(params, "object"); err != nil {
-		return
-	}
-	sid, err = str(params, "sessionId")
-	return
+	return v[1], v[0], nil
 }
 
 func (d *dispatcher) ref(params object) (object, error) {
@@ -418,13 +404,11 @@ func (d *dispatcher) unref(params object) (object, error) {
 }
 
 func (d *dispatcher) keepAlive(params object) (object, error) {
-	if err := requireParams(params); err != nil {
-		return nil, err
-	}
-	sid, err := str(params, "sessionId")
+	v, err := strParams(params, "sessionId")
 	if err != nil {
 		return nil, err
 	}
+	sid := v[0]
 	if err := d.backend.KeepAlive(sid); err != nil {
 		return nil, err
 	}
@@ -432,14 +416,12 @@ func (d *dispatcher) keepAlive(params object) (object, error) {
 }
 
 func (d *dispatcher) closeSession(params object) (object, error) {
-	if err := requireParams(params); err != nil {
-		return nil, err
-	}
 	release := boolean(params, "release")
-	sid, err := str(params, "sessionId")
+	v, err := strParams(params, "sessionId")
 	if err != nil {
 		return nil, err
 	}
+	sid := v[0]
 	d.backend.CloseSession(sid, release)
 	return nil, nil
 }

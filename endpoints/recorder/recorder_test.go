@@ -23,19 +23,7 @@ import (
 // session is an in-process server, a client and a pipeline, with a hard deadline.
 func session(t *testing.T, timeout time.Duration) (context.Context, *client.Client, string) {
 	t.Helper()
-	srv := testserver.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
-	c, err := client.Dial(ctx, srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	pipeline, err := c.Create(ctx, "MediaPipeline", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ctx, c, pipeline
+	return testserver.Connect(t, testserver.Start(t).URL, timeout)
 }
 
 var recorderEvents = []string{"UriEndpointStateChanged", "Recording", "Paused", "Stopped", "Error"}

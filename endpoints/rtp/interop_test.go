@@ -47,19 +47,8 @@ type session struct {
 
 func start(t *testing.T, timeout time.Duration, env ...string) *session {
 	t.Helper()
-	srv := testserver.Start(t, env...)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
-	c, err := client.Dial(ctx, srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	pipeline, err := c.Create(ctx, "MediaPipeline", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &session{t: t, ctx: ctx, c: c, pipeline: pipeline}
+	ss := testserver.StartSession(t, timeout, env...)
+	return &session{t: t, ctx: ss.Ctx, c: ss.Client, pipeline: ss.Pipeline}
 }
 
 func (s *session) create(typ string, params map[string]any) string {

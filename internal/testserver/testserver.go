@@ -3,6 +3,7 @@
 package testserver
 
 import (
+	"context"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/api"
+	"github.com/kurento-go/kms/client"
 	"github.com/kurento-go/kms/config"
 	"github.com/kurento-go/kms/elements"
 	"github.com/kurento-go/kms/objects"
@@ -26,6 +28,13 @@ type Server struct {
 // Start runs a server until the test ends. env holds extra KMS_* settings ("KMS_MIN_PORT=40000").
 func Start(t testing.TB, env ...string) *Server {
 	t.Helper()
+	return StartWith(t, nil, env...)
+}
+
+// StartWith is Start with configure, when not nil, changing the loaded configuration before the
+// element classes are defined.
+func StartWith(t testing.TB, configure func(*config.Config), env ...string) *Server {
+	t.Helper()
 	vars := map[string]string{}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -34,6 +43,9 @@ func Start(t testing.TB, env ...string) *Server {
 	cfg, err := config.Load([]string{"-f", t.TempDir() + "/kurento.conf.json"}, func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatalf("config: %v", err)
+	}
+	if configure != nil {
+		configure(cfg)
 	}
 	level := slog.LevelWarn
 	if os.Getenv("KMS_TEST_DEBUG") != "" {
@@ -52,4 +64,39 @@ func Start(t testing.TB, env ...string) *Server {
 		reg.ReleaseAll()
 	})
 	return &Server{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/kurento", Registry: reg}
+}
+
+// Session is an in-process server, a client dialed to it and a MediaPipeline created through it.
+type Session struct {
+	*Server
+	Ctx      context.Context
+	Client   *client.Client
+	Pipeline string
+}
+
+// StartSession starts a server (env as Start takes it), dials it and creates a pipeline; ctx ends
+// after timeout or with the test.
+func StartSession(t testing.TB, timeout time.Duration, env ...string) *Session {
+	t.Helper()
+	srv := Start(t, env...)
+	ctx, c, pipeline := Connect(t, srv.URL, timeout)
+	return &Session{Server: srv, Ctx: ctx, Client: c, Pipeline: pipeline}
+}
+
+// Connect dials the server at url and creates a MediaPipeline; the context ends after timeout or
+// with the test, and the client is closed when the test ends.
+func Connect(t testing.TB, url string, timeout time.Duration) (context.Context, *client.Client, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	c, err := client.Dial(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	pipeline, err := c.Create(ctx, "MediaPipeline", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, c, pipeline
 }
