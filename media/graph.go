@@ -317,6 +317,7 @@ func (e *Element) Release() {
 	p.dropMeters(e)
 	for _, s := range e.sources {
 		s.SetKeyframeRequester(nil)
+		forgetTranscodings(s)
 	}
 }
 

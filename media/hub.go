@@ -100,6 +100,7 @@ func (r *routed) WriteRTP(src *Source, p *rtp.Packet) {
 
 func (r *routed) SetSource(src *Source) {
 	r.cur.Store(src)
+	r.out.upstream.Store(src) // NACKs on the port's output are served from the routed source's cache
 	if src == nil {
 		r.out.SetKeyframeRequester(nil)
 		return

@@ -213,6 +213,10 @@ func (s *Sender) forward(src *Source, p *rtp.Packet, transcoded bool) {
 	newFrame := inOrder && (!s.srcStarted || s.switched || p.Timestamp != s.lastSrcTS)
 	if inOrder {
 		s.lastSrcSeq, s.lastSrcTS, s.srcStarted = p.SequenceNumber, p.Timestamp, true
+		// The floor trails the stream, so that the signed comparison above never wraps.
+		if s.floorSet && p.SequenceNumber-s.floorSeq > floorTrail {
+			s.floorSeq = p.SequenceNumber - floorTrail
+		}
 	}
 	if s.waitKeyframe {
 		if !codec.IsKeyframeStart(s.mimeType, p.Payload) {
@@ -242,11 +246,10 @@ func (s *Sender) forward(src *Source, p *rtp.Packet, transcoded bool) {
 		s.seqOffset = s.lastSeq + 1 - p.SequenceNumber
 		s.floorSeq, s.floorSet = p.SequenceNumber, true
 	}
-	if len(p.Payload) == 0 {
-		// Padding-only probes are not forwarded; absorbing their sequence number keeps the stream
-		// free of gaps that the peer would ask to retransmit.
-		s.seqOffset--
+	padding := len(p.Payload) == 0
+	if padding && (!p.Padding || p.Header.PaddingSize == 0) {
 		s.mu.Unlock()
+		s.dropped.Add(1)
 		return
 	}
 	h := &src.scratch
@@ -257,7 +260,10 @@ func (s *Sender) forward(src *Source, p *rtp.Packet, transcoded bool) {
 	h.Timestamp += s.tsOffset
 	// Extension ids were negotiated with the sender of the source, not with our peer.
 	h.Extension, h.Extensions, h.ExtensionProfile = false, nil, 0
-	h.Padding, h.PaddingSize = false, 0
+	if !padding {
+		// Padding-only probes keep theirs (the writer appends it); media packets are sent without.
+		h.Padding, h.PaddingSize = false, 0
+	}
 	if !s.started || int16(h.SequenceNumber-s.lastSeq) > 0 {
 		s.lastSeq, s.lastTS = h.SequenceNumber, h.Timestamp
 	}
@@ -271,6 +277,9 @@ func (s *Sender) forward(src *Source, p *rtp.Packet, transcoded bool) {
 		s.bytes.Add(uint64(len(p.Payload)))
 	}
 }
+
+// floorTrail is how far behind the newest source sequence number the rebase floor may stay.
+const floorTrail = 0x4000
 
 // rebase sets the offsets that make the first packet of a new source follow the last one sent.
 func (s *Sender) rebase(p *rtp.Packet) {

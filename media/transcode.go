@@ -67,6 +67,18 @@ var (
 	active     atomic.Int64
 )
 
+// forgetTranscodings drops what was remembered of a released source, which would otherwise keep it
+// (and its packet cache) alive for the life of the process.
+func forgetTranscodings(s *Source) {
+	transcodeMu.Lock()
+	defer transcodeMu.Unlock()
+	for k := range announced {
+		if k.src == s {
+			delete(announced, k)
+		}
+	}
+}
+
 // ActiveTranscoders is the number of transcoders running, for tests and stats.
 func ActiveTranscoders() int { return int(active.Load()) }
 

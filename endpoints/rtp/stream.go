@@ -270,11 +270,20 @@ func (s *stream) writeRTP(h *rtp.Header, payload []byte) error {
 	}
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
+	pad := 0
+	if h.Padding {
+		pad = int(h.PaddingSize)
+	}
 	n, err := h.MarshalTo(s.outBuf)
-	if err != nil || n+len(payload) > len(s.outBuf) {
+	if err != nil || n+len(payload)+pad > len(s.outBuf) {
 		return errPacketTooLarge
 	}
 	n += copy(s.outBuf[n:], payload)
+	if pad > 0 {
+		clear(s.outBuf[n : n+pad])
+		n += pad
+		s.outBuf[n-1] = byte(pad)
+	}
 	pkt := s.outBuf[:n]
 	if s.cache != nil {
 		s.cache.store(h.SequenceNumber, pkt)
