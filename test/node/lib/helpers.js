@@ -3,6 +3,7 @@
 // event collection, a raw JSON-RPC WebSocket client and a wire log that is appended to
 // the message of a failing test.
 
+const crypto = require('node:crypto');
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const WebSocket = require('ws');
@@ -250,9 +251,30 @@ class RawRpc {
   }
 }
 
-RawRpc.count = 0;
+
+
+// A browser-shaped offer: BUNDLE of Opus and VP8, DTLS fingerprint, trickle ICE.
+function browserOffer() {
+  const fingerprint = crypto.randomBytes(32).toString('hex').toUpperCase().match(/../g).join(':');
+  const ufrag = crypto.randomBytes(3).toString('hex');
+  const pwd = crypto.randomBytes(12).toString('hex');
+  const common = (mid) => [
+    'c=IN IP4 0.0.0.0', 'a=rtcp:9 IN IP4 0.0.0.0', `a=ice-ufrag:${ufrag}`, `a=ice-pwd:${pwd}`,
+    'a=ice-options:trickle', `a=fingerprint:sha-256 ${fingerprint}`, 'a=setup:actpass', `a=mid:${mid}`,
+    'a=sendrecv', 'a=rtcp-mux',
+  ];
+  return [
+    'v=0', 'o=- 4611731400430051336 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0 1',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 111', ...common(0),
+    'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 minptime=10;useinbandfec=1', 'a=ssrc:1001 cname:node',
+    'm=video 9 UDP/TLS/RTP/SAVPF 96', ...common(1),
+    'a=rtpmap:96 VP8/90000', 'a=rtcp-fb:96 nack', 'a=rtcp-fb:96 nack pli', 'a=ssrc:1002 cname:node',
+    '',
+  ].join('\r\n');
+}
 
 module.exports = {
+  browserOffer,
   kurentoClient,
   wire,
   wireTest,

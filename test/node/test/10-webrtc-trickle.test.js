@@ -5,7 +5,6 @@
 
 const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const crypto = require('node:crypto');
 const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
 
@@ -28,26 +27,6 @@ after(async () => {
   if (srv) await srv.stop();
 });
 
-// A browser-shaped offer: BUNDLE of Opus and VP8, DTLS fingerprint, trickle ICE.
-function browserOffer() {
-  const fingerprint = crypto.randomBytes(32).toString('hex').toUpperCase().match(/../g).join(':');
-  const ufrag = crypto.randomBytes(3).toString('hex');
-  const pwd = crypto.randomBytes(12).toString('hex');
-  const common = (mid) => [
-    'c=IN IP4 0.0.0.0', 'a=rtcp:9 IN IP4 0.0.0.0', `a=ice-ufrag:${ufrag}`, `a=ice-pwd:${pwd}`,
-    'a=ice-options:trickle', `a=fingerprint:sha-256 ${fingerprint}`, 'a=setup:actpass', `a=mid:${mid}`,
-    'a=sendrecv', 'a=rtcp-mux',
-  ];
-  return [
-    'v=0', 'o=- 4611731400430051336 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0 1',
-    'm=audio 9 UDP/TLS/RTP/SAVPF 111', ...common(0),
-    'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 minptime=10;useinbandfec=1', 'a=ssrc:1001 cname:node',
-    'm=video 9 UDP/TLS/RTP/SAVPF 96', ...common(1),
-    'a=rtpmap:96 VP8/90000', 'a=rtcp-fb:96 nack', 'a=rtcp-fb:96 nack pli', 'a=ssrc:1002 cname:node',
-    '',
-  ].join('\r\n');
-}
-
 // "candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> ..."
 function candidatePort(line) {
   const f = line.replace(/^a=/, '').split(' ');
@@ -65,9 +44,9 @@ async function gather(order) {
   let answer;
   if (order === 'before') {
     await h.ok(ep, 'gatherCandidates');
-    answer = await h.ok(ep, 'processOffer', browserOffer());
+    answer = await h.ok(ep, 'processOffer', h.browserOffer());
   } else {
-    answer = await h.ok(ep, 'processOffer', browserOffer());
+    answer = await h.ok(ep, 'processOffer', h.browserOffer());
     await h.ok(ep, 'gatherCandidates');
   }
   assert.match(answer, /^v=0/, 'processOffer returns an SDP answer');

@@ -9,7 +9,6 @@
 
 const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const crypto = require('node:crypto');
 const http = require('node:http');
 const zlib = require('node:zlib');
 const { startServer } = require('../lib/kms');
@@ -54,25 +53,6 @@ function magentaPNG() {
 
 const idOf = (o) => (o && o.id) || o;
 
-function browserOffer() {
-  const fingerprint = crypto.randomBytes(32).toString('hex').toUpperCase().match(/../g).join(':');
-  const ufrag = crypto.randomBytes(3).toString('hex');
-  const pwd = crypto.randomBytes(12).toString('hex');
-  const common = (mid) => [
-    'c=IN IP4 0.0.0.0', 'a=rtcp:9 IN IP4 0.0.0.0', `a=ice-ufrag:${ufrag}`, `a=ice-pwd:${pwd}`,
-    'a=ice-options:trickle', `a=fingerprint:sha-256 ${fingerprint}`, 'a=setup:actpass', `a=mid:${mid}`,
-    'a=sendrecv', 'a=rtcp-mux',
-  ];
-  return [
-    'v=0', 'o=- 4611731400430051336 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0 1',
-    'm=audio 9 UDP/TLS/RTP/SAVPF 111', ...common(0),
-    'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 minptime=10;useinbandfec=1', 'a=ssrc:1001 cname:node',
-    'm=video 9 UDP/TLS/RTP/SAVPF 96', ...common(1),
-    'a=rtpmap:96 VP8/90000', 'a=rtcp-fb:96 nack', 'a=rtcp-fb:96 nack pli', 'a=ssrc:1002 cname:node',
-    '',
-  ].join('\r\n');
-}
-
 before(async () => {
   const png = magentaPNG();
   app = http.createServer((req, res) => {
@@ -116,7 +96,7 @@ h.wireTest('magic-mirror: WebRtcEndpoint -> FaceOverlayFilter -> WebRtcEndpoint 
 
   await h.ok(webRtc, 'connect', filter);
   await h.ok(filter, 'connect', webRtc);
-  const answer = await h.ok(webRtc, 'processOffer', browserOffer());
+  const answer = await h.ok(webRtc, 'processOffer', h.browserOffer());
   assert.match(answer, /^v=0/);
   assert.match(answer, /VP8\/90000/);
   await h.ok(webRtc, 'gatherCandidates');
