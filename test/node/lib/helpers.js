@@ -251,7 +251,7 @@ class RawRpc {
   }
 }
 
-
+RawRpc.count = 0;
 
 // A browser-shaped offer: BUNDLE of Opus and VP8, DTLS fingerprint, trickle ICE.
 function browserOffer() {
