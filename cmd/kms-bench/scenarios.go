@@ -34,6 +34,30 @@ type base struct {
 	fails int
 }
 
+// echo adds a peer that sends and receives its own media back through one server-side endpoint,
+// negotiated by negotiate; release frees what the server side holds if the peer cannot be made.
+func (b *base) echo(release func(), what string, negotiate func(*peer) error) error {
+	p, err := newPeer(b.api, b.clip, true, true, nil, b.hst)
+	if err != nil {
+		release()
+		return err
+	}
+	b.add(p, true, 1, release)
+	if err := negotiate(p); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	p.startMedia()
+	return nil
+}
+
+// recount records how many receivers a grow step left, and passes its error on.
+func (b *base) recount(err error) error {
+	b.mu.Lock()
+	b.n = len(b.recv)
+	b.mu.Unlock()
+	return err
+}
+
 func (b *base) add(p *peer, receiver bool, endpoints int, release func()) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -137,22 +161,9 @@ func (s *kmsLoopback) grow(ctx context.Context, n int) error {
 			release()
 			return err
 		}
-		p, err := newPeer(s.api, s.clip, true, true, nil, s.hst)
-		if err != nil {
-			release()
-			return err
-		}
-		s.add(p, true, 1, release)
-		if err := s.k.negotiate(ctx, c, ep, p); err != nil {
-			return fmt.Errorf("session %d: %w", i, err)
-		}
-		p.startMedia()
-		return nil
+		return s.echo(release, fmt.Sprintf("session %d", i), func(p *peer) error { return s.k.negotiate(ctx, c, ep, p) })
 	})
-	s.mu.Lock()
-	s.n = len(s.recv)
-	s.mu.Unlock()
-	return err
+	return s.recount(err)
 }
 
 // janusLoopback: N EchoTest handles.
@@ -167,22 +178,10 @@ func (s *janusLoopback) grow(ctx context.Context, n int) error {
 		if err != nil {
 			return err
 		}
-		p, err := newPeer(s.api, s.clip, true, true, nil, s.hst)
-		if err != nil {
-			s.j.detach(context.Background(), h)
-			return err
-		}
-		s.add(p, true, 1, func() { s.j.detach(context.Background(), h) })
-		if err := s.j.negotiate(ctx, h, p); err != nil {
-			return fmt.Errorf("handle %d: %w", i, err)
-		}
-		p.startMedia()
-		return nil
+		release := func() { s.j.detach(context.Background(), h) }
+		return s.echo(release, fmt.Sprintf("handle %d", i), func(p *peer) error { return s.j.negotiate(ctx, h, p) })
 	})
-	s.mu.Lock()
-	s.n = len(s.recv)
-	s.mu.Unlock()
-	return err
+	return s.recount(err)
 }
 
 // kmsOneToMany: one presenter WebRtcEndpoint connected to N viewer WebRtcEndpoints (the one2many
@@ -236,10 +235,7 @@ func (s *kmsOneToMany) grow(ctx context.Context, n int) error {
 		}
 		return nil
 	})
-	s.mu.Lock()
-	s.n = len(s.recv)
-	s.mu.Unlock()
-	return err
+	return s.recount(err)
 }
 
 // kmsGroup: rooms of M participants shaped as the group-call tutorial: each participant publishes
@@ -345,8 +341,5 @@ func (s *direct) grow(ctx context.Context, n int) error {
 		pub.startMedia()
 		return nil
 	})
-	s.mu.Lock()
-	s.n = len(s.recv)
-	s.mu.Unlock()
-	return err
+	return s.recount(err)
 }
