@@ -122,3 +122,51 @@ func TestBurstNeverBlocks(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestPacketsPlacedByArrival: a packet read after a Pause or Record command that came later is
+// placed by its arrival time, so no frame from the paused time slips into the file.
+func TestPacketsPlacedByArrival(t *testing.T) {
+	w := &writer{state: StatePause, resumedAt: 100, pausedAt: 200}
+	cases := []struct {
+		at   int64
+		want bool
+	}{{50, false}, {150, true}, {250, false}}
+	for _, c := range cases {
+		if got := w.recorded(c.at); got != c.want {
+			t.Errorf("paused at 200: packet of %d recorded %v, want %v", c.at, got, c.want)
+		}
+	}
+	w.state, w.resumedAt = StateStart, 300
+	for _, c := range []struct {
+		at   int64
+		want bool
+	}{{150, false}, {250, false}, {350, true}} {
+		if got := w.recorded(c.at); got != c.want {
+			t.Errorf("resumed at 300: packet of %d recorded %v, want %v", c.at, got, c.want)
+		}
+	}
+}
+
+// TestResumeKeepsFrameSpacing: the first frame after a pause keeps the usual distance from the last
+// frame before it, even when its keyframe comes at once.
+func TestResumeKeepsFrameSpacing(t *testing.T) {
+	w := &writer{}
+	tr := &track{kind: media.Video, clock: 90000}
+	ms := int64(time.Millisecond)
+	var last int64
+	for i := int64(0); i < 4; i++ {
+		last = w.timestamp(tr, &frame{ts: uint32(i * 3000), at: i * 33 * ms})
+	}
+	// Paused at 110 ms for 2 s; the keyframe after the resume arrives 2 ms after it.
+	tr.restart()
+	w.pausedTotal = 2000 * ms
+	got := w.timestamp(tr, &frame{ts: 900000, at: 2112 * ms})
+	if got-last < 33*ms {
+		t.Errorf("first frame after the pause at %v, %v after the last one; want at least 33 ms",
+			time.Duration(got), time.Duration(got-last))
+	}
+	next := w.timestamp(tr, &frame{ts: 903000, at: 2145 * ms})
+	if d := next - got; d < 32*ms || d > 34*ms {
+		t.Errorf("the frame after it %v later, want 33 ms", time.Duration(d))
+	}
+}

@@ -79,11 +79,13 @@ type track struct {
 	lastTS  uint32
 	hasPTS  bool
 	lastPTS int64
+	step    int64 // the last distance between two frames
 }
 
 type writer struct {
 	r           *Recorder
 	state       State
+	resumedAt   int64 // when the last Record took effect
 	pausedAt    int64
 	pausedTotal int64
 	tracks      [2]*track
@@ -131,6 +133,7 @@ func (w *writer) command(c command) bool {
 			}
 		}
 		w.state = StateStart
+		w.resumedAt = c.at
 		r.setState(StateStart)
 		r.el.Emit(Recording{})
 		if first {
@@ -236,9 +239,22 @@ func (w *writer) checkSink() {
 	}
 }
 
+// recorded tells whether a packet that arrived at this time belongs to the recording. Commands and
+// packets come through different channels, so a packet may be read after a command that came later:
+// its arrival time, not the order of reading, says on which side of a pause it falls.
+func (w *writer) recorded(at int64) bool {
+	switch w.state {
+	case StateStart:
+		return at >= w.resumedAt
+	case StatePause:
+		return at >= w.resumedAt && at < w.pausedAt
+	}
+	return false
+}
+
 // packet runs one RTP packet through its track's frame assembly.
 func (w *writer) packet(it *item) {
-	if w.state != StateStart || w.failed || it.codec == nil {
+	if w.failed || it.codec == nil || !w.recorded(it.at) {
 		return
 	}
 	t := w.tracks[it.kind]
@@ -438,8 +454,15 @@ func (t *track) videoParams(f *frame) bool {
 // timestamp maps a frame to the recording's timeline (nanoseconds, before the origin is removed).
 func (w *writer) timestamp(t *track, f *frame) int64 {
 	arrival := f.at - w.pausedTotal
+	continuous := t.synced
 	if !t.synced {
-		t.synced, t.base, t.ext, t.lastTS = true, arrival, 0, f.ts
+		base := arrival
+		if t.hasPTS {
+			// After a pause the first frame comes whenever its keyframe does: it keeps at least the
+			// usual distance from the frame before the pause, or players read two frames at once.
+			base = max(base, t.lastPTS+t.step)
+		}
+		t.synced, t.base, t.ext, t.lastTS = true, base, 0, f.ts
 	} else {
 		t.ext += int64(int32(f.ts - t.lastTS))
 		t.lastTS = f.ts
@@ -453,6 +476,9 @@ func (w *writer) timestamp(t *track, f *frame) int64 {
 	// of a track would share a timestamp (which players read as a non-monotonic stream).
 	if ms := int64(time.Millisecond); t.hasPTS && pts/ms <= t.lastPTS/ms {
 		pts = (t.lastPTS/ms + 1) * ms
+	}
+	if d := pts - t.lastPTS; continuous && d < int64(resyncLimit) {
+		t.step = d
 	}
 	t.hasPTS, t.lastPTS = true, pts
 	return pts
