@@ -30,10 +30,11 @@ GstElement *kb_get_by_name(GstElement *bin, const char *name) {
 int kb_is_appsrc(GstElement *e) { return GST_IS_APP_SRC(e); }
 int kb_is_appsink(GstElement *e) { return GST_IS_APP_SINK(e); }
 
-int kb_push(GstElement *appsrc, const void *data, gsize len) {
+int kb_push(GstElement *appsrc, const void *data, gsize len, GstClockTime pts) {
   GstBuffer *b = gst_buffer_new_allocate(NULL, len, NULL);
   if (b == NULL) return GST_FLOW_ERROR;
   gst_buffer_fill(b, 0, data, len);
+  GST_BUFFER_PTS(b) = pts;
   return gst_app_src_push_buffer(GST_APP_SRC(appsrc), b); /* takes b */
 }
 

@@ -14,7 +14,7 @@ int kb_is_bin(GstElement *e);
 GstElement *kb_get_by_name(GstElement *bin, const char *name);
 int kb_is_appsrc(GstElement *e);
 int kb_is_appsink(GstElement *e);
-int kb_push(GstElement *appsrc, const void *data, gsize len);
+int kb_push(GstElement *appsrc, const void *data, gsize len, GstClockTime pts);
 int kb_pull(GstElement *appsink, guint64 timeout, void *dst, int cap, guint64 *pts);
 int kb_appsink_eos(GstElement *appsink);
 int kb_force_key_unit(GstElement *e);

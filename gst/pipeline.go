@@ -374,8 +374,13 @@ func (s *AppSrc) WatchKeyUnit() {
 }
 
 // Push copies data into a new buffer and queues it on the appsrc. It does not block and does not
-// allocate Go memory; timestamps come from the appsrc (do-timestamp) when the description asks.
-func (s *AppSrc) Push(data []byte) error {
+// allocate Go memory; the timestamp comes from the appsrc (do-timestamp) when the description asks.
+func (s *AppSrc) Push(data []byte) error { return s.push(data, C.GST_CLOCK_TIME_NONE) }
+
+// PushAt is Push with the buffer's timestamp given (for an appsrc without do-timestamp).
+func (s *AppSrc) PushAt(data []byte, pts time.Duration) error { return s.push(data, C.GstClockTime(pts)) }
+
+func (s *AppSrc) push(data []byte, pts C.GstClockTime) error {
 	if len(data) == 0 {
 		return nil
 	}
@@ -384,7 +389,7 @@ func (s *AppSrc) Push(data []byte) error {
 	if s.ptr == nil {
 		return ErrClosed
 	}
-	if C.kb_push(s.ptr, unsafe.Pointer(&data[0]), C.gsize(len(data))) != C.GST_FLOW_OK {
+	if C.kb_push(s.ptr, unsafe.Pointer(&data[0]), C.gsize(len(data)), pts) != C.GST_FLOW_OK {
 		return ErrFlow
 	}
 	return nil

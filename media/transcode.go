@@ -274,8 +274,8 @@ func (s *Sender) startTranscode(src *Source, target Codec) {
 	s.switched = true
 	s.waitKeyframe = s.video
 	s.epoch++
+	out.addSink(st) // before it is published: dropTranscode must find it linked
 	s.mu.Unlock()
-	out.addSink(st)
 	if s.video {
 		out.RequestKeyframe()
 	}
@@ -290,10 +290,3 @@ func (s *Sender) dropTranscode() {
 
 // Transcoding tells whether the sender is fed by a transcoder.
 func (s *Sender) Transcoding() bool { return s.tc.Load() != nil }
-
-// AddSink makes a transcoded source (from Transcoded) feed in as well, without SetSource: the input
-// keeps the source it is linked to and takes the converted media on the side. RemoveSink undoes it.
-func (s *Source) AddSink(in Input) { s.addSink(in) }
-
-// RemoveSink stops a transcoded source from feeding in.
-func (s *Source) RemoveSink(in Input) { s.removeSink(in) }

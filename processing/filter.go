@@ -50,7 +50,6 @@ type Filter struct {
 	name    string // the filter element's name in the pipeline
 	factory string
 	pipe    *gst.Pipeline
-	appsrc  *gst.AppSrc
 	in      *gstInput
 	out     *media.Source
 	log     *slog.Logger
@@ -79,23 +78,36 @@ var (
 // ErrWrongKind is returned when the element cannot filter the requested media type.
 var ErrWrongKind = errors.New("Given command is not valid, pad templates don't match")
 
+// Payload types inside a filter's pipeline; the sinks rewrite them anyway.
+const (
+	filterVideoPT = 96
+	filterAudioPT = 111
+)
+
+func filterPT(t media.Type) uint8 {
+	if t == media.Audio {
+		return filterAudioPT
+	}
+	return filterVideoPT
+}
+
 func describe(t media.Type, bitrate int) string {
 	sink := fmt.Sprintf("appsink name=%s sync=false async=false max-buffers=200 drop=true", sinkName)
 	if t == media.Audio {
-		return fmt.Sprintf("appsrc name=%s is-live=true do-timestamp=true format=time max-bytes=1000000 leaky-type=downstream "+
-			"caps=\"application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=111\" ! "+
+		return fmt.Sprintf("appsrc name=%s is-live=true format=time max-bytes=1000000 leaky-type=downstream "+
+			"caps=\"application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=%d\" ! "+
 			"rtpopusdepay ! opusdec plc=true ! audioconvert ! audioresample ! queue name=%s leaky=downstream max-size-buffers=10 "+
-			"audioconvert name=%s ! audioresample ! opusenc bitrate=32000 ! rtpopuspay pt=111 mtu=1200 ! %s",
-			srcName, preName, postName, sink)
+			"audioconvert name=%s ! audioresample ! opusenc bitrate=32000 ! rtpopuspay pt=%d mtu=1200 ! %s",
+			srcName, filterAudioPT, preName, postName, filterAudioPT, sink)
 	}
-	return fmt.Sprintf("appsrc name=%s is-live=true do-timestamp=true format=time max-bytes=4000000 leaky-type=downstream "+
-		"caps=\"application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload=96\" ! "+
+	return fmt.Sprintf("appsrc name=%s is-live=true format=time max-bytes=4000000 leaky-type=downstream "+
+		"caps=\"application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload=%d\" ! "+
 		"rtpvp8depay request-keyframe=true wait-for-keyframe=true ! vp8dec ! videoconvert ! "+
 		"queue name=%s leaky=downstream max-size-buffers=1 max-size-bytes=0 max-size-time=0 "+
 		"videoconvert name=%s ! vp8enc name=kms_enc deadline=1 cpu-used=8 lag-in-frames=0 end-usage=cbr "+
 		"target-bitrate=%d keyframe-max-dist=300 error-resilient=default threads=2 ! "+
-		"rtpvp8pay pt=96 mtu=1200 picture-id-mode=15-bit ! %s",
-		srcName, preName, postName, bitrate, sink)
+		"rtpvp8pay pt=%d mtu=1200 picture-id-mode=15-bit ! %s",
+		srcName, filterVideoPT, preName, postName, bitrate, filterVideoPT, sink)
 }
 
 // Bitrate is the encoder target: the element's encoderBitrate within its min and max (0 = none).
@@ -133,18 +145,19 @@ func NewFilter(e *media.Element, cfg Config) (*Filter, error) {
 		pipe.Close()
 		return nil, fmt.Errorf("%w: %v", ErrWrongKind, err)
 	}
-	if f.appsrc, err = pipe.AppSrc(srcName); err != nil {
+	appsrc, err := pipe.AppSrc(srcName)
+	if err != nil {
 		pipe.Close()
 		return nil, err
 	}
-	f.appsrc.WatchKeyUnit()
+	appsrc.WatchKeyUnit()
 	f.out = e.Source(cfg.Type, media.DefaultPad)
 	if cfg.Type == media.Video {
 		f.out.SetCodec(VP8)
 	} else {
 		f.out.SetCodec(Opus)
 	}
-	f.in = &gstInput{f: f, meter: e.NewInputMeter(cfg.Type, media.DefaultPad), mime: f.out.Codec().MimeType}
+	f.in = newGstInput(f, appsrc, e.NewInputMeter(cfg.Type, media.DefaultPad))
 	f.out.SetKeyframeRequester(f.requestKeyframe)
 	if err := pipe.HandleSink(sinkName, f.onSample); err != nil {
 		pipe.Close()
@@ -221,9 +234,7 @@ func (f *Filter) requestKeyframe() {
 	if err := f.pipe.ForceKeyUnit(sinkName); err != nil && !errors.Is(err, gst.ErrClosed) {
 		f.log.Debug("force-key-unit", "err", err)
 	}
-	if src := f.in.cur.Load(); src != nil {
-		src.RequestKeyframe()
-	}
+	f.in.requestKeyframe()
 }
 
 func (f *Filter) onSample(data []byte, _ time.Duration) {
@@ -236,9 +247,7 @@ func (f *Filter) onSample(data []byte, _ time.Duration) {
 func (f *Filter) onMessage(m gst.Message) {
 	switch m.Type {
 	case gst.MessageKeyUnitRequest:
-		if src := f.in.cur.Load(); src != nil {
-			src.RequestKeyframe()
-		}
+		f.in.requestKeyframe()
 	case gst.MessageError, gst.MessageWarning:
 		if m.Type == gst.MessageError {
 			f.failed.Store(true)
@@ -287,16 +296,27 @@ func ErrorType(e *gst.Error) string {
 	return "UNEXPECTED_ELEMENT_ERROR"
 }
 
-// gstInput is the sink pad of the filtered media type: packets go to the pipeline's appsrc.
+// gstInput is the sink pad of the filtered media type: packets go to the pipeline's appsrc, from a
+// transcoder of the source when the filter's decoder does not take the source's codec.
 type gstInput struct {
-	f     *Filter
 	cur   atomic.Pointer[media.Source]
 	meter *media.FlowMeter
-	mime  string
+	feed  *rtpFeed
+	conv  media.Converter
+}
 
-	mu      sync.Mutex // two sources overlap for a packet or two during a switch
-	buf     [1600]byte
-	dropped atomic.Uint64
+func newGstInput(f *Filter, appsrc *gst.AppSrc, meter *media.FlowMeter) *gstInput {
+	want := f.out.Codec()
+	in := &gstInput{meter: meter, feed: newRTPFeed(appsrc, filterPT(f.typ), want.ClockRate)}
+	in.conv = media.Converter{
+		Accepts: func(c *media.Codec) bool { return strings.EqualFold(c.MimeType, want.MimeType) },
+		Target:  func(media.Type) media.Codec { return *want },
+		Deliver: in.feed.push,
+		Failed: func(src *media.Source, err error) {
+			f.log.Warn("the filter cannot take this source's codec", "codec", src.Codec().MimeType, "err", err)
+		},
+	}
+	return in
 }
 
 func (in *gstInput) WriteRTP(src *media.Source, p *rtp.Packet) {
@@ -304,30 +324,36 @@ func (in *gstInput) WriteRTP(src *media.Source, p *rtp.Packet) {
 		return
 	}
 	in.meter.Mark()
-	if c := src.Codec(); c != nil && !strings.EqualFold(c.MimeType, in.mime) {
-		in.dropped.Add(1) // needs a transcoder in front, which the graph inserts
-		return
+	if !in.conv.Direct(src) {
+		return // a transcoder feeds the filter, or is being made
 	}
-	in.mu.Lock()
-	n, err := p.MarshalTo(in.buf[:])
-	if err == nil {
-		err = in.f.appsrc.Push(in.buf[:n])
-	}
-	in.mu.Unlock()
-	if err != nil {
-		in.dropped.Add(1)
+	if in.conv.Accepts(src.Codec()) {
+		in.feed.push(src, p)
+	} else {
+		in.feed.dropped.Add(1) // no transcoder could convert it
 	}
 }
 
 func (in *gstInput) SetSource(src *media.Source) {
 	in.cur.Store(src)
+	in.conv.Link(src)
 	if src != nil {
 		src.RequestKeyframe() // the decoder starts on a keyframe
 	}
 }
 
+// requestKeyframe asks what feeds the filter for a keyframe: the transcoder in front, or the source.
+func (in *gstInput) requestKeyframe() {
+	if in.conv.RequestKeyframe() {
+		return
+	}
+	if src := in.cur.Load(); src != nil {
+		src.RequestKeyframe()
+	}
+}
+
 // Dropped is the number of input packets that could not be filtered (wrong codec, pipeline down).
-func (f *Filter) Dropped() uint64 { return f.in.dropped.Load() }
+func (f *Filter) Dropped() uint64 { return f.in.feed.dropped.Load() }
 
 // relay passes a media type the filter does not touch straight to its source pad.
 type relay struct {

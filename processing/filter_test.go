@@ -5,8 +5,11 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,29 +44,43 @@ func asymmetricClip(t *testing.T) string {
 	return testmedia.VP8Clip(t, "-f", "lavfi", "-i", "color=c=red:s=320x240:r=30", "-vf", clipFilter)
 }
 
-// publish sends the clip in a loop, packetized as VP8 RTP at 30 frames per second, until stop.
+// publish sends the clip in a loop, packetized as RTP at 30 frames per second, until stop: VP8 from
+// an IVF file, or H.264 from an Annex-B file with access unit delimiters (h264Clip).
 func publish(t *testing.T, src *media.Source, clip string, stop <-chan struct{}, wg *sync.WaitGroup) {
 	data, err := os.ReadFile(clip)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var frames [][]byte
-	r, _, err := ivfreader.NewWith(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		f, _, err := r.ParseNextFrame()
-		if errors.Is(err, io.EOF) {
-			break
+	var payloader rtp.Payloader
+	if strings.HasSuffix(clip, ".h264") {
+		src.SetCodec(&media.Codec{MimeType: "video/H264", ClockRate: 90000, Fmtp: "packetization-mode=1;profile-level-id=42e01f;level-asymmetry-allowed=1"})
+		payloader = &codecs.H264Payloader{}
+		aud := []byte{0, 0, 0, 1, 9}
+		for _, f := range bytes.Split(data, aud) {
+			if len(f) > 0 {
+				frames = append(frames, append(slices.Clone(aud), f...))
+			}
 		}
+	} else {
+		src.SetCodec(VP8)
+		payloader = &codecs.VP8Payloader{EnablePictureID: true}
+		r, _, err := ivfreader.NewWith(bytes.NewReader(data))
 		if err != nil {
 			t.Fatal(err)
 		}
-		frames = append(frames, f)
+		for {
+			f, _, err := r.ParseNextFrame()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames = append(frames, f)
+		}
 	}
-	src.SetCodec(VP8)
-	pz := rtp.NewPacketizer(1200, 96, 0x1234, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
+	pz := rtp.NewPacketizer(1200, 96, 0x1234, payloader, rtp.NewRandomSequencer(), 90000)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -80,6 +97,18 @@ func publish(t *testing.T, src *media.Source, clip string, stop <-chan struct{},
 			}
 		}
 	}()
+}
+
+// h264Clip is the asymmetric clip in H.264 (Annex B, an access unit delimiter before each frame).
+func h264Clip(t *testing.T) string {
+	out := filepath.Join(t.TempDir(), "clip.h264")
+	cmd := exec.Command("ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "color=c=red:s=320x240:r=30", "-vf", clipFilter,
+		"-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-bf", "0",
+		"-x264-params", "keyint=30:aud=1:repeat-headers=1", "-f", "h264", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, b)
+	}
+	return out
 }
 
 // collector is a sink pad that records VP8 RTP into an IVF file.
@@ -209,6 +238,27 @@ func TestFilterFlip(t *testing.T) {
 	}
 	got := testmedia.LastRGB(t, out, 320, 240)
 	checkSpots(t, "received", got, []spot{{40, 150, "red"}, {280, 150, "blue"}, {160, 30, "green"}})
+}
+
+// TestFilterTakesH264: the filter decodes VP8 only; an H.264 source is converted by a transcoder the
+// filter asks for, which goes away with the filter.
+func TestFilterTakesH264(t *testing.T) {
+	needGst(t, "videoflip", "x264enc", "rtph264depay")
+	clip := h264Clip(t)
+	var transcoders int
+	out, col, _ := runFilter(t, clip, "videoflip method=horizontal-flip", func(c *collector) bool {
+		transcoders = max(transcoders, media.ActiveTranscoders())
+		return c.frames.Load() >= 30
+	}, nil)
+	if col.frames.Load() < 30 {
+		t.Fatalf("only %d frames came out of the filter", col.frames.Load())
+	}
+	if transcoders != 1 {
+		t.Errorf("%d transcoders ran, want 1", transcoders)
+	}
+	got := testmedia.LastRGB(t, out, 320, 240)
+	checkSpots(t, "received", got, []spot{{40, 150, "red"}, {280, 150, "blue"}, {160, 30, "green"}})
+	waitUntil(t, 5*time.Second, "the transcoder to stop", func() bool { return media.ActiveTranscoders() == 0 })
 }
 
 func TestFilterRuntimeError(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -96,7 +95,7 @@ func TranscoderDescription(from *media.Codec, to string, bitrate int) (string, e
 	if fromVideo {
 		queue = "queue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0"
 	}
-	return fmt.Sprintf("appsrc name=%s is-live=true do-timestamp=true format=time max-bytes=4000000 leaky-type=downstream %s ! "+
+	return fmt.Sprintf("appsrc name=%s is-live=true format=time max-bytes=4000000 leaky-type=downstream %s ! "+
 		"%s ! %s ! appsink name=%s sync=false async=false max-buffers=200 drop=true",
 		srcName, dec, queue, enc, sinkName), nil
 }
@@ -105,16 +104,12 @@ func TranscoderDescription(from *media.Codec, to string, bitrate int) (string, e
 // graph gives to the sinks that need another codec.
 type Transcoder struct {
 	pipe   *gst.Pipeline
-	appsrc *gst.AppSrc
+	feed   *rtpFeed
 	out    *media.Source
 	video  bool
 	cur    atomic.Pointer[media.Source]
-
-	mu      sync.Mutex // the input side: two sources may overlap for a packet during a switch
-	buf     [1600]byte
-	outPkt  rtp.Packet // the sink goroutine's
-	dropped atomic.Uint64
-	closed  atomic.Bool
+	outPkt rtp.Packet // the sink goroutine's
+	closed atomic.Bool
 }
 
 // NewTranscoder is the media.TranscoderFactory of the server: from's media in to's codec, to out.
@@ -128,11 +123,13 @@ func NewTranscoder(from *media.Source, to media.Codec, out *media.Source) (media
 		return nil, fmt.Errorf("%w: %v", media.ErrNoTranscoder, err)
 	}
 	t := &Transcoder{pipe: pipe, out: out, video: from.Type == media.Video}
-	if t.appsrc, err = pipe.AppSrc(srcName); err != nil {
+	appsrc, err := pipe.AppSrc(srcName)
+	if err != nil {
 		pipe.Close()
 		return nil, err
 	}
-	t.appsrc.WatchKeyUnit()
+	appsrc.WatchKeyUnit()
+	t.feed = newRTPFeed(appsrc, transcodePT, from.Codec().ClockRate)
 	if err := pipe.HandleSink(sinkName, t.onSample); err != nil {
 		pipe.Close()
 		return nil, err
@@ -149,18 +146,8 @@ func NewTranscoder(from *media.Source, to media.Codec, out *media.Source) (media
 
 // WriteRTP implements media.Input: the source's packets go to the pipeline.
 func (t *Transcoder) WriteRTP(src *media.Source, p *rtp.Packet) {
-	if t.cur.Load() != src {
-		return
-	}
-	t.mu.Lock()
-	n, err := p.MarshalTo(t.buf[:])
-	if err == nil && n > 1 {
-		t.buf[1] = t.buf[1]&0x80 | transcodePT
-		err = t.appsrc.Push(t.buf[:n])
-	}
-	t.mu.Unlock()
-	if err != nil {
-		t.dropped.Add(1)
+	if t.cur.Load() == src {
+		t.feed.push(src, p)
 	}
 }
 
@@ -182,7 +169,7 @@ func (t *Transcoder) Close() {
 }
 
 // Dropped is the number of input packets the pipeline did not take.
-func (t *Transcoder) Dropped() uint64 { return t.dropped.Load() }
+func (t *Transcoder) Dropped() uint64 { return t.feed.dropped.Load() }
 
 // requestKeyframe serves the sinks' keyframe requests: the encoder makes one.
 func (t *Transcoder) requestKeyframe() {
@@ -208,7 +195,7 @@ func (t *Transcoder) onMessage(m gst.Message) {
 		}
 	case gst.MessageError:
 		if !errors.Is(m.Err, gst.ErrClosed) {
-			t.dropped.Add(1)
+			t.feed.dropped.Add(1)
 		}
 	}
 }

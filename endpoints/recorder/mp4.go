@@ -31,6 +31,7 @@ type mp4Track struct {
 	video     bool
 	pending   *fmp4.Sample
 	pendDTS   uint64
+	started   bool
 	lastDur   uint32
 	samples   []*fmp4.Sample
 	base      uint64 // decode time of samples[0]
@@ -73,7 +74,12 @@ func (m *mp4Muxer) write(f *frame) error {
 		return nil
 	}
 	dts := uint64(f.pts) * uint64(t.timeScale) / 1e9
-	if t.pending != nil && dts <= t.pendDTS {
+	if !t.started {
+		// Every track starts at 0; a track whose media came later holds its first sample from 0.
+		// ffprobe (and players built on it) read a fragmented track starting later as lasting
+		// that much longer than it does.
+		t.started, dts = true, 0
+	} else if dts <= t.pendDTS {
 		dts = t.pendDTS + 1
 	}
 	// Video data is already AVCC (4-byte NAL lengths), as MP4 stores it.

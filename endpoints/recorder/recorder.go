@@ -164,7 +164,7 @@ func New(el *media.Element, cfg Config) *Recorder {
 	r.pool.New = func() any { return &item{payload: make([]byte, 0, 1500)} }
 	r.wants[media.Audio], r.wants[media.Video] = cfg.Profile.Audio, cfg.Profile.Video
 	for _, t := range []media.Type{media.Audio, media.Video} {
-		r.inputs[t] = &input{r: r, kind: t, meter: el.NewInputMeter(t, media.DefaultPad)}
+		r.inputs[t] = newInput(r, t, el.NewInputMeter(t, media.DefaultPad))
 	}
 	el.SetInputs(r)
 	return r
@@ -300,13 +300,13 @@ type input struct {
 	kind  media.Type
 	cur   atomic.Pointer[media.Source]
 	meter *media.FlowMeter
-	ts    transcodeState
+	conv  media.Converter
 }
 
 // SetSource is called under the pipeline lock when the pad is linked or unlinked.
 func (in *input) SetSource(src *media.Source) {
 	in.cur.Store(src)
-	in.dropTranscode()
+	in.conv.Link(src)
 	if src != nil && in.kind == media.Video && in.r.accepting.Load() {
 		src.RequestKeyframe()
 	}
@@ -318,7 +318,7 @@ func (in *input) WriteRTP(src *media.Source, p *rtp.Packet) {
 		return
 	}
 	in.meter.Mark()
-	if in.ts.tc.Load() != nil || !in.fits(src) {
+	if !in.conv.Direct(src) {
 		return // a transcoder feeds the pad, or is being made
 	}
 	in.enqueue(src, p)
@@ -344,9 +344,14 @@ func (in *input) enqueue(src *media.Source, p *rtp.Packet) {
 	}
 }
 
-// requestKeyframe asks the source of a pad for a keyframe (rate-limited by the source).
+// requestKeyframe asks the source of a pad, or the transcoder feeding it, for a keyframe
+// (rate-limited by the source).
 func (r *Recorder) requestKeyframe(t media.Type) {
-	if src := r.inputs[t].cur.Load(); src != nil {
+	in := r.inputs[t]
+	if in.conv.RequestKeyframe() {
+		return
+	}
+	if src := in.cur.Load(); src != nil {
 		src.RequestKeyframe()
 	}
 }

@@ -86,8 +86,8 @@ func (r *recording) check(t *testing.T, name string) *probe {
 }
 
 // TestRecordVP8Opus records one VP8+Opus publisher into every kind of recording at once, for about
-// ten seconds: WEBM, its audio-only and video-only profiles, MKV, an upload by HTTP POST, MP4 (which
-// cannot take VP8: Error event, audio only), and a WEBM recording paused for two seconds.
+// ten seconds: WEBM, its audio-only and video-only profiles, MKV, an upload by HTTP POST, MP4 (VP8
+// transcoded to H.264, Opus kept), and a WEBM recording paused for two seconds.
 func TestRecordVP8Opus(t *testing.T) {
 	t.Parallel()
 	vp8, _, opus := clipFiles(t)
@@ -120,11 +120,10 @@ func TestRecordVP8Opus(t *testing.T) {
 		"WEBM_AUDIO_ONLY": newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/a.webm", "WEBM_AUDIO_ONLY", "audio:opus"),
 		"WEBM_VIDEO_ONLY": newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/v.webm", "WEBM_VIDEO_ONLY", "video:vp8"),
 		"MKV":             newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/av.mkv", "MKV", av...),
-		"MP4 of VP8":      newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/a.mp4", "MP4", "audio:opus"),
+		"MP4 of VP8":      newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/vp8.mp4", "MP4", "audio:opus", "video:h264"),
 		"HTTP POST":       newRecording(t, ctx, c, ev, pipeline, src, hs.URL+"/upload", "WEBM", av...),
 		"paused":          newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/paused.webm", "WEBM", av...),
 	}
-	recs["MP4 of VP8"].wantError = "UNSUPPORTED_MEDIA_TYPE"
 	recs["HTTP POST"].file, recs["HTTP POST"].fromPackets = uploaded, true
 	for _, r := range recs {
 		r.record(t, ctx, c)
@@ -164,12 +163,6 @@ func TestRecordVP8Opus(t *testing.T) {
 			t.Errorf("paused: a gap of %.3f s in the file, paused for %.3f s", p.maxGap(), paused.pausedFor.Seconds())
 		}
 	}
-	if e := ev.find(recs["MP4 of VP8"].id, "Error"); e != nil {
-		d, _ := e.Data["description"].(string)
-		if !strings.Contains(d, "VP8") || !strings.Contains(d, "H264") {
-			t.Errorf("MP4 of VP8: error description %q should name VP8 and H264", d)
-		}
-	}
 	upload.Lock()
 	if upload.err != nil || !upload.chunked {
 		t.Errorf("upload: chunked %v, err %v", upload.chunked, upload.err)
@@ -177,7 +170,8 @@ func TestRecordVP8Opus(t *testing.T) {
 	upload.Unlock()
 }
 
-// TestRecordH264 records an H.264+Opus publisher into MP4 (fragmented), MKV and MP4_VIDEO_ONLY.
+// TestRecordH264 records an H.264+Opus publisher into MP4 (fragmented), MKV, MP4_VIDEO_ONLY, and WEBM
+// (H.264 transcoded to VP8).
 func TestRecordH264(t *testing.T) {
 	t.Parallel()
 	_, h264, opus := clipFiles(t)
@@ -190,6 +184,7 @@ func TestRecordH264(t *testing.T) {
 		"MP4":            newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/av.mp4", "MP4", av...),
 		"MP4_VIDEO_ONLY": newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/v.mp4", "MP4_VIDEO_ONLY", "video:h264"),
 		"MKV":            newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/av.mkv", "MKV", av...),
+		"WEBM of H264":   newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/av.webm", "WEBM", "audio:opus", "video:vp8"),
 	}
 	for _, r := range recs {
 		r.record(t, ctx, c)

@@ -289,7 +289,7 @@ func (w *writer) newTrack(kind media.Type, c *media.Codec) *track {
 		t.excluded = true
 	case !prof.Container.accepts(t.mime):
 		t.excluded = true
-		w.r.fail(ErrTypeUnsupported, fmt.Errorf("%s recording (profile %s) takes %s %s, but the source sends %s; no transcoder is inserted yet, so this track is not recorded",
+		w.r.fail(ErrTypeUnsupported, fmt.Errorf("%s recording (profile %s) takes %s %s, but the source sends %s, and no transcoder could convert it: this track is not recorded",
 			prof.Container, prof.Name, prof.Container.wants(kind == media.Video), strings.ToLower(kind.String()), c.MimeType))
 	}
 	switch t.mime {
