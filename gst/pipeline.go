@@ -378,7 +378,9 @@ func (s *AppSrc) WatchKeyUnit() {
 func (s *AppSrc) Push(data []byte) error { return s.push(data, C.GST_CLOCK_TIME_NONE) }
 
 // PushAt is Push with the buffer's timestamp given (for an appsrc without do-timestamp).
-func (s *AppSrc) PushAt(data []byte, pts time.Duration) error { return s.push(data, C.GstClockTime(pts)) }
+func (s *AppSrc) PushAt(data []byte, pts time.Duration) error {
+	return s.push(data, C.GstClockTime(pts))
+}
 
 func (s *AppSrc) push(data []byte, pts C.GstClockTime) error {
 	if len(data) == 0 {
