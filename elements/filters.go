@@ -55,15 +55,9 @@ func (d *definer) newFilterElement(b *objects.Base, initial map[string]any, t me
 func (d *definer) newFilterElementWith(b *objects.Base, initial map[string]any,
 	build func(*media.Element, processing.Config) (*processing.Filter, error)) (*filterElement, error) {
 	f := &filterElement{Element: objects.NewElement(b, initial), log: d.r.Logger().With("element", b.ID())}
-	intProp := func(name string) int { v, _ := f.Props.Get(f, name).(int); return v }
 	f.OnOtherEvent = f.onEvent
 	var err error
-	f.filter, err = build(f.Media, processing.Config{
-		EncoderBitrate: intProp("encoderBitrate"),
-		MinBitrate:     intProp("minEncoderBitrate"),
-		MaxBitrate:     intProp("maxEncoderBitrate"),
-		Log:            f.log,
-	})
+	f.filter, err = build(f.Media, processing.Config{Log: f.log})
 	if err != nil {
 		f.Element.Close()
 		var pe *gst.ParseError
@@ -106,40 +100,6 @@ func filterFactory(desc, class string) (*gst.Element, error) {
 
 func (d *definer) defineFilters() {
 	schema := d.r.Schema()
-	filterOf := func(o objects.Object) *filterElement {
-		switch o := o.(type) {
-		case *gstreamerFilter:
-			return o.filterElement
-		case *zbarFilter:
-			return o.filterElement
-		case *faceOverlayFilter:
-			return o.filterElement
-		case *imageOverlayFilter:
-			return o.filterElement
-		}
-		return nil
-	}
-	// An encoder bitrate set after creation reaches the running encoder.
-	bitrateOps := map[string]objects.Handler{}
-	for _, name := range []string{"encoderBitrate", "minEncoderBitrate", "maxEncoderBitrate"} {
-		base := objects.PropertyOps(schema.Classes["MediaElement"], func(o objects.Object) *objects.Properties { return filterOf(o).Props }, name)
-		for op, h := range base {
-			if op[:3] != "set" {
-				continue
-			}
-			h := h
-			bitrateOps[op] = func(o objects.Object, a objects.Args) (any, error) {
-				if _, err := h(o, a); err != nil {
-					return nil, err
-				}
-				f := filterOf(o)
-				intProp := func(name string) int { v, _ := f.Props.Get(f, name).(int); return v }
-				f.filter.SetBitrate(processing.Bitrate(intProp("encoderBitrate"), intProp("minEncoderBitrate"), intProp("maxEncoderBitrate")))
-				return nil, nil
-			}
-		}
-	}
-
 	d.r.Define("GStreamerFilter", objects.Class{
 		New: func(b *objects.Base, a objects.Args) (objects.Object, error) {
 			command := a.String("command")
@@ -174,7 +134,7 @@ func (d *definer) defineFilters() {
 			}
 			return &gstreamerFilter{filterElement: f}, nil
 		},
-		Ops: objects.Merge(bitrateOps, map[string]objects.Handler{
+		Ops: objects.Merge(map[string]objects.Handler{
 			"setElementProperty": func(o objects.Object, a objects.Args) (any, error) {
 				f := o.(*gstreamerFilter)
 				err := f.filter.SetProperty(a.String("propertyName"), a.String("propertyValue"))
@@ -206,7 +166,6 @@ func (d *definer) defineFilters() {
 			f.onMessage = z.onMessage
 			return z, nil
 		},
-		Ops: bitrateOps,
 	})
 
 	d.r.Define("FaceOverlayFilter", objects.Class{
@@ -225,7 +184,7 @@ func (d *definer) defineFilters() {
 			fo.filterElement = f
 			return fo, nil
 		},
-		Ops: objects.Merge(bitrateOps, map[string]objects.Handler{
+		Ops: objects.Merge(map[string]objects.Handler{
 			"setOverlayedImage": func(o objects.Object, a objects.Args) (any, error) {
 				f := o.(*faceOverlayFilter)
 				uri := a.String("uri")
@@ -261,7 +220,7 @@ func (d *definer) defineFilters() {
 			io.filterElement = f
 			return io, nil
 		},
-		Ops: objects.Merge(bitrateOps, map[string]objects.Handler{
+		Ops: objects.Merge(map[string]objects.Handler{
 			"addImage": func(o objects.Object, a objects.Args) (any, error) {
 				f := o.(*imageOverlayFilter)
 				id, uri := a.String("id"), a.String("uri")

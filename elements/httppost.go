@@ -41,7 +41,7 @@ func (d *definer) defineHttpPost() {
 			e.ep = httppost.New(e.Media, srv, httppost.Config{
 				DisconnectionTimeout: time.Duration(timeout) * time.Second,
 				UseEncodedMedia:      a.Bool("useEncodedMedia"),
-				Bitrate:              encoderBitrate(e.Element),
+				Bitrate:              e.Media.EncoderBitrate().For(0),
 				Log:                  d.r.Logger().With("element", b.ID()),
 			})
 			return e, nil

@@ -10,7 +10,6 @@ import (
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/objects"
-	"github.com/kurento-go/kms/processing"
 )
 
 // playerEndpoint is the PlayerEndpoint class: the object side over endpoints/player.
@@ -38,12 +37,6 @@ func uriEvents(e *objects.Element, ev media.Event) {
 	}
 }
 
-// encoderBitrate is the element's VP8 encoder target from its (configured) MediaElement properties.
-func encoderBitrate(e *objects.Element) int {
-	prop := func(name string) int { v, _ := e.Props.Get(e, name).(int); return v }
-	return processing.Bitrate(prop("encoderBitrate"), prop("minEncoderBitrate"), prop("maxEncoderBitrate"))
-}
-
 func (d *definer) definePlayer() {
 	pl := func(o objects.Object) *player.Player { return o.(*playerEndpoint).pl }
 	d.r.Define("PlayerEndpoint", objects.Class{
@@ -55,7 +48,7 @@ func (d *definer) definePlayer() {
 				Name:            e.uri,
 				UseEncodedMedia: a.Bool("useEncodedMedia"),
 				NetworkCache:    2 * time.Second,
-				Bitrate:         encoderBitrate(e.Element),
+				Bitrate:         e.Media.EncoderBitrate().For(0),
 				Log:             d.r.Logger().With("element", b.ID()),
 			}
 			if a.Has("networkCache") {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Type is the kind of media a pad carries.
@@ -110,6 +111,7 @@ type Element struct {
 	pipeline *Pipeline
 	onEvent  func(Event)
 	inputs   Inputs
+	encoder  atomic.Pointer[EncoderBitrate]
 
 	// guarded by pipeline.mu
 	released bool

@@ -234,6 +234,9 @@ func (st *senderTranscode) WriteRTP(src *Source, p *rtp.Packet) {
 // SetSource is never called: the sender keeps its linked source.
 func (st *senderTranscode) SetSource(*Source) {}
 
+// TargetBitrate passes the sender's bandwidth to the transcoder's encoder.
+func (st *senderTranscode) TargetBitrate() uint64 { return st.s.TargetBitrate() }
+
 // close lets go of the transcoded source, off the caller's goroutine (which may hold the pipeline
 // lock, which releasing takes).
 func (st *senderTranscode) close() {

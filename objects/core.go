@@ -3,6 +3,7 @@ package objects
 import (
 	"encoding/json"
 	"sort"
+	"strings"
 
 	"github.com/kurento-go/kms/api"
 	"github.com/kurento-go/kms/kerr"
@@ -15,10 +16,28 @@ func defineCore(r *Registry) {
 	r.Define("ServerManager", Class{Ops: serverManagerOps})
 	r.Define("MediaPipeline", Class{New: newPipeline, Ops: merge(pipelineOps,
 		propertyOps(r.schema.Classes["MediaPipeline"], func(o Object) *Properties { return o.(*Pipeline).props }, "latencyStats"))})
-	r.Define("MediaElement", Class{Ops: merge(mediaElementOps,
-		propertyOps(r.schema.Classes["MediaElement"], func(o Object) *Properties { return elementOf(o).Props },
-			"encoderBitrate", "minEncoderBitrate", "maxEncoderBitrate"))})
+	r.Define("MediaElement", Class{Ops: merge(mediaElementOps, encoderBitrateOps(r.schema.Classes["MediaElement"]))})
 	r.Define("PassThrough", Class{New: newPassThrough})
+}
+
+// encoderBitrateOps are MediaElement's encoder bitrate properties: a value set reaches the encoders
+// of the element's media.
+func encoderBitrateOps(class *api.Class) map[string]Handler {
+	ops := propertyOps(class, func(o Object) *Properties { return elementOf(o).Props },
+		"encoderBitrate", "minEncoderBitrate", "maxEncoderBitrate")
+	for name, h := range ops {
+		if !strings.HasPrefix(name, "set") {
+			continue
+		}
+		ops[name] = func(o Object, a Args) (any, error) {
+			if _, err := h(o, a); err != nil {
+				return nil, err
+			}
+			elementOf(o).updateEncoderBitrate()
+			return nil, nil
+		}
+	}
+	return ops
 }
 
 // merge combines operation tables; later tables win.

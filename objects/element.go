@@ -76,7 +76,15 @@ func NewElement(b *Base, initial map[string]any) *Element {
 		e.Props.values[k] = v
 	}
 	e.Media = b.pipeline.(*Pipeline).Graph.NewElement(e, e.onMediaEvent)
+	e.updateEncoderBitrate()
 	return e
+}
+
+// updateEncoderBitrate gives the media element its encoder bitrate properties.
+func (e *Element) updateEncoderBitrate() {
+	prop := func(name string) int { v, _ := e.Props.Get(e, name).(int); return v }
+	e.Media.SetEncoderBitrate(media.EncoderBitrate{
+		Target: prop("encoderBitrate"), Min: prop("minEncoderBitrate"), Max: prop("maxEncoderBitrate")})
 }
 
 // Close releases the element from the graph, disconnecting it.

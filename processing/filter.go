@@ -36,9 +36,7 @@ type Config struct {
 	Type media.Type
 	// Element is the GStreamer element doing the work; the filter takes it over.
 	Element *gst.Element
-	// EncoderBitrate, MinBitrate and MaxBitrate (bps; 0 = no bound) set the video encoder's target.
-	EncoderBitrate, MinBitrate, MaxBitrate int
-	Log                                    *slog.Logger
+	Log     *slog.Logger
 	// Setup, if set, prepares the pipeline (e.g. installs an Overlay) before it starts.
 	Setup func(*gst.Pipeline) error
 }
@@ -56,7 +54,8 @@ type Filter struct {
 	relays  map[media.Type]*relay
 	failed  atomic.Bool
 
-	outPkt rtp.Packet // used by the sink goroutine only
+	outPkt rtp.Packet   // used by the sink goroutine only
+	rate   *rateControl // used by the sink goroutine only
 
 	closeOnce sync.Once
 }
@@ -104,24 +103,10 @@ func describe(t media.Type, bitrate int) string {
 		"caps=\"application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload=%d\" ! "+
 		"rtpvp8depay request-keyframe=true wait-for-keyframe=true ! vp8dec ! videoconvert ! "+
 		"queue name=%s leaky=downstream max-size-buffers=1 max-size-bytes=0 max-size-time=0 "+
-		"videoconvert name=%s ! vp8enc name=kms_enc deadline=1 cpu-used=8 lag-in-frames=0 end-usage=cbr "+
+		"videoconvert name=%s ! vp8enc name="+encName+" deadline=1 cpu-used=8 lag-in-frames=0 end-usage=cbr "+
 		"target-bitrate=%d keyframe-max-dist=300 error-resilient=default threads=2 ! "+
 		"rtpvp8pay pt=%d mtu=1200 picture-id-mode=15-bit ! %s",
 		srcName, filterVideoPT, preName, postName, bitrate, filterVideoPT, sink)
-}
-
-// Bitrate is the encoder target: the element's encoderBitrate within its min and max (0 = none).
-func Bitrate(target, min, max int) int {
-	if target <= 0 {
-		target = 300000
-	}
-	if min > 0 && target < min {
-		target = min
-	}
-	if max > 0 && target > max {
-		target = max
-	}
-	return target
 }
 
 // NewFilter builds the filter's pipeline around cfg.Element and installs the element's sink pads.
@@ -134,7 +119,7 @@ func NewFilter(e *media.Element, cfg Config) (*Filter, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	pipe, err := gst.NewPipeline(describe(cfg.Type, Bitrate(cfg.EncoderBitrate, cfg.MinBitrate, cfg.MaxBitrate)))
+	pipe, err := gst.NewPipeline(describe(cfg.Type, e.EncoderBitrate().For(0)))
 	if err != nil {
 		cfg.Element.Close()
 		return nil, err
@@ -158,6 +143,7 @@ func NewFilter(e *media.Element, cfg Config) (*Filter, error) {
 		f.out.SetCodec(Opus)
 	}
 	f.in = newGstInput(f, appsrc, e.NewInputMeter(cfg.Type, media.DefaultPad))
+	f.rate = newRateControl(pipe, f.out.Codec().MimeType, f.out, e.EncoderBitrate)
 	f.out.SetKeyframeRequester(f.requestKeyframe)
 	if err := pipe.HandleSink(sinkName, f.onSample); err != nil {
 		pipe.Close()
@@ -242,6 +228,7 @@ func (f *Filter) onSample(data []byte, _ time.Duration) {
 		return
 	}
 	f.out.WriteRTP(&f.outPkt)
+	f.rate.check(time.Now())
 }
 
 func (f *Filter) onMessage(m gst.Message) {
@@ -299,6 +286,7 @@ func ErrorType(e *gst.Error) string {
 // gstInput is the sink pad of the filtered media type: packets go to the pipeline's appsrc, from a
 // transcoder of the source when the filter's decoder does not take the source's codec.
 type gstInput struct {
+	out   *media.Source // the filter's output
 	cur   atomic.Pointer[media.Source]
 	meter *media.FlowMeter
 	feed  *rtpFeed
@@ -307,7 +295,7 @@ type gstInput struct {
 
 func newGstInput(f *Filter, appsrc *gst.AppSrc, meter *media.FlowMeter) *gstInput {
 	want := f.out.Codec()
-	in := &gstInput{meter: meter, feed: newRTPFeed(appsrc, filterPT(f.typ), want.ClockRate)}
+	in := &gstInput{out: f.out, meter: meter, feed: newRTPFeed(appsrc, filterPT(f.typ), want.ClockRate)}
 	in.conv = media.Converter{
 		Accepts: func(c *media.Codec) bool { return strings.EqualFold(c.MimeType, want.MimeType) },
 		Target:  func(media.Type) media.Codec { return *want },
@@ -341,6 +329,9 @@ func (in *gstInput) SetSource(src *media.Source) {
 		src.RequestKeyframe() // the decoder starts on a keyframe
 	}
 }
+
+// TargetBitrate tells the source what the filter's sinks take: no need to send it more.
+func (in *gstInput) TargetBitrate() uint64 { return in.out.SinkBitrate() }
 
 // requestKeyframe asks what feeds the filter for a keyframe: the transcoder in front, or the source.
 func (in *gstInput) requestKeyframe() {
@@ -382,14 +373,5 @@ func (r *relay) SetSource(src *media.Source) {
 	r.out.SetKeyframeRequester(src.RequestKeyframe)
 	if r.out.Sinks() > 0 {
 		src.RequestKeyframe()
-	}
-}
-
-// SetBitrate changes the video encoder's target bitrate (bps) while it runs.
-func (f *Filter) SetBitrate(bps int) {
-	if f.typ == media.Video {
-		if err := f.pipe.SetValue("kms_enc", "target-bitrate", bps); err != nil {
-			f.log.Debug("set bitrate", "err", err)
-		}
 	}
 }

@@ -12,10 +12,6 @@ import (
 	"github.com/pion/rtp"
 )
 
-// TranscoderBitrate is the video encoders' target (bps) of the transcoders the graph inserts: KMS's
-// default encoderBitrate.
-var TranscoderBitrate = 300000
-
 // The graph asks this package for transcoders: media knows nothing of GStreamer.
 func init() { media.SetTranscoderFactory(NewTranscoder) }
 
@@ -56,15 +52,15 @@ func rtpCaps(kind string, rate int, name string) string {
 func encodeChain(mime string, bitrate int) (string, error) {
 	switch strings.ToLower(mime) {
 	case "video/h264":
-		return fmt.Sprintf("videoconvert ! x264enc name=kms_enc tune=zerolatency speed-preset=ultrafast key-int-max=300 aud=false "+
+		return fmt.Sprintf("videoconvert ! x264enc name="+encName+" tune=zerolatency speed-preset=ultrafast key-int-max=300 aud=false "+
 			"bitrate=%d threads=2 ! video/x-h264,profile=constrained-baseline ! "+
 			"rtph264pay pt=%d mtu=1200 config-interval=-1 aggregate-mode=zero-latency", bitrate/1000, transcodePT), nil
 	case "video/vp8":
-		return fmt.Sprintf("videoconvert ! vp8enc name=kms_enc deadline=1 cpu-used=8 lag-in-frames=0 end-usage=cbr "+
+		return fmt.Sprintf("videoconvert ! vp8enc name="+encName+" deadline=1 cpu-used=8 lag-in-frames=0 end-usage=cbr "+
 			"target-bitrate=%d keyframe-max-dist=300 error-resilient=default threads=2 ! "+
 			"rtpvp8pay pt=%d mtu=1200 picture-id-mode=15-bit", bitrate, transcodePT), nil
 	case "video/vp9":
-		return fmt.Sprintf("videoconvert ! vp9enc name=kms_enc deadline=1 cpu-used=8 lag-in-frames=0 end-usage=cbr "+
+		return fmt.Sprintf("videoconvert ! vp9enc name="+encName+" deadline=1 cpu-used=8 lag-in-frames=0 end-usage=cbr "+
 			"target-bitrate=%d keyframe-max-dist=300 error-resilient=default threads=2 ! "+
 			"rtpvp9pay pt=%d mtu=1200 picture-id-mode=15-bit", bitrate, transcodePT), nil
 	case "audio/opus":
@@ -108,13 +104,15 @@ type Transcoder struct {
 	out    *media.Source
 	video  bool
 	cur    atomic.Pointer[media.Source]
-	outPkt rtp.Packet // the sink goroutine's
+	outPkt rtp.Packet   // the sink goroutine's
+	rate   *rateControl // the sink goroutine's
 	closed atomic.Bool
 }
 
 // NewTranscoder is the media.TranscoderFactory of the server: from's media in to's codec, to out.
 func NewTranscoder(from *media.Source, to media.Codec, out *media.Source) (media.Transcoder, error) {
-	desc, err := TranscoderDescription(from.Codec(), to.MimeType, Bitrate(TranscoderBitrate, 0, 0))
+	// KMS's transcoders belong to the source's element: its encoder bitrate applies.
+	desc, err := TranscoderDescription(from.Codec(), to.MimeType, from.EncoderBitrate().For(0))
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +128,7 @@ func NewTranscoder(from *media.Source, to media.Codec, out *media.Source) (media
 	}
 	appsrc.WatchKeyUnit()
 	t.feed = newRTPFeed(appsrc, transcodePT, from.Codec().ClockRate)
+	t.rate = newRateControl(pipe, to.MimeType, out, from.EncoderBitrate)
 	if err := pipe.HandleSink(sinkName, t.onSample); err != nil {
 		pipe.Close()
 		return nil, err
@@ -168,6 +167,9 @@ func (t *Transcoder) Close() {
 	t.pipe.Close()
 }
 
+// TargetBitrate tells the source what the transcoder's sinks take: no need to send it more.
+func (t *Transcoder) TargetBitrate() uint64 { return t.out.SinkBitrate() }
+
 // Dropped is the number of input packets the pipeline did not take.
 func (t *Transcoder) Dropped() uint64 { return t.feed.dropped.Load() }
 
@@ -184,6 +186,7 @@ func (t *Transcoder) onSample(data []byte, _ time.Duration) {
 		return
 	}
 	t.out.WriteRTP(&t.outPkt)
+	t.rate.check(time.Now())
 }
 
 func (t *Transcoder) onMessage(m gst.Message) {

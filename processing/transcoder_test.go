@@ -233,3 +233,59 @@ func TestTranscoderDescriptions(t *testing.T) {
 		}
 	}
 }
+
+// TestTranscoderFollowsSinkBitrate: the encoder's target follows the REMB of the transcoded media's
+// sink, within the source element's encoder bitrate bounds, and the source hears what the sink takes.
+func TestTranscoderFollowsSinkBitrate(t *testing.T) {
+	needGst(t, "x264enc", "rtph264pay", "videoconvert")
+	p := media.NewPipeline()
+	defer p.Close()
+	pub := p.NewElement(nil, nil)
+	src := pub.Source(media.Video, media.DefaultPad)
+	src.SetCodec(VP8)
+
+	// The transcoder's output belongs to an element whose sink is an H264 sender.
+	conv := p.NewElement(nil, nil)
+	out := conv.Source(media.Video, media.DefaultPad)
+	h264 := media.Codec{MimeType: "video/H264", ClockRate: 90000}
+	out.SetCodec(&h264)
+	tr, err := NewTranscoder(src, h264, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	feeder := p.NewElement(nil, nil)
+	feeder.SetInputs(inputsOf{media.Video: tr})
+	peer := p.NewElement(nil, nil)
+	sender := peer.NewSender(media.Video, media.DefaultPad)
+	peer.SetInputs(inputsOf{media.Video: sender})
+	sender.Bind(4242, 102, h264, (&h264Sink{nals: map[byte]int{}}).write)
+	for _, link := range [][2]*media.Element{{pub, feeder}, {conv, peer}} {
+		if err := media.Connect(link[0], link[1], media.Video, media.DefaultPad, media.DefaultPad); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	publish(t, src, asymmetricClip(t), stop, &wg)
+	defer func() { close(stop); wg.Wait() }()
+
+	kbps := func() uint64 {
+		v, err := tr.(*Transcoder).pipe.Get(encName, "bitrate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := v.(uint64)
+		return n
+	}
+	if got := kbps(); got != media.DefaultEncoderBitrate/1000 {
+		t.Errorf("encoder starts at %d kb/s, want KMS's default %d", got, media.DefaultEncoderBitrate/1000)
+	}
+	sender.OnREMB(120000)
+	waitUntil(t, 5*time.Second, "the encoder at the REMB's 120 kb/s", func() bool { return kbps() == 120 })
+	if got := src.SinkBitrate(); got != 120000 {
+		t.Errorf("the source hears its sinks take %d b/s, want the transcoded sink's 120000", got)
+	}
+	pub.SetEncoderBitrate(media.EncoderBitrate{Target: 300000, Min: 200000})
+	waitUntil(t, 5*time.Second, "the encoder at minEncoderBitrate's 200 kb/s", func() bool { return kbps() == 200 })
+}

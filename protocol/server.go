@@ -110,11 +110,25 @@ func (s *Server) Close() {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	// A request being handled (the release that made the process stop, say) is answered first.
+	var wg sync.WaitGroup
 	for _, c := range conns {
-		c.shutdown()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case c.busy <- struct{}{}: // no request in flight, and none starts
+			case <-time.After(shutdownGrace):
+			}
+			c.shutdown()
+		}()
 	}
+	wg.Wait()
 	s.wg.Wait()
 }
+
+// shutdownGrace bounds how long Close waits for a request in flight.
+const shutdownGrace = 2 * time.Second
 
 // ServeHTTP answers like KMS's websocketpp endpoint: 426 for plain HTTP, 500 for the Docker health
 // check's incomplete handshake, otherwise a WebSocket on any path that is closed with 1002 when the
@@ -142,7 +156,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.Close(websocket.StatusProtocolError, "Invalid path")
 		return
 	}
-	c := &conn{server: s, ws: ws, out: make(chan []byte, sendQueue), closing: make(chan struct{})}
+	c := &conn{server: s, ws: ws, out: make(chan []byte, sendQueue), closing: make(chan struct{}), busy: make(chan struct{}, 1)}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -227,6 +241,7 @@ type conn struct {
 	out       chan []byte
 	closing   chan struct{} // closed by shutdown
 	closeOnce sync.Once
+	busy      chan struct{} // holds a token while a request is handled and its answer queued
 
 	mu      sync.Mutex
 	session string
@@ -269,15 +284,20 @@ func (c *conn) serve(ctx context.Context) {
 			}
 			return
 		}
-		resp := c.handle(data)
-		if resp == nil {
-			continue
-		}
 		select {
-		case c.out <- resp:
+		case c.busy <- struct{}{}:
 		case <-ctx.Done():
 			return
 		}
+		resp := c.handle(data)
+		if resp != nil {
+			select {
+			case c.out <- resp:
+			case <-ctx.Done():
+				return
+			}
+		}
+		<-c.busy
 	}
 }
 
