@@ -115,7 +115,8 @@ func uploadFile(ctx context.Context, t *testing.T, url, file string, multi bool)
 	return resp.StatusCode, string(b)
 }
 
-// TestHttpPostEndpointToRecorder: an uploaded file goes through a RecorderEndpoint into a new file.
+// TestHttpPostEndpointToRecorder: an uploaded file goes through a RecorderEndpoint into a new file;
+// with stopOnEndOfStream, the recording stops by itself at the end of the upload.
 func TestHttpPostEndpointToRecorder(t *testing.T) {
 	needPlayer(t, "matroskademux", "vp8dec", "opusdec")
 	dir := t.TempDir()
@@ -126,7 +127,8 @@ func TestHttpPostEndpointToRecorder(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "recorded.webm")
-	rec, err := c.Create(ctx, "RecorderEndpoint", map[string]any{"mediaPipeline": pipeline, "uri": "file://" + out, "mediaProfile": "WEBM"})
+	rec, err := c.Create(ctx, "RecorderEndpoint", map[string]any{"mediaPipeline": pipeline, "uri": "file://" + out,
+		"mediaProfile": "WEBM", "stopOnEndOfStream": true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +139,7 @@ func TestHttpPostEndpointToRecorder(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := watchEvents(ctx, t, c, ep, "EndOfStream", "Error")
+	recEv := watchEvents(ctx, t, c, rec, "Stopped")
 	var url string
 	if err := c.Invoke(ctx, ep, "getUrl", nil, &url); err != nil {
 		t.Fatal(err)
@@ -144,9 +147,11 @@ func TestHttpPostEndpointToRecorder(t *testing.T) {
 	if code, body := uploadFile(ctx, t, url, file, false); code != http.StatusOK {
 		t.Fatalf("POST: %d %s", code, body)
 	}
-	ev.wait(ctx, t, "EndOfStream", 1)
-	if err := c.Invoke(ctx, rec, "stopAndWait", nil, nil); err != nil {
-		t.Fatal(err)
+	end := ev.wait(ctx, t, "EndOfStream", 1)
+	stopped := recEv.wait(ctx, t, "Stopped", 1)
+	t.Logf("the recorder stopped %v after the upload's EndOfStream", stopped.at.Sub(end.at).Round(time.Millisecond))
+	if d := stopped.at.Sub(end.at); d > 2*time.Second {
+		t.Errorf("the recorder stopped %v after the end of the upload", d)
 	}
 	b, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "csv=p=0", out).CombinedOutput()
 	t.Logf("recorded %s: %q", out, b)

@@ -25,6 +25,13 @@ func (r *relay) WriteRTP(src *Source, p *rtp.Packet) {
 	r.out.WriteRTP(p)
 }
 
+// EndOfStream passes the end of the media on.
+func (r *relay) EndOfStream(src *Source) {
+	if r.cur.Load() == src {
+		r.out.EndOfStream()
+	}
+}
+
 // TargetBitrate passes the opinion of what the pass-through feeds back to its source.
 func (r *relay) TargetBitrate() uint64 { return r.out.SinkBitrate() }
 

@@ -98,6 +98,21 @@ func (s *Source) WriteRTP(p *rtp.Packet) {
 	}
 }
 
+// EndOfStreamInput is an input that cares when its source's media ends (a file played to its end,
+// an upload finished): a recorder with stopOnEndOfStream, a pass-through that passes it on.
+type EndOfStreamInput interface {
+	EndOfStream(src *Source)
+}
+
+// EndOfStream tells the sinks that no more media comes from this source, until it writes again.
+func (s *Source) EndOfStream() {
+	for _, in := range *s.sinks.Load() {
+		if e, ok := in.(EndOfStreamInput); ok {
+			e.EndOfStream(s)
+		}
+	}
+}
+
 // EnableCache makes the source keep its last packets (CacheSlots of them) to serve its sinks' NACKs.
 // The producer calls it before writing, for media whose peers may ask for retransmissions (video).
 func (s *Source) EnableCache() {

@@ -273,8 +273,11 @@ func (s *Stream) onMessage(m gst.Message) {
 			s.done = end
 		}
 		s.mu.Unlock()
-		if end && s.cfg.OnEnd != nil {
-			s.cfg.OnEnd(s)
+		if end {
+			s.out.endOfStream(s)
+			if s.cfg.OnEnd != nil {
+				s.cfg.OnEnd(s)
+			}
 		}
 	case gst.MessageError:
 		if s.failed.CompareAndSwap(false, true) && s.cfg.OnError != nil {
@@ -329,6 +332,18 @@ func (o *Outputs) attach(s *Stream) {
 }
 
 func (o *Outputs) detach(s *Stream) { o.cur.CompareAndSwap(s, nil) }
+
+// endOfStream tells the sinks of the pads that carried media that the current run ended.
+func (o *Outputs) endOfStream(s *Stream) {
+	if o.cur.Load() != s {
+		return
+	}
+	for _, t := range o.tracks {
+		if t.src.Codec() != nil {
+			t.src.EndOfStream()
+		}
+	}
+}
 
 func (o *Outputs) requestKeyframe() {
 	if s := o.cur.Load(); s != nil {

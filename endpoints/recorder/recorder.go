@@ -72,7 +72,8 @@ type Config struct {
 	// URI is where to record: file:// or http(s):// (resolved already, see ResolveURI).
 	URI     *url.URL
 	Profile Profile
-	// StopOnEndOfStream is kept for the API: no source of this server signals end of stream yet.
+	// StopOnEndOfStream stops the recording when the media of every linked pad ended (a
+	// PlayerEndpoint at the end of its file, an HttpPostEndpoint's upload done).
 	StopOnEndOfStream bool
 	Log               *slog.Logger
 	// HTTPClient uploads http(s) recordings; nil means http.DefaultClient.
@@ -301,6 +302,7 @@ type input struct {
 	cur   atomic.Pointer[media.Source]
 	meter *media.FlowMeter
 	conv  media.Converter
+	ended atomic.Bool // the source said its media ended, and sent nothing since
 }
 
 // SetSource is called under the pipeline lock when the pad is linked or unlinked.
@@ -318,10 +320,29 @@ func (in *input) WriteRTP(src *media.Source, p *rtp.Packet) {
 		return
 	}
 	in.meter.Mark()
+	if in.ended.Load() {
+		in.ended.Store(false)
+	}
 	if !in.conv.Direct(src) {
 		return // a transcoder feeds the pad, or is being made
 	}
 	in.enqueue(src, p)
+}
+
+// EndOfStream stops the recording, with stopOnEndOfStream, once the media of every linked pad ended.
+func (in *input) EndOfStream(src *media.Source) {
+	r := in.r
+	if !r.cfg.StopOnEndOfStream || in.cur.Load() != src {
+		return
+	}
+	in.ended.Store(true)
+	for _, other := range r.inputs {
+		if other != nil && r.wants[other.kind] && other.cur.Load() != nil && !other.ended.Load() {
+			return
+		}
+	}
+	r.log.Info("end of stream: the recording stops")
+	go r.Stop() // not on the producer's goroutine: Stop may wait for the writer
 }
 
 // enqueue queues a packet of src (the linked source, or a transcoder of it) for the writer.
