@@ -35,6 +35,7 @@ int kb_push(GstElement *appsrc, const void *data, gsize len, GstClockTime pts) {
   if (b == NULL) return GST_FLOW_ERROR;
   gst_buffer_fill(b, 0, data, len);
   GST_BUFFER_PTS(b) = pts;
+  GST_BUFFER_DTS(b) = pts; /* nothing pushed here has reordered frames */
   return gst_app_src_push_buffer(GST_APP_SRC(appsrc), b); /* takes b */
 }
 
@@ -207,4 +208,18 @@ const GValue *kb_list_get(const GValue *v, guint i) {
 const char *kb_factory_name(GstElement *e) {
   GstElementFactory *f = gst_element_get_factory(e);
   return f ? GST_OBJECT_NAME(f) : "";
+}
+
+// kb_demote takes an element factory out of automatic selection (uridecodebin, decodebin) when the
+// replacement is installed; 1 when it did.
+int kb_demote(const char *name, const char *replacement) {
+  GstRegistry *reg = gst_registry_get();
+  GstPluginFeature *other = gst_registry_find_feature(reg, replacement, GST_TYPE_ELEMENT_FACTORY);
+  if (other == NULL) return 0;
+  gst_object_unref(other);
+  GstPluginFeature *f = gst_registry_find_feature(reg, name, GST_TYPE_ELEMENT_FACTORY);
+  if (f == NULL) return 0;
+  gst_plugin_feature_set_rank(f, GST_RANK_NONE);
+  gst_object_unref(f);
+  return 1;
 }

@@ -38,4 +38,6 @@ const char *kb_factory_name(GstElement *e);
 guint kb_list_size(const GValue *v);
 const GValue *kb_list_get(const GValue *v, guint i);
 
+int kb_demote(const char *name, const char *replacement);
+
 #endif

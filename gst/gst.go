@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unsafe"
 
 	gogst "github.com/go-gst/go-gst/gst"
 )
@@ -38,7 +39,15 @@ func Init() error {
 		gogst.Init(nil)
 		if C.gst_is_initialized() == 0 {
 			initErr = errors.New("gst: GStreamer could not be initialised")
+			return
 		}
+		// souphttpsrc of GStreamer 1.22.0 with libsoup 3 can crash the process from its session
+		// thread when a failed source is torn down (SIGSEGV in g_input_stream_close, seen once in
+		// a few dozen players of a 404): http(s) URIs are read with curlhttpsrc when it is there.
+		avoid, instead := C.CString("souphttpsrc"), C.CString("curlhttpsrc")
+		C.kb_demote(avoid, instead)
+		C.free(unsafe.Pointer(avoid))
+		C.free(unsafe.Pointer(instead))
 	})
 	return initErr
 }

@@ -356,3 +356,37 @@ func BenchmarkPush(b *testing.B) {
 		src.Push(pkt)
 	}
 }
+
+// TestHTTPReadByCurl: http(s) URIs are read by curlhttpsrc, not by the souphttpsrc that crashes.
+func TestHTTPReadByCurl(t *testing.T) {
+	need(t, "uridecodebin", "curlhttpsrc")
+	p, err := NewPipeline("uridecodebin uri=http://127.0.0.1:9/missing.webm ! fakesink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	msgs := make(chan Message, 16)
+	p.OnMessage(func(m Message) {
+		select {
+		case msgs <- m:
+		default:
+		}
+	})
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case m := <-msgs:
+			if m.Type != MessageError {
+				continue
+			}
+			if !strings.Contains(m.Err.Debug, "GstCurlHttpSrc") {
+				t.Fatalf("the http source is not curlhttpsrc: %v", m.Err)
+			}
+			return
+		case <-time.After(10 * time.Second):
+			t.Fatal("no error for an unreachable http uri")
+		}
+	}
+}

@@ -410,13 +410,15 @@ func (s *AppSrc) release() {
 type SinkFunc func(data []byte, pts time.Duration)
 
 type appSink struct {
-	name string
-	ptr  *C.GstElement
-	fn   SinkFunc
+	name  string
+	ptr   *C.GstElement
+	fn    SinkFunc
+	ended chan struct{} // closed once the sink is at end of stream with every buffer delivered
 }
 
-// maxBuffer is the largest buffer a sink delivers whole; bigger ones are dropped (RTP never is).
-const maxBuffer = 64 << 10
+// maxBuffer is the largest buffer a sink delivers whole; bigger ones are dropped. It is room for a
+// muxed keyframe or a JPEG image; RTP is far smaller. Only the pages a buffer touches are resident.
+const maxBuffer = 4 << 20
 
 // HandleSink makes one goroutine, from Start to Close, pull every buffer of the named appsink and
 // give it to fn.
@@ -434,7 +436,20 @@ func (p *Pipeline) HandleSink(name string, fn SinkFunc) error {
 		C.gst_object_unref(C.gpointer(e))
 		return fmt.Errorf("gst: %s is not an appsink", name)
 	}
-	p.sinks = append(p.sinks, &appSink{name: name, ptr: e, fn: fn})
+	p.sinks = append(p.sinks, &appSink{name: name, ptr: e, fn: fn, ended: make(chan struct{})})
+	return nil
+}
+
+// SinkEnded is closed when the named sink (of HandleSink) reached end of stream and fn has had every
+// buffer before it; nil for an unknown sink.
+func (p *Pipeline) SinkEnded(name string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.sinks {
+		if s.name == name {
+			return s.ended
+		}
+	}
 	return nil
 }
 
@@ -447,11 +462,16 @@ func (s *appSink) run(p *Pipeline) {
 	defer C.free(buf)
 	view := unsafe.Slice((*byte)(buf), maxBuffer)
 	var pts C.guint64
+	var endOnce sync.Once
 	for p.live.Load() {
 		start := time.Now()
 		n := int(C.kb_pull(s.ptr, C.guint64(pullTimeout), buf, maxBuffer, &pts))
 		if n < 0 {
-			if C.kb_appsink_eos(s.ptr) != 0 || time.Since(start) < time.Millisecond {
+			eos := C.kb_appsink_eos(s.ptr) != 0
+			if eos {
+				endOnce.Do(func() { close(s.ended) })
+			}
+			if eos || time.Since(start) < time.Millisecond {
 				// Ended, or not running (a pull then returns at once): don't spin.
 				time.Sleep(20 * time.Millisecond)
 			}

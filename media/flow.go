@@ -1,6 +1,7 @@
 package media
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -19,6 +20,9 @@ type FlowMeter struct {
 	pad     string
 	seen    atomic.Bool // a packet passed since the last check
 	flowing atomic.Bool
+	// mu orders the transitions with their events: a NOT_FLOWING raced by the next packet's
+	// FLOWING must not reach the application after it. Taken on transitions only.
+	mu sync.Mutex
 }
 
 // NewInputMeter makes the meter of a sink pad of e (media arriving at the element from the pipeline);
@@ -42,9 +46,14 @@ func (f *FlowMeter) Mark() {
 		return
 	}
 	f.seen.Store(true)
-	if f.typ != Data && f.flowing.CompareAndSwap(false, true) {
+	if f.typ == Data || f.flowing.Load() {
+		return
+	}
+	f.mu.Lock()
+	if f.flowing.CompareAndSwap(false, true) {
 		f.element.emit(FlowChanged{In: f.in, Type: f.typ, Pad: f.pad, Flowing: true})
 	}
+	f.mu.Unlock()
 }
 
 // Flowing tells whether media crossed the pad recently.
@@ -55,9 +64,11 @@ func (f *FlowMeter) check() {
 	if f.seen.Swap(false) || !f.flowing.Load() {
 		return
 	}
-	if f.flowing.CompareAndSwap(true, false) {
+	f.mu.Lock()
+	if !f.seen.Load() && f.flowing.CompareAndSwap(true, false) {
 		f.element.emit(FlowChanged{In: f.in, Type: f.typ, Pad: f.pad, Flowing: false})
 	}
+	f.mu.Unlock()
 }
 
 // startChecker starts the periodic check with the first meter; the caller holds p.mu.

@@ -9,7 +9,8 @@ import (
 // Container is the file format a profile writes.
 type Container uint8
 
-// The containers the recorder writes, all muxed in Go.
+// The containers the recorder writes: WebM, Matroska and MP4 muxed in Go, FLV and JPEG through
+// GStreamer (they need an AAC or a JPEG encoder on the way).
 const (
 	// WebM is Matroska with the "webm" doctype: VP8 or VP9 video, Opus audio.
 	WebM Container = iota
@@ -18,6 +19,11 @@ const (
 	// MP4 is fragmented MP4 (ISO BMFF with moof/mdat fragments of half a second): H.264 video,
 	// Opus audio.
 	MP4
+	// FLV is Flash Video with H.264 video and AAC audio (the Opus audio is encoded to AAC), as KMS's
+	// FLV profile; written streamable, so that it reads up to the last tag after a crash.
+	FLV
+	// JPEG is the video as a series of JPEG images, one per frame, as KMS's JPEG_VIDEO_ONLY.
+	JPEG
 )
 
 func (c Container) String() string {
@@ -28,6 +34,10 @@ func (c Container) String() string {
 		return "Matroska"
 	case MP4:
 		return "MP4"
+	case FLV:
+		return "FLV"
+	case JPEG:
+		return "JPEG"
 	}
 	return fmt.Sprintf("Container(%d)", c)
 }
@@ -52,7 +62,7 @@ var ErrSplitRecorder = errors.New("Kurento Split Recorder not supported")
 // MKV: KMS 7 builds it like MP4 (H.264 + AAC, transcoding WebRTC media). This server writes Matroska
 // with the codecs the source sends (VP8, VP9 or H.264 video; Opus audio), so that an MKV recording of
 // a browser needs no transcoding at all; the file plays in every Matroska reader.
-// JPEG_VIDEO_ONLY and FLV are not recorded (no JPEG encoder and no AAC encoder on this path yet).
+// FLV and JPEG_VIDEO_ONLY have no _AUDIO_ONLY or _VIDEO_ONLY variants of their own.
 func ParseProfile(name string) (Profile, error) {
 	var p Profile
 	base, only, _ := strings.Cut(name, "_")
@@ -68,8 +78,16 @@ func ParseProfile(name string) (Profile, error) {
 			return p, ErrSplitRecorder
 		}
 		return p, fmt.Errorf("%w: %s", ErrProfileUnsupported, name)
-	case "JPEG", "FLV":
-		return p, fmt.Errorf("%w: %s is not available in this server (only WEBM, MKV and MP4 profiles are)", ErrProfileUnsupported, name)
+	case "FLV":
+		if name != "FLV" {
+			return p, fmt.Errorf("%w: unknown profile %s", ErrProfileUnsupported, name)
+		}
+		p.Container = FLV
+	case "JPEG":
+		if name != "JPEG_VIDEO_ONLY" {
+			return p, fmt.Errorf("%w: unknown profile %s", ErrProfileUnsupported, name)
+		}
+		p.Container = JPEG
 	default:
 		return p, fmt.Errorf("%w: unknown profile %s", ErrProfileUnsupported, name)
 	}
@@ -96,13 +114,11 @@ func ParseProfile(name string) (Profile, error) {
 func (c Container) accepts(mime string) bool {
 	switch strings.ToLower(mime) {
 	case "audio/opus":
-		return true
-	case "video/vp8":
-		return c == WebM || c == Matroska
-	case "video/vp9":
-		return c == WebM || c == Matroska
+		return c != JPEG
+	case "video/vp8", "video/vp9":
+		return c == WebM || c == Matroska || c == JPEG
 	case "video/h264":
-		return c == Matroska || c == MP4
+		return c == Matroska || c == MP4 || c == FLV || c == JPEG
 	}
 	return false
 }
@@ -110,11 +126,13 @@ func (c Container) accepts(mime string) bool {
 // wants lists what a container takes, for error messages.
 func (c Container) wants(video bool) string {
 	switch {
+	case !video && c == JPEG:
+		return "no"
 	case !video:
 		return "Opus"
 	case c == WebM:
 		return "VP8 or VP9"
-	case c == Matroska:
+	case c == Matroska, c == JPEG:
 		return "VP8, VP9 or H264"
 	}
 	return "H264"

@@ -1,6 +1,7 @@
 package recorder_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -87,7 +89,8 @@ func (r *recording) check(t *testing.T, name string) *probe {
 
 // TestRecordVP8Opus records one VP8+Opus publisher into every kind of recording at once, for about
 // ten seconds: WEBM, its audio-only and video-only profiles, MKV, an upload by HTTP POST, MP4 (VP8
-// transcoded to H.264, Opus kept), and a WEBM recording paused for two seconds.
+// transcoded to H.264, Opus kept), FLV (the same H.264, AAC), and a WEBM recording paused for two
+// seconds.
 func TestRecordVP8Opus(t *testing.T) {
 	t.Parallel()
 	vp8, _, opus := clipFiles(t)
@@ -121,6 +124,7 @@ func TestRecordVP8Opus(t *testing.T) {
 		"WEBM_VIDEO_ONLY": newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/v.webm", "WEBM_VIDEO_ONLY", "video:vp8"),
 		"MKV":             newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/av.mkv", "MKV", av...),
 		"MP4 of VP8":      newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/vp8.mp4", "MP4", "audio:opus", "video:h264"),
+		"FLV of VP8":      newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/av.flv", "FLV", "audio:aac", "video:h264"),
 		"HTTP POST":       newRecording(t, ctx, c, ev, pipeline, src, hs.URL+"/upload", "WEBM", av...),
 		"paused":          newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/paused.webm", "WEBM", av...),
 	}
@@ -170,8 +174,8 @@ func TestRecordVP8Opus(t *testing.T) {
 	upload.Unlock()
 }
 
-// TestRecordH264 records an H.264+Opus publisher into MP4 (fragmented), MKV, MP4_VIDEO_ONLY, and WEBM
-// (H.264 transcoded to VP8).
+// TestRecordH264 records an H.264+Opus publisher into MP4 (fragmented), MKV, MP4_VIDEO_ONLY, WEBM
+// (H.264 transcoded to VP8), FLV (Opus encoded to AAC) and JPEG_VIDEO_ONLY (a JPEG image per frame).
 func TestRecordH264(t *testing.T) {
 	t.Parallel()
 	_, h264, opus := clipFiles(t)
@@ -185,7 +189,10 @@ func TestRecordH264(t *testing.T) {
 		"MP4_VIDEO_ONLY": newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/v.mp4", "MP4_VIDEO_ONLY", "video:h264"),
 		"MKV":            newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/av.mkv", "MKV", av...),
 		"WEBM of H264":   newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/av.webm", "WEBM", "audio:opus", "video:vp8"),
+		"FLV":            newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/av.flv", "FLV", "audio:aac", "video:h264"),
 	}
+	jpeg := newRecording(t, ctx, c, ev, pipeline, src, "file://"+dir+"/v.jpeg", "JPEG_VIDEO_ONLY")
+	recs["JPEG_VIDEO_ONLY"] = jpeg
 	for _, r := range recs {
 		r.record(t, ctx, c)
 	}
@@ -198,7 +205,22 @@ func TestRecordH264(t *testing.T) {
 		if got := ev.of(r.id); !slices.Equal(got, want) {
 			t.Errorf("%s: events %v, want %v", name, got, want)
 		}
-		r.check(t, name)
+		if r != jpeg {
+			r.check(t, name)
+		}
+	}
+	// The JPEG recording is the frames as images, one after the other: about 30 of them a second.
+	data, err := os.ReadFile(jpeg.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := bytes.Count(data, []byte{0xff, 0xd8, 0xff})
+	t.Logf("JPEG_VIDEO_ONLY: %d images, %d bytes, for %.3f s recorded", images, len(data), jpeg.recorded.Seconds())
+	if want := 30 * jpeg.recorded.Seconds(); float64(images) < want*0.8 || float64(images) > want*1.1 {
+		t.Errorf("JPEG_VIDEO_ONLY: %d images for %.1f s at 30 fps", images, jpeg.recorded.Seconds())
+	}
+	if out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", jpeg.file).CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "mjpeg,320,240") {
+		t.Errorf("JPEG_VIDEO_ONLY: ffprobe reads %q (%v), want mjpeg 320x240", out, err)
 	}
 }
 
@@ -208,14 +230,15 @@ func TestProfilesAndStates(t *testing.T) {
 	t.Parallel()
 	ctx, c, pipeline := session(t, 20*time.Second)
 	dir := t.TempDir()
-	for profile, code := range map[string]int{"FLV": 40006, "JPEG_VIDEO_ONLY": 40006, "KURENTO_SPLIT_RECORDER": 40107} {
+	for profile, code := range map[string]int{"KURENTO_SPLIT_RECORDER": 40107} {
 		_, err := c.Create(ctx, "RecorderEndpoint", map[string]any{"mediaPipeline": pipeline, "uri": "file://" + dir + "/x", "mediaProfile": profile})
 		var e *client.Error
 		if !errors.As(err, &e) || e.Code != code {
 			t.Errorf("%s: got %v, want error %d", profile, err, code)
 		}
 	}
-	for _, profile := range []string{"WEBM", "MKV", "MP4", "WEBM_VIDEO_ONLY", "WEBM_AUDIO_ONLY", "MKV_VIDEO_ONLY", "MKV_AUDIO_ONLY", "MP4_VIDEO_ONLY", "MP4_AUDIO_ONLY"} {
+	for _, profile := range []string{"WEBM", "MKV", "MP4", "WEBM_VIDEO_ONLY", "WEBM_AUDIO_ONLY", "MKV_VIDEO_ONLY", "MKV_AUDIO_ONLY", "MP4_VIDEO_ONLY", "MP4_AUDIO_ONLY",
+		"FLV", "JPEG_VIDEO_ONLY"} {
 		if _, err := c.Create(ctx, "RecorderEndpoint", map[string]any{"mediaPipeline": pipeline, "uri": "file://" + dir + "/x", "mediaProfile": profile}); err != nil {
 			t.Errorf("%s: %v", profile, err)
 		}

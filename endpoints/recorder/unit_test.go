@@ -28,8 +28,10 @@ func TestParseProfile(t *testing.T) {
 		{"MP4", MP4, true, true, nil},
 		{"MP4_AUDIO_ONLY", MP4, true, false, nil},
 		{"MP4_VIDEO_ONLY", MP4, false, true, nil},
-		{"JPEG_VIDEO_ONLY", 0, false, false, ErrProfileUnsupported},
-		{"FLV", 0, false, false, ErrProfileUnsupported},
+		{"JPEG_VIDEO_ONLY", JPEG, false, true, nil},
+		{"JPEG", 0, false, false, ErrProfileUnsupported},
+		{"FLV", FLV, true, true, nil},
+		{"FLV_AUDIO_ONLY", 0, false, false, ErrProfileUnsupported},
 		{"KURENTO_SPLIT_RECORDER", 0, false, false, ErrSplitRecorder},
 	}
 	for _, c := range cases {

@@ -370,14 +370,25 @@ func (t *track) finishFrame(out func(*track, *frame)) {
 			return
 		}
 		kept := au[:0]
+		var haveSPS, havePPS bool
 		for _, n := range au {
 			if len(n) == 0 {
 				continue
 			}
+			// A payloader repeating the parameter sets before each slice of a keyframe repeats
+			// them inside the frame; once is enough (a second SPS reads as another frame).
 			switch h264.NALUType(n[0] & 0x1f) {
 			case h264.NALUTypeSPS:
+				if haveSPS {
+					continue
+				}
+				haveSPS = true
 				t.sps = append([]byte(nil), n...)
 			case h264.NALUTypePPS:
+				if havePPS {
+					continue
+				}
+				havePPS = true
 				t.pps = append([]byte(nil), n...)
 			case h264.NALUTypeIDR:
 				f.key = true
@@ -533,10 +544,13 @@ func (w *writer) start() {
 		return
 	}
 	w.out = out
-	if r.cfg.Profile.Container == MP4 {
+	switch c := r.cfg.Profile.Container; c {
+	case MP4:
 		w.mux, err = newMP4Muxer(out, infos)
-	} else {
-		w.mux, err = newMKVMuxer(out, r.cfg.Profile.Container, infos)
+	case FLV, JPEG:
+		w.mux, err = newGstMuxer(out, c, infos)
+	default:
+		w.mux, err = newMKVMuxer(out, c, infos)
 	}
 	if err != nil {
 		w.failed = true

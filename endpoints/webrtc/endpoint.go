@@ -62,6 +62,7 @@ type Endpoint struct {
 	senders         map[media.Type]*media.Sender
 	tracks          map[media.Type]*localTrack
 	incoming        []*incoming
+	feeding         [2]bool // a track of the media type (by media.Audio, media.Video) feeds its source pad
 	fb              *feedbackLoop
 	data            dataState
 	dataSrc         atomic.Pointer[media.Source]
@@ -627,6 +628,31 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRecei
 	if remote.Kind() == webrtc.RTPCodecTypeVideo {
 		t = media.Video
 	}
+	e.mu.Lock()
+	second, closed := e.feeding[t], e.closed
+	e.feeding[t] = true
+	if !closed {
+		e.wg.Add(1)
+	}
+	e.mu.Unlock()
+	if closed {
+		return
+	}
+	if second {
+		// One track per media type, as in KMS: the pad has one producer. The extra track is read
+		// (pion would otherwise buffer it) and dropped.
+		e.log.Warn("the peer sends a second track of a media type: ignored", "type", t.String(), "ssrc", uint32(remote.SSRC()))
+		go func() {
+			defer e.wg.Done()
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := remote.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+		return
+	}
 	c := remote.Codec()
 	src := e.el.Source(t, media.DefaultPad)
 	src.SetCodec(&media.Codec{MimeType: c.MimeType, ClockRate: c.ClockRate, Channels: c.Channels, Fmtp: c.SDPFmtpLine})
@@ -643,16 +669,12 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRecei
 			}
 		})
 	}
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return
-	}
-	e.wg.Add(1)
-	e.mu.Unlock()
 	go func() {
 		defer e.wg.Done()
 		e.readTrack(remote, src, in)
+		e.mu.Lock()
+		e.feeding[t] = false
+		e.mu.Unlock()
 	}()
 }
 
