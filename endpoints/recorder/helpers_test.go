@@ -127,7 +127,10 @@ func decodeErrors(t *testing.T, file string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ffmpeg", "-v", "error", "-i", file, "-f", "null", "-").CombinedOutput()
+	// The decoded frames keep the container's timebase (-enc_time_base -1): at ffmpeg's default of
+	// the guessed frame rate, millisecond timestamps of a 30 fps stream can round two frames to one
+	// tick and be reported as non-monotonic although the file is right.
+	out, err := exec.CommandContext(ctx, "ffmpeg", "-v", "error", "-i", file, "-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
 	if err != nil {
 		return fmt.Sprintf("%v: %s", err, out)
 	}
