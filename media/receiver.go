@@ -111,6 +111,13 @@ func (r *Receiver) Push(seq uint16, ts uint32, payloadLen int, now int64) (keyfr
 			r.clear()
 			keyframe = true
 		} else {
+			// The window moves on: the slot of this packet may still hold a loss from a window ago
+			// that was never recovered (audio, which is not NACKed, or one Due never reached).
+			if e := &r.missing[seq%nackWindow]; e.valid {
+				e.valid = false
+				r.pending--
+				r.Stats.GivenUp.Add(1)
+			}
 			for s := r.highest + 1; s != seq; s++ {
 				e := &r.missing[s%nackWindow]
 				if e.valid {

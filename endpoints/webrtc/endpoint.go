@@ -629,8 +629,14 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRecei
 		t = media.Video
 	}
 	e.mu.Lock()
-	second, closed := e.feeding[t], e.closed
-	e.feeding[t] = true
+	pc := e.pc
+	e.mu.Unlock()
+	first := firstReceiving(pc, receiver)
+	e.mu.Lock()
+	second, closed := e.feeding[t] || !first, e.closed
+	if !second {
+		e.feeding[t] = true
+	}
 	if !closed {
 		e.wg.Add(1)
 	}
@@ -639,8 +645,8 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRecei
 		return
 	}
 	if second {
-		// One track per media type, as in KMS: the pad has one producer. The extra track is read
-		// (pion would otherwise buffer it) and dropped.
+		// One track per media type, as in KMS: the pad has one producer, the first m-line of its
+		// kind. Another track is read (pion would otherwise buffer it) and dropped.
 		e.log.Warn("the peer sends a second track of a media type: ignored", "type", t.String(), "ssrc", uint32(remote.SSRC()))
 		go func() {
 			defer e.wg.Done()
@@ -659,9 +665,6 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRecei
 	in := e.addIncoming(remote, t, src, receiver)
 	if t == media.Video {
 		ssrc := uint32(remote.SSRC())
-		e.mu.Lock()
-		pc := e.pc
-		e.mu.Unlock()
 		src.SetKeyframeRequester(func() {
 			in.rx.Stats.PLIs.Add(1)
 			if err := pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -676,6 +679,22 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRecei
 		e.feeding[t] = false
 		e.mu.Unlock()
 	}()
+}
+
+// firstReceiving tells whether the receiver is that of the first transceiver of its kind that
+// receives: the m-line whose media feeds the element's pad.
+func firstReceiving(pc *webrtc.PeerConnection, receiver *webrtc.RTPReceiver) bool {
+	if pc == nil || receiver == nil {
+		return true
+	}
+	for _, tr := range pc.GetTransceivers() {
+		d := tr.Direction()
+		if tr.Kind() != receiver.Track().Kind() || (d != webrtc.RTPTransceiverDirectionSendrecv && d != webrtc.RTPTransceiverDirectionRecvonly) {
+			continue
+		}
+		return tr.Receiver() == receiver
+	}
+	return true
 }
 
 // readRTCP serves the peer's feedback on what we send: keyframe requests go to the source.

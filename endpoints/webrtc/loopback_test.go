@@ -8,6 +8,8 @@ import (
 	"github.com/kurento-go/kms/client"
 	"github.com/kurento-go/kms/internal/testpeer"
 	"github.com/kurento-go/kms/internal/testserver"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 )
 
 func TestLoopbackEchoesMedia(t *testing.T) {
@@ -43,5 +45,65 @@ func TestLoopbackEchoesMedia(t *testing.T) {
 	t.Logf("frames sent %d, received %d, audio packets %d, seq jumps %d", sent, got, audio, peer.SeqJumps.Load())
 	if got < sent/2 || audio == 0 {
 		t.Fatalf("loopback: sent %d frames, got %d back and %d audio packets", sent, got, audio)
+	}
+}
+
+// TestSecondVideoTrackIgnored: a peer that sends two video tracks (camera and screen, say) gets the
+// first one back in loopback; the second is read and dropped, not mixed into the same pad.
+func TestSecondVideoTrackIgnored(t *testing.T) {
+	srv := testserver.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pipeline, err := c.Create(ctx, "MediaPipeline", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := testpeer.New(testpeer.Options{Send: true, Receive: true, Tag: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	screen, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "screen", "peer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.PC.AddTransceiverFromTrack(screen, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.Connect(ctx, c, pipeline, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	peer.StartMedia()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the second track's frames carry tag 2
+		tick := time.NewTicker(time.Second / 30)
+		defer tick.Stop()
+		payload := []byte{0x10, 0x00, 2, 0, 0, 0, 0, 0}
+		for seq, ts := uint16(1), uint32(1); ; seq, ts = seq+1, ts+3000 {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			screen.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, SequenceNumber: seq, Timestamp: ts}, Payload: payload})
+		}
+	}()
+	if err := peer.WaitVideo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	first, second := peer.FramesFrom(1), peer.FramesFrom(2)
+	t.Logf("frames back: %d of the first video track, %d of the second", first, second)
+	if first < 30 || second != 0 {
+		t.Errorf("got %d frames of the first track and %d of the second; want the first only", first, second)
 	}
 }
