@@ -58,6 +58,8 @@ type Endpoint struct {
 	found           []CandidateFound // candidates found before gatherCandidates was called
 	held            []media.Event    // ICE events that happened before gatherCandidates was called
 	iceReported     bool             // ICE events go out as they come (gathering requested or connected)
+	lastICE         string           // the last ICE state reported or held
+	lastPair        CandidatePairSelected
 	remoteQueue     []webrtc.ICECandidateInit
 	senders         map[media.Type]*media.Sender
 	tracks          map[media.Type]*localTrack
@@ -501,6 +503,24 @@ func (e *Endpoint) GatherCandidates() error {
 func (e *Endpoint) emitICE(ev media.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.emitICELocked(ev)
+}
+
+// emitICELocked reports an ICE event once: pion's callbacks run on goroutines of their own, so the
+// connection may have reported them already (see ensureICEReportedLocked). The caller holds e.mu.
+func (e *Endpoint) emitICELocked(ev media.Event) {
+	switch ev := ev.(type) {
+	case IceStateChanged:
+		if ev.State == e.lastICE || (e.lastICE == "READY" && ev.State == "CONNECTED") {
+			return
+		}
+		e.lastICE = ev.State
+	case CandidatePairSelected:
+		if ev == e.lastPair {
+			return
+		}
+		e.lastPair = ev
+	}
 	if !e.iceReported {
 		e.held = append(e.held, ev)
 		return
@@ -579,6 +599,18 @@ func (e *Endpoint) addQueuedCandidates() {
 	e.remoteQueue = nil
 }
 
+// ensureICEReportedLocked reports the selected pair and the ICE connection before the media state
+// says CONNECTED, as KMS orders them. The caller holds e.mu.
+func (e *Endpoint) ensureICEReportedLocked(pair *CandidatePairSelected) {
+	if e.lastPair == (CandidatePairSelected{}) && pair != nil {
+		e.emitICELocked(*pair)
+	}
+	if e.lastICE != "CONNECTED" && e.lastICE != "READY" {
+		e.emitICELocked(IceStateChanged{State: "CONNECTED"})
+		e.emitICELocked(IceStateChanged{State: "READY"})
+	}
+}
+
 var iceStateNames = map[webrtc.ICEConnectionState]string{
 	webrtc.ICEConnectionStateChecking:     "CONNECTING",
 	webrtc.ICEConnectionStateConnected:    "CONNECTED",
@@ -601,6 +633,16 @@ func (e *Endpoint) onICEState(s webrtc.ICEConnectionState) {
 }
 
 func (e *Endpoint) onConnectionState(s webrtc.PeerConnectionState) {
+	// The pair in use, asked before taking e.mu: pion's ICE agent must not wait on our lock.
+	var pair *CandidatePairSelected
+	e.mu.Lock()
+	pc := e.pc
+	e.mu.Unlock()
+	if s == webrtc.PeerConnectionStateConnected && pc != nil {
+		if p, err := pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair(); err == nil && p != nil {
+			pair = &CandidatePairSelected{Local: candidateLine(p.Local), Remote: candidateLine(p.Remote)}
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	was := e.connected
@@ -610,7 +652,9 @@ func (e *Endpoint) onConnectionState(s webrtc.PeerConnectionState) {
 	}
 	e.connected = now
 	if now {
-		// The ICE events come first, even if the application never called gatherCandidates.
+		// The ICE events come first, even if the application never called gatherCandidates, and
+		// even if pion's goroutines that report them have not run yet.
+		e.ensureICEReportedLocked(pair)
 		e.releaseHeldLocked()
 	}
 	old, next := "DISCONNECTED", "CONNECTED"
@@ -681,18 +725,39 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRecei
 	}()
 }
 
-// firstReceiving tells whether the receiver is that of the first transceiver of its kind that
-// receives: the m-line whose media feeds the element's pad.
+// firstReceiving tells whether the receiver is that of the first m-line of its kind in which the peer
+// sends: the one whose media feeds the element's pad. Unknown (no mid) counts as yes.
 func firstReceiving(pc *webrtc.PeerConnection, receiver *webrtc.RTPReceiver) bool {
-	if pc == nil || receiver == nil {
+	if pc == nil || receiver == nil || receiver.Track() == nil {
 		return true
 	}
+	mid := ""
 	for _, tr := range pc.GetTransceivers() {
-		d := tr.Direction()
-		if tr.Kind() != receiver.Track().Kind() || (d != webrtc.RTPTransceiverDirectionSendrecv && d != webrtc.RTPTransceiverDirectionRecvonly) {
+		if tr.Receiver() == receiver {
+			mid = tr.Mid()
+		}
+	}
+	rd := pc.RemoteDescription()
+	if mid == "" || rd == nil {
+		return true
+	}
+	parsed, err := rd.Unmarshal()
+	if err != nil {
+		return true
+	}
+	kind := receiver.Track().Kind().String()
+	for _, m := range parsed.MediaDescriptions {
+		if m.MediaName.Media != kind || m.MediaName.Port.Value == 0 {
 			continue
 		}
-		return tr.Receiver() == receiver
+		if _, recvonly := m.Attribute("recvonly"); recvonly {
+			continue
+		}
+		if _, inactive := m.Attribute("inactive"); inactive {
+			continue
+		}
+		first, _ := m.Attribute("mid")
+		return first == "" || first == mid
 	}
 	return true
 }
