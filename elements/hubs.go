@@ -9,6 +9,7 @@ import (
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/objects"
+	"github.com/kurento-go/kms/processing"
 )
 
 // routedTypes are the media types hubs route, as KMS's dispatchers do.
@@ -19,6 +20,7 @@ var routedTypes = []media.Type{media.Audio, media.Video}
 type hub struct {
 	*objects.Base
 	oneToMany bool
+	mixer     *processing.Mixer // a Composite's: it mixes its ports instead of routing them
 
 	mu     sync.Mutex
 	ports  map[*hubPort]struct{}
@@ -48,6 +50,9 @@ func (h *hub) added(p *hubPort) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.ports[p] = struct{}{}
+	if h.mixer != nil {
+		h.mixer.AddPort(p.Media)
+	}
 	if h.oneToMany && h.source != nil {
 		h.route(h.source, p)
 	}
@@ -57,6 +62,9 @@ func (h *hub) removed(p *hubPort) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.ports, p)
+	if h.mixer != nil {
+		h.mixer.RemovePort(p.Media)
+	}
 	if h.oneToMany && h.source == p {
 		for q := range h.ports {
 			h.unroute(p, q)
@@ -121,6 +129,14 @@ func (d *definer) defineHubs() {
 		h.added(p)
 		return p, nil
 	}})
+	// Composite: the grid of the ports' video and, for each port, the mix of the others' audio, at
+	// KMS's Composite.conf.ini defaults (800x600, 15 fps) and encoder bitrate.
+	d.r.Define("Composite", objects.Class{New: func(b *objects.Base, _ objects.Args) (objects.Object, error) {
+		h := &hub{Base: b, ports: map[*hubPort]struct{}{}, routes: map[*hubPort]*hubPort{}}
+		h.mixer = processing.NewMixer(processing.MixerConfig{Log: d.r.Logger().With("element", b.ID())},
+			func() media.EncoderBitrate { return media.EncoderBitrate{Target: media.DefaultEncoderBitrate} })
+		return h, nil
+	}})
 	d.r.Define("Dispatcher", objects.Class{New: newHub(false), Ops: map[string]objects.Handler{
 		"connect": func(o objects.Object, a objects.Args) (any, error) {
 			h := o.(*hub)
@@ -167,6 +183,13 @@ func (d *definer) defineHubs() {
 			return nil, nil
 		},
 	}})
+}
+
+// Close stops a Composite's mixing.
+func (h *hub) Close() {
+	if h.mixer != nil {
+		h.mixer.Close()
+	}
 }
 
 // Close detaches the port from its hub, then takes it out of the graph.

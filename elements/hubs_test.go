@@ -116,3 +116,40 @@ func TestDispatcherRoutesOnePortToAnother(t *testing.T) {
 		t.Fatal("connecting to a non-port succeeded")
 	}
 }
+
+// TestCompositeMixesForEveryPort: the Composite tutorial's wiring (each WebRtcEndpoint connected to
+// its own HubPort both ways): every peer receives the mixed video and audio; releasing the Composite
+// stops its pipeline.
+func TestCompositeMixesForEveryPort(t *testing.T) {
+	needFilters(t, "compositor", "audiomixer")
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	h := newHubSetup(t, ctx, "Composite")
+	var peers []*testpeer.Peer
+	for i := 0; i < 3; i++ {
+		p, _ := h.peer(true)
+		peers = append(peers, p)
+	}
+	for i, p := range peers {
+		if err := p.WaitVideo(ctx); err != nil {
+			t.Fatalf("peer %d: %v", i, err)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	for i, p := range peers {
+		frames, audio := p.FramesReceived.Load(), p.AudioReceived.Load()
+		t.Logf("peer %d: %d mixed frames, %d audio packets", i, frames, audio)
+		if frames < 15 || audio < 25 {
+			t.Errorf("peer %d got %d frames and %d audio packets of the mix", i, frames, audio)
+		}
+	}
+	if err := h.c.Release(ctx, h.hub); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	before := peers[0].VideoPackets.Load()
+	time.Sleep(time.Second)
+	if after := peers[0].VideoPackets.Load(); after != before {
+		t.Errorf("the mix goes on after the Composite was released: %d -> %d packets", before, after)
+	}
+}

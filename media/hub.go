@@ -110,3 +110,24 @@ func (r *routed) SetSource(src *Source) {
 		src.RequestKeyframe()
 	}
 }
+
+// Tap links in to what is connected into port p, of type t (what a hub takes from the port), as a
+// Route to another port does; a mixing hub reads its ports this way. Untap undoes it.
+func Tap(p *Element, t Type, in Input) {
+	pl := p.pipeline
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if !p.released {
+		p.source(t, hubPad).link(in)
+	}
+}
+
+// Untap stops what Tap started.
+func Untap(p *Element, t Type, in Input) {
+	pl := p.pipeline
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if src := p.sources[padKey{t, hubPad}]; src != nil {
+		src.unlink(in)
+	}
+}

@@ -163,9 +163,15 @@ type spot struct {
 
 func checkSpots(t *testing.T, name string, img []byte, spots []spot) {
 	t.Helper()
+	checkSpotsW(t, name, img, 320, spots)
+}
+
+// checkSpotsW checks pixels of a w pixels wide RGB image.
+func checkSpotsW(t *testing.T, name string, img []byte, w int, spots []spot) {
+	t.Helper()
 	for _, s := range spots {
-		p := img[(s.y*320+s.x)*3:]
-		got := testmedia.ColorAt(img, 320, s.x, s.y)
+		p := img[(s.y*w+s.x)*3:]
+		got := testmedia.ColorAt(img, w, s.x, s.y)
 		t.Logf("%s (%d,%d) = rgb(%d,%d,%d) %s, want %s", name, s.x, s.y, p[0], p[1], p[2], got, s.want)
 		if got != s.want {
 			t.Errorf("%s: pixel (%d,%d) is %s, want %s", name, s.x, s.y, got, s.want)

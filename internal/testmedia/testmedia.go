@@ -77,7 +77,8 @@ func LastRGB(t testing.TB, path string, w, h int) []byte {
 	return out[len(out)-w*h*3:]
 }
 
-// ColorAt names the dominant primary ("red", "green", "blue", or "other") at (x, y) of an RGB24 image w wide.
+// ColorAt names the color at (x, y) of an RGB24 image w wide: "red", "green", "blue", "white",
+// "black", or "other".
 func ColorAt(img []byte, w, x, y int) string {
 	p := img[(y*w+x)*3:]
 	r, g, b := int(p[0]), int(p[1]), int(p[2])
@@ -88,6 +89,10 @@ func ColorAt(img []byte, w, x, y int) string {
 		return "green"
 	case b > 150 && r < 100 && g < 100:
 		return "blue"
+	case r > 200 && g > 200 && b > 200:
+		return "white"
+	case r < 40 && g < 40 && b < 40:
+		return "black"
 	}
 	return "other"
 }

@@ -1,0 +1,445 @@
+package processing
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kurento-go/kms/gst"
+	"github.com/kurento-go/kms/media"
+	"github.com/pion/rtp"
+)
+
+// MixerConfig is the output of a Composite: KMS's Composite.conf.ini (800x600 at 15 fps).
+type MixerConfig struct {
+	Width, Height, Framerate int
+	Log                      *slog.Logger
+}
+
+// mixerActive is how recently a port's video must have come for the port to have a place in the grid.
+const mixerActive = 2 * time.Second
+
+// Mixer is the media of a Composite hub: the video of the ports that send video, laid out in a grid
+// as KMS lays it out (ceil(sqrt(n)) columns), encoded once and sent out of every port; and for each
+// port the audio of all the other ports mixed. Joins and leaves rebuild the GStreamer pipeline (a
+// short freeze for everyone, as the grid changes anyway); the outputs keep one continuous RTP stream
+// across rebuilds.
+type Mixer struct {
+	cfg    MixerConfig
+	bounds func() media.EncoderBitrate
+
+	mu     sync.Mutex
+	ports  []*mixPort
+	run    *mixRun
+	layout string // the video ports of the running pipeline, by their index
+	closed bool
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// mixPort is one HubPort of the Composite.
+type mixPort struct {
+	el   *media.Element
+	in   [2]*mixInput // by media.Audio, media.Video
+	outs [2]*mixOutput
+}
+
+// NewMixer starts a Composite's mixing; bounds gives the Composite's encoder bitrate.
+func NewMixer(cfg MixerConfig, bounds func() media.EncoderBitrate) *Mixer {
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		cfg.Width, cfg.Height = 800, 600
+	}
+	if cfg.Framerate <= 0 {
+		cfg.Framerate = 15
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	m := &Mixer{cfg: cfg, bounds: bounds, stop: make(chan struct{}), done: make(chan struct{})}
+	go m.watch()
+	return m
+}
+
+// AddPort makes el (a HubPort element) a port: what is connected into it is mixed, and the mix
+// comes out of its source pads.
+func (m *Mixer) AddPort(el *media.Element) {
+	p := &mixPort{el: el}
+	for _, t := range []media.Type{media.Audio, media.Video} {
+		p.in[t] = newMixInput(m, p, t)
+		p.outs[t] = &mixOutput{src: el.Source(t, media.DefaultPad), ssrc: rand.Uint32()}
+		p.outs[t].src.SetCodec(mixCodec(t))
+	}
+	p.outs[media.Video].src.EnableCache()
+	p.outs[media.Video].src.SetKeyframeRequester(m.requestKeyframe)
+	m.mu.Lock()
+	m.ports = append(m.ports, p)
+	m.mu.Unlock()
+	for _, t := range []media.Type{media.Audio, media.Video} {
+		media.Tap(el, t, p.in[t])
+	}
+	m.rebuild()
+}
+
+// RemovePort takes el out of the mix.
+func (m *Mixer) RemovePort(el *media.Element) {
+	m.mu.Lock()
+	var gone *mixPort
+	for i, p := range m.ports {
+		if p.el == el {
+			gone = p
+			m.ports = append(m.ports[:i:i], m.ports[i+1:]...)
+			break
+		}
+	}
+	m.mu.Unlock()
+	if gone == nil {
+		return
+	}
+	for _, t := range []media.Type{media.Audio, media.Video} {
+		media.Untap(el, t, gone.in[t])
+		gone.in[t].conv.Link(nil)
+	}
+	gone.outs[media.Video].src.SetKeyframeRequester(nil)
+	m.rebuild()
+}
+
+// Close stops the mixing.
+func (m *Mixer) Close() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	run := m.run
+	m.run = nil
+	m.mu.Unlock()
+	close(m.stop)
+	<-m.done
+	if run != nil {
+		run.close()
+	}
+}
+
+// watch rebuilds the pipeline when a port starts or stops sending video, so that the grid holds the
+// ports that show something.
+func (m *Mixer) watch() {
+	defer close(m.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.mu.Lock()
+			changed := !m.closed && m.videoLayout(time.Now()) != m.layout
+			m.mu.Unlock()
+			if changed {
+				m.rebuild()
+			}
+		}
+	}
+}
+
+// videoLayout names the ports whose video came recently; the caller holds m.mu.
+func (m *Mixer) videoLayout(now time.Time) string {
+	var b strings.Builder
+	for i, p := range m.ports {
+		if now.Sub(time.Unix(0, p.in[media.Video].lastAt.Load())) < mixerActive {
+			fmt.Fprintf(&b, "%d,", i)
+		}
+	}
+	return b.String()
+}
+
+// rebuild replaces the pipeline with one for the current ports.
+func (m *Mixer) rebuild() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	layout := m.videoLayout(time.Now())
+	ports := append([]*mixPort(nil), m.ports...)
+	var video []int
+	for i := range ports {
+		if strings.Contains(","+layout, fmt.Sprintf(",%d,", i)) {
+			video = append(video, i)
+		}
+	}
+	old := m.run
+	var run *mixRun
+	var err error
+	if len(ports) > 0 {
+		run, err = startMixRun(m, ports, video)
+		if err != nil {
+			m.cfg.Log.Error("composite pipeline", "err", err)
+		}
+	}
+	m.run, m.layout = run, layout
+	m.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	for _, p := range ports {
+		p.in[media.Video].requestKeyframe() // the new decoders start on a keyframe
+	}
+}
+
+func (m *Mixer) requestKeyframe() {
+	m.mu.Lock()
+	run := m.run
+	m.mu.Unlock()
+	if run != nil {
+		_ = run.pipe.ForceKeyUnit("vout")
+	}
+}
+
+// current is the running pipeline, for the inputs.
+func (m *Mixer) current() *mixRun {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.run
+}
+
+func mixCodec(t media.Type) *media.Codec {
+	if t == media.Audio {
+		return Opus
+	}
+	return VP8
+}
+
+// mixInput is a sink pad of a port: its packets go to the port's appsrc in the running pipeline,
+// through a transcoder when they are not VP8 or Opus.
+type mixInput struct {
+	m      *Mixer
+	port   *mixPort
+	kind   media.Type
+	cur    atomic.Pointer[media.Source]
+	lastAt atomic.Int64 // unix nanos of the last packet
+	conv   media.Converter
+
+	mu  sync.Mutex // two sources may overlap for a packet during a switch
+	buf [1600]byte
+}
+
+func newMixInput(m *Mixer, p *mixPort, t media.Type) *mixInput {
+	in := &mixInput{m: m, port: p, kind: t}
+	want := mixCodec(t)
+	in.conv = media.Converter{
+		Accepts: func(c *media.Codec) bool { return strings.EqualFold(c.MimeType, want.MimeType) },
+		Target:  func(media.Type) media.Codec { return *want },
+		Deliver: in.push,
+	}
+	return in
+}
+
+func (in *mixInput) WriteRTP(src *media.Source, p *rtp.Packet) {
+	if in.cur.Load() != src || !in.conv.Direct(src) {
+		return
+	}
+	if in.conv.Accepts(src.Codec()) {
+		in.push(src, p)
+	}
+}
+
+func (in *mixInput) SetSource(src *media.Source) {
+	in.cur.Store(src)
+	in.conv.Link(src)
+}
+
+// push hands a packet to the running pipeline, stamped there on arrival: a live mixer places its
+// inputs on the pipeline's clock.
+func (in *mixInput) push(_ *media.Source, p *rtp.Packet) {
+	in.lastAt.Store(time.Now().UnixNano())
+	run := in.m.current()
+	if run == nil {
+		return
+	}
+	idx, ok := run.index[in.port]
+	src := run.input(idx, in.kind)
+	if !ok || src == nil {
+		return
+	}
+	in.mu.Lock()
+	n, err := p.MarshalTo(in.buf[:])
+	if err == nil && n > 1 {
+		in.buf[1] = in.buf[1]&0x80 | filterPT(in.kind)
+		_ = src.Push(in.buf[:n])
+	}
+	in.mu.Unlock()
+}
+
+func (in *mixInput) requestKeyframe() {
+	if !in.conv.RequestKeyframe() {
+		if src := in.cur.Load(); src != nil {
+			src.RequestKeyframe()
+		}
+	}
+}
+
+// mixOutput keeps a port's output one RTP stream across pipeline rebuilds: its own SSRC and
+// sequence, and timestamps that go on from the last packet of the previous pipeline.
+type mixOutput struct {
+	mu     sync.Mutex // the sink goroutines of the old and the new pipeline overlap in a rebuild
+	src    *media.Source
+	ssrc   uint32
+	seq    uint16
+	run    *mixRun
+	offset uint32
+	lastTS uint32
+	step   uint32
+}
+
+func (o *mixOutput) write(run *mixRun, p *rtp.Packet) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.run != run {
+		o.run = run
+		o.offset = o.lastTS + o.step - p.Timestamp
+	}
+	p.Timestamp += o.offset
+	if d := p.Timestamp - o.lastTS; d > 0 && d < 90000 {
+		o.step = d
+	}
+	p.SSRC, p.SequenceNumber = o.ssrc, o.seq
+	o.seq++
+	o.lastTS = p.Timestamp
+	o.src.WriteRTP(p)
+}
+
+// mixRun is one GStreamer pipeline of the mixer, for a fixed set of ports.
+type mixRun struct {
+	pipe   *gst.Pipeline
+	inputs map[string]*gst.AppSrc
+	index  map[*mixPort]int
+	vpkt   rtp.Packet // the video sink goroutine's
+	apkts  []rtp.Packet
+}
+
+func (r *mixRun) input(idx int, t media.Type) *gst.AppSrc {
+	return r.inputs[inputName(idx, t)]
+}
+
+func inputName(idx int, t media.Type) string {
+	if t == media.Audio {
+		return fmt.Sprintf("ain_%d", idx)
+	}
+	return fmt.Sprintf("vin_%d", idx)
+}
+
+// describeMix is the pipeline: the grid of the video ports (KMS's layout) over a black background
+// that keeps the output going, and per port a mix of the other ports' audio over silence.
+func describeMix(cfg MixerConfig, nports int, video []int, bitrate int) string {
+	var parts []string
+	cols, rows := 1, 1
+	for cols*cols < len(video) {
+		cols++
+	}
+	if len(video) > 0 {
+		rows = (len(video) + cols - 1) / cols
+	}
+	w, h := cfg.Width/cols, cfg.Height/rows
+	raw := fmt.Sprintf("video/x-raw,width=%d,height=%d,framerate=%d/1", cfg.Width, cfg.Height, cfg.Framerate)
+	mix := "compositor name=vmix background=black latency=200000000"
+	for k := range video {
+		mix += fmt.Sprintf(" sink_%d::xpos=%d sink_%d::ypos=%d sink_%d::zorder=1", k+1, (k%cols)*w, k+1, (k/cols)*h, k+1)
+	}
+	parts = append(parts, mix+" ! "+raw+" ! videoconvert ! vp8enc name="+encName+" deadline=1 cpu-used=8 lag-in-frames=0 end-usage=cbr "+
+		fmt.Sprintf("target-bitrate=%d keyframe-max-dist=%d error-resilient=default threads=2 ! ", bitrate, 4*cfg.Framerate)+
+		fmt.Sprintf("rtpvp8pay pt=%d mtu=1200 picture-id-mode=15-bit ! appsink name=vout sync=false async=false max-buffers=200 drop=true", filterVideoPT))
+	parts = append(parts, "videotestsrc is-live=true pattern=black ! "+raw+" ! vmix.sink_0")
+	for k, i := range video {
+		parts = append(parts, fmt.Sprintf("appsrc name=%s is-live=true do-timestamp=true format=time max-bytes=4000000 leaky-type=downstream "+
+			"caps=\"application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload=%d\" ! "+
+			"rtpvp8depay request-keyframe=true wait-for-keyframe=true ! vp8dec ! videoconvert ! videoscale add-borders=true ! "+
+			"video/x-raw,width=%d,height=%d,pixel-aspect-ratio=1/1 ! queue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0 ! vmix.sink_%d",
+			inputName(i, media.Video), filterVideoPT, w, h, k+1))
+	}
+	const audioRaw = "audio/x-raw,rate=48000,channels=2"
+	for i := 0; i < nports; i++ {
+		parts = append(parts, fmt.Sprintf("appsrc name=%s is-live=true do-timestamp=true format=time max-bytes=1000000 leaky-type=downstream "+
+			"caps=\"application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=%d\" ! "+
+			"rtpopusdepay ! opusdec plc=true ! audioconvert ! audioresample ! %s ! tee name=atee_%d allow-not-linked=true",
+			inputName(i, media.Audio), filterAudioPT, audioRaw, i))
+		parts = append(parts, fmt.Sprintf("audiomixer name=amix_%d latency=200000000 ! audioconvert ! opusenc bitrate=32000 ! "+
+			"rtpopuspay pt=%d mtu=1200 ! appsink name=aout_%d sync=false async=false max-buffers=200 drop=true", i, filterAudioPT, i))
+		parts = append(parts, fmt.Sprintf("audiotestsrc is-live=true wave=silence ! %s ! amix_%d.", audioRaw, i))
+	}
+	for i := 0; i < nports; i++ {
+		for j := 0; j < nports; j++ {
+			if i != j {
+				parts = append(parts, fmt.Sprintf("atee_%d. ! queue leaky=downstream max-size-time=200000000 ! amix_%d.", i, j))
+			}
+		}
+	}
+	return strings.Join(parts, "  ")
+}
+
+func startMixRun(m *Mixer, ports []*mixPort, video []int) (*mixRun, error) {
+	b := m.bounds()
+	desc := describeMix(m.cfg, len(ports), video, b.For(0))
+	pipe, err := gst.NewPipeline(desc)
+	if err != nil {
+		return nil, err
+	}
+	r := &mixRun{pipe: pipe, inputs: map[string]*gst.AppSrc{}, index: map[*mixPort]int{}, apkts: make([]rtp.Packet, len(ports))}
+	for i, p := range ports {
+		r.index[p] = i
+	}
+	names := []string{}
+	for _, i := range video {
+		names = append(names, inputName(i, media.Video))
+	}
+	for i := range ports {
+		names = append(names, inputName(i, media.Audio))
+	}
+	for _, name := range names {
+		src, err := pipe.AppSrc(name)
+		if err != nil {
+			pipe.Close()
+			return nil, err
+		}
+		r.inputs[name] = src
+	}
+	if err := pipe.HandleSink("vout", func(data []byte, _ time.Duration) {
+		if r.vpkt.Unmarshal(data) != nil {
+			return
+		}
+		for _, p := range ports {
+			pkt := r.vpkt
+			p.outs[media.Video].write(r, &pkt)
+		}
+	}); err != nil {
+		pipe.Close()
+		return nil, err
+	}
+	for i, p := range ports {
+		i, p := i, p
+		if err := pipe.HandleSink(fmt.Sprintf("aout_%d", i), func(data []byte, _ time.Duration) {
+			if r.apkts[i].Unmarshal(data) == nil {
+				p.outs[media.Audio].write(r, &r.apkts[i])
+			}
+		}); err != nil {
+			pipe.Close()
+			return nil, err
+		}
+	}
+	pipe.OnMessage(func(msg gst.Message) {
+		if msg.Type == gst.MessageError {
+			m.cfg.Log.Warn("composite pipeline error", "err", msg.Err)
+		}
+	})
+	if err := pipe.Start(); err != nil {
+		pipe.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *mixRun) close() { r.pipe.Close() }
