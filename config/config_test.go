@@ -273,6 +273,7 @@ func TestModuleDefaults(t *testing.T) {
 	if !reflect.DeepEqual(c.Modules.MediaElement, defaultModules().MediaElement) ||
 		!reflect.DeepEqual(c.Modules.WebRtcEndpoint, WebRtcEndpoint{StunServerPort: 3478, IceTCP: true}) ||
 		c.Modules.HttpEndpoint.Port != 9091 || c.Modules.RecorderEndpoint.GapsFix != "NONE" ||
+		c.Modules.Composite != (Composite{800, 600, 15}) ||
 		len(c.Modules.SdpEndpoint.AudioCodecs) != 4 {
 		t.Fatalf("modules = %+v", c.Modules)
 	}
@@ -396,6 +397,9 @@ enable-h265=true`}, func(m Modules) bool {
 			func(m Modules) bool { return m.HttpEndpoint == HttpEndpoint{"0.0.0.0", "h.example", 9092} }, ""},
 		{"http serverPort wins", map[string]string{"kurento/HttpEndpoint.conf.ini": "port=9092\nserverPort=9093"},
 			func(m Modules) bool { return m.HttpEndpoint.Port == 9093 }, ""},
+		{"composite", map[string]string{"kurento/Composite.conf.ini": "width=1280\nheight=720\nframerate=30"},
+			func(m Modules) bool { return m.Composite == Composite{1280, 720, 30} }, ""},
+		{"composite bad", map[string]string{"kurento/Composite.conf.ini": "width=0"}, nil, "width: must be an integer 16..7680"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ type Modules struct {
 	PlayerEndpoint   PlayerEndpoint
 	RecorderEndpoint RecorderEndpoint
 	HttpEndpoint     HttpEndpoint
+	Composite        Composite
 
 	// Raw has every loaded module file keyed "<sub>.<Name>" (for example
 	// "kurento.WebRtcEndpoint"), KMS_* overrides included: strings from .ini
@@ -92,6 +93,11 @@ type RecorderEndpoint struct {
 	GapsFix string // NONE, GENPTS or FILL_IF_TRANSCODING
 }
 
+// Composite settings: the size and rate of the mixed video.
+type Composite struct {
+	Width, Height, Framerate int
+}
+
 // HttpEndpoint settings of the embedded HTTP server.
 type HttpEndpoint struct {
 	ServerAddress    string // "" = any
@@ -127,6 +133,7 @@ func defaultModules() Modules {
 		WebRtcEndpoint:   WebRtcEndpoint{StunServerPort: 3478, IceTCP: true},
 		RecorderEndpoint: RecorderEndpoint{GapsFix: "NONE"},
 		HttpEndpoint:     HttpEndpoint{Port: 9091},
+		Composite:        Composite{Width: 800, Height: 600, Framerate: 15},
 	}
 }
 
@@ -271,6 +278,12 @@ func (m *Modules) decode(set moduleSet) error {
 
 	ck.oneOf(class("RecorderEndpoint"), "gapsFix", []string{"NONE", "GENPTS", "FILL_IF_TRANSCODING"},
 		&m.RecorderEndpoint.GapsFix)
+
+	get = class("Composite")
+	comp := &m.Composite
+	ck.intRange(get, "width", 16, 7680, &comp.Width)
+	ck.intRange(get, "height", 16, 4320, &comp.Height)
+	ck.intRange(get, "framerate", 1, 120, &comp.Framerate)
 
 	get = class("HttpEndpoint")
 	http := &m.HttpEndpoint

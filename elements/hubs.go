@@ -129,11 +129,13 @@ func (d *definer) defineHubs() {
 		h.added(p)
 		return p, nil
 	}})
-	// Composite: the grid of the ports' video and, for each port, the mix of the others' audio, at
-	// KMS's Composite.conf.ini defaults (800x600, 15 fps) and encoder bitrate.
+	// Composite: the grid of the ports' video and, for each port, the mix of the others' audio, at the
+	// size and rate of Composite.conf.ini (KMS: 800x600, 15 fps) and KMS's default encoder bitrate.
 	d.r.Define("Composite", objects.Class{New: func(b *objects.Base, _ objects.Args) (objects.Object, error) {
 		h := &hub{Base: b, ports: map[*hubPort]struct{}{}, routes: map[*hubPort]*hubPort{}}
-		h.mixer = processing.NewMixer(processing.MixerConfig{Log: d.r.Logger().With("element", b.ID())},
+		comp := d.cfg.Modules.Composite
+		h.mixer = processing.NewMixer(processing.MixerConfig{Width: comp.Width, Height: comp.Height, Framerate: comp.Framerate,
+			Log: d.r.Logger().With("element", b.ID())},
 			func() media.EncoderBitrate { return media.EncoderBitrate{Target: media.DefaultEncoderBitrate} })
 		return h, nil
 	}})
