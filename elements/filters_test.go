@@ -1,12 +1,9 @@
 package elements_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,7 +20,6 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/ivfwriter"
 )
 
@@ -64,24 +60,9 @@ func newPC(t *testing.T) *webrtc.PeerConnection {
 // publisher sends an IVF clip in a loop as real VP8 through a WebRtcEndpoint.
 func publisher(ctx context.Context, t *testing.T, c *client.Client, pipeline, clip string) (endpoint string, stop func()) {
 	t.Helper()
-	data, err := os.ReadFile(clip)
+	frames, err := testmedia.IVFFrames(clip)
 	if err != nil {
 		t.Fatal(err)
-	}
-	r, _, err := ivfreader.NewWith(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var frames [][]byte
-	for {
-		f, _, err := r.ParseNextFrame()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		frames = append(frames, f)
 	}
 	pc := newPC(t)
 	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "pub")

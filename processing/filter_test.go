@@ -2,8 +2,6 @@ package processing
 
 import (
 	"bytes"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +18,6 @@ import (
 	"github.com/kurento-go/kms/media"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/ivfwriter"
 )
 
@@ -65,19 +62,8 @@ func publish(t *testing.T, src *media.Source, clip string, stop <-chan struct{},
 	} else {
 		src.SetCodec(VP8)
 		payloader = &codecs.VP8Payloader{EnablePictureID: true}
-		r, _, err := ivfreader.NewWith(bytes.NewReader(data))
-		if err != nil {
+		if frames, err = testmedia.IVFFrames(clip); err != nil {
 			t.Fatal(err)
-		}
-		for {
-			f, _, err := r.ParseNextFrame()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			frames = append(frames, f)
 		}
 	}
 	pz := rtp.NewPacketizer(1200, 96, 0x1234, payloader, rtp.NewRandomSequencer(), 90000)

@@ -34,8 +34,8 @@ type Mixer struct {
 
 	mu     sync.Mutex
 	ports  []*mixPort
-	run    *mixRun
-	layout string // the video ports of the running pipeline, by their index
+	run    atomic.Pointer[mixRun] // read by the inputs without m.mu: a rebuild must not stall them
+	layout string                 // the video ports of the running pipeline, by their index
 	closed bool
 	stop   chan struct{}
 	done   chan struct{}
@@ -115,8 +115,7 @@ func (m *Mixer) Close() {
 		return
 	}
 	m.closed = true
-	run := m.run
-	m.run = nil
+	run := m.run.Swap(nil)
 	m.mu.Unlock()
 	close(m.stop)
 	<-m.done
@@ -172,7 +171,7 @@ func (m *Mixer) rebuild() {
 			video = append(video, i)
 		}
 	}
-	old := m.run
+	old := m.run.Load()
 	var run *mixRun
 	var err error
 	if len(ports) > 0 {
@@ -181,7 +180,8 @@ func (m *Mixer) rebuild() {
 			m.cfg.Log.Error("composite pipeline", "err", err)
 		}
 	}
-	m.run, m.layout = run, layout
+	m.run.Store(run)
+	m.layout = layout
 	m.mu.Unlock()
 	if old != nil {
 		old.close()
@@ -192,19 +192,9 @@ func (m *Mixer) rebuild() {
 }
 
 func (m *Mixer) requestKeyframe() {
-	m.mu.Lock()
-	run := m.run
-	m.mu.Unlock()
-	if run != nil {
+	if run := m.run.Load(); run != nil {
 		_ = run.pipe.ForceKeyUnit("vout")
 	}
-}
-
-// current is the running pipeline, for the inputs.
-func (m *Mixer) current() *mixRun {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.run
 }
 
 func mixCodec(t media.Type) *media.Codec {
@@ -257,7 +247,7 @@ func (in *mixInput) SetSource(src *media.Source) {
 // inputs on the pipeline's clock.
 func (in *mixInput) push(_ *media.Source, p *rtp.Packet) {
 	in.lastAt.Store(time.Now().UnixNano())
-	run := in.m.current()
+	run := in.m.run.Load()
 	if run == nil {
 		return
 	}

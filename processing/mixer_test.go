@@ -69,6 +69,7 @@ func TestMixerGrid(t *testing.T) {
 	if err := media.Connect(b, sub, media.Video, media.DefaultPad, media.DefaultPad); err != nil {
 		t.Fatal(err)
 	}
+	b.Source(media.Video, media.DefaultPad).RequestKeyframe() // as a new viewer's PLI: its decoder starts there
 	waitUntil(t, 10*time.Second, "30 frames of the two-cell grid", func() bool { return col2.frames.Load() >= 30 })
 	got = lastFrame(t, col2, out2)
 	checkSpotsW(t, "two senders", got, 800, []spot{{50, 300, "blue"}, {300, 320, "red"}, {600, 300, "white"}, {600, 100, "black"}})

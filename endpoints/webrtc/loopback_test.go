@@ -51,18 +51,7 @@ func TestLoopbackEchoesMedia(t *testing.T) {
 // TestSecondVideoTrackIgnored: a peer that sends two video tracks (camera and screen, say) gets the
 // first one back in loopback; the second is read and dropped, not mixed into the same pad.
 func TestSecondVideoTrackIgnored(t *testing.T) {
-	srv := testserver.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	pipeline, err := c.Create(ctx, "MediaPipeline", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, c, pipeline := testserver.Connect(t, testserver.Start(t).URL, 20*time.Second)
 	peer, err := testpeer.New(testpeer.Options{Send: true, Receive: true, Tag: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -3,13 +3,20 @@
 package testmedia
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 )
 
 // NeedFFmpeg skips the test when ffmpeg is not on PATH.
@@ -118,4 +125,31 @@ func TailIVF(data []byte) []byte {
 		return data
 	}
 	return append(append([]byte(nil), data[:32]...), data[last:]...)
+}
+
+// IVFFrames reads the frames of an IVF file.
+func IVFFrames(name string) ([][]byte, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	r, _, err := ivfreader.NewWith(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var frames [][]byte
+	for {
+		f, _, err := r.ParseNextFrame()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		frames = append(frames, f)
+	}
+	if len(frames) == 0 {
+		return nil, fmt.Errorf("%s: no frames", name)
+	}
+	return frames, nil
 }

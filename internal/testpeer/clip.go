@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kurento-go/kms/internal/testmedia"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
 
@@ -36,7 +36,7 @@ func NewClip(opts ClipOptions) (*Peer, error) {
 			video, err = readH264(opts.Video)
 		} else {
 			videoMime = webrtc.MimeTypeVP8
-			video, err = readIVF(opts.Video)
+			video, err = testmedia.IVFFrames(opts.Video)
 		}
 		if err != nil {
 			return nil, err
@@ -130,32 +130,6 @@ func (p *Peer) sendLoop(tr *webrtc.TrackLocalStaticSample, samples [][]byte, per
 			p.FramesSent.Add(1)
 		}
 	}
-}
-
-func readIVF(name string) ([][]byte, error) {
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return nil, err
-	}
-	r, _, err := ivfreader.NewWith(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	var frames [][]byte
-	for {
-		f, _, err := r.ParseNextFrame()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		frames = append(frames, f)
-	}
-	if len(frames) == 0 {
-		return nil, fmt.Errorf("%s: no frames", name)
-	}
-	return frames, nil
 }
 
 func readOgg(name string) ([][]byte, error) {
