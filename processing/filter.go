@@ -143,7 +143,7 @@ func NewFilter(e *media.Element, cfg Config) (*Filter, error) {
 		f.out.SetCodec(Opus)
 	}
 	f.in = newGstInput(f, appsrc, e.NewInputMeter(cfg.Type, media.DefaultPad))
-	f.rate = newRateControl(pipe, f.out.Codec().MimeType, f.out, e.EncoderBitrate)
+	f.rate = newRateControl(pipe, f.out.Codec().MimeType, f.out.SinkBitrate, e.EncoderBitrate)
 	f.out.SetKeyframeRequester(f.requestKeyframe)
 	if err := pipe.HandleSink(sinkName, f.onSample); err != nil {
 		pipe.Close()

@@ -308,7 +308,8 @@ type mixRun struct {
 	pipe   *gst.Pipeline
 	inputs map[string]*gst.AppSrc
 	index  map[*mixPort]int
-	vpkt   rtp.Packet // the video sink goroutine's
+	vpkt   rtp.Packet   // the video sink goroutine's
+	rate   *rateControl // the video sink goroutine's
 	apkts  []rtp.Packet
 }
 
@@ -397,6 +398,14 @@ func startMixRun(m *Mixer, ports []*mixPort, video []int) (*mixRun, error) {
 		}
 		r.inputs[name] = src
 	}
+	// One encoder for every port: it follows the port whose viewers take the most, as forwarding does.
+	r.rate = newRateControl(pipe, "video/VP8", func() uint64 {
+		var best uint64
+		for _, p := range ports {
+			best = max(best, p.outs[media.Video].src.SinkBitrate())
+		}
+		return best
+	}, m.bounds)
 	if err := pipe.HandleSink("vout", func(data []byte, _ time.Duration) {
 		if r.vpkt.Unmarshal(data) != nil {
 			return
@@ -405,6 +414,7 @@ func startMixRun(m *Mixer, ports []*mixPort, video []int) (*mixRun, error) {
 			pkt := r.vpkt
 			p.outs[media.Video].write(r, &pkt)
 		}
+		r.rate.check(time.Now())
 	}); err != nil {
 		pipe.Close()
 		return nil, err

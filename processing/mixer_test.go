@@ -9,6 +9,7 @@ import (
 	"github.com/kurento-go/kms/gst"
 	"github.com/kurento-go/kms/internal/testmedia"
 	"github.com/kurento-go/kms/media"
+	"github.com/pion/rtp"
 )
 
 // TestMixerGrid: two ports of a Composite, one of them sending the asymmetric clip: the other port
@@ -73,6 +74,20 @@ func TestMixerGrid(t *testing.T) {
 	waitUntil(t, 10*time.Second, "30 frames of the two-cell grid", func() bool { return col2.frames.Load() >= 30 })
 	got = lastFrame(t, col2, out2)
 	checkSpotsW(t, "two senders", got, 800, []spot{{50, 300, "blue"}, {300, 320, "red"}, {600, 300, "white"}, {600, 100, "black"}})
+
+	// A viewer of port a whose link takes 150 kb/s: the one encoder follows it.
+	viewer := pl.NewElement("viewer", nil)
+	sender := viewer.NewSender(media.Video, media.DefaultPad)
+	viewer.SetInputs(inputs{media.Video: sender})
+	sender.Bind(1234, 96, *VP8, func(*rtp.Header, []byte) error { return nil })
+	if err := media.Connect(a, viewer, media.Video, media.DefaultPad, media.DefaultPad); err != nil {
+		t.Fatal(err)
+	}
+	sender.OnREMB(150000)
+	waitUntil(t, 5*time.Second, "the mix encoder at the viewer's 150 kb/s", func() bool {
+		v, err := m.run.Load().pipe.Get(encName, "target-bitrate")
+		return err == nil && v == int64(150000)
+	})
 
 	m.Close()
 	if n := gst.Live(); n != pipelines {

@@ -22,17 +22,17 @@ type rateControl struct {
 	prop    string // x264enc's "bitrate" is in kb/s, vpx encoders' "target-bitrate" in b/s
 	kbps    bool
 	bounds  func() media.EncoderBitrate
-	out     *media.Source
+	sinks   func() uint64 // what the sinks of the encoded media take (bps, 0: no opinion)
 	current int
 	checked time.Time
 }
 
 // newRateControl controls the encoder of an output codec; nil for audio.
-func newRateControl(pipe *gst.Pipeline, mime string, out *media.Source, bounds func() media.EncoderBitrate) *rateControl {
+func newRateControl(pipe *gst.Pipeline, mime string, sinks func() uint64, bounds func() media.EncoderBitrate) *rateControl {
 	if !strings.HasPrefix(strings.ToLower(mime), "video/") {
 		return nil
 	}
-	rc := &rateControl{pipe: pipe, prop: "target-bitrate", bounds: bounds, out: out}
+	rc := &rateControl{pipe: pipe, prop: "target-bitrate", bounds: bounds, sinks: sinks}
 	if strings.EqualFold(mime, "video/H264") {
 		rc.prop, rc.kbps = "bitrate", true
 	}
@@ -53,7 +53,7 @@ func (rc *rateControl) check(now time.Time) {
 		return
 	}
 	rc.checked = now
-	target := rc.bounds().For(rc.out.SinkBitrate())
+	target := rc.bounds().For(rc.sinks())
 	if d := target - rc.current; d*20 > rc.current || -d*20 > rc.current {
 		if rc.pipe.SetValue(encName, rc.prop, rc.unit(target)) == nil {
 			rc.current = target

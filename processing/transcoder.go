@@ -128,7 +128,7 @@ func NewTranscoder(from *media.Source, to media.Codec, out *media.Source) (media
 	}
 	appsrc.WatchKeyUnit()
 	t.feed = newRTPFeed(appsrc, transcodePT, from.Codec().ClockRate)
-	t.rate = newRateControl(pipe, to.MimeType, out, from.EncoderBitrate)
+	t.rate = newRateControl(pipe, to.MimeType, out.SinkBitrate, from.EncoderBitrate)
 	if err := pipe.HandleSink(sinkName, t.onSample); err != nil {
 		pipe.Close()
 		return nil, err
