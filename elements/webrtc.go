@@ -28,6 +28,7 @@ func (w *webRtcEndpoint) settings() webrtc.Settings {
 	s.TurnURL, _ = p.Get(w, "turnUrl").(string)
 	s.ExternalIPv4, _ = p.Get(w, "externalIPv4").(string)
 	s.ExternalIPv6, _ = p.Get(w, "externalIPv6").(string)
+	s.IceTCP, _ = p.Get(w, "iceTcp").(bool)
 	if names, _ := p.Get(w, "networkInterfaces").(string); names != "" {
 		s.NetworkInterfaces = splitComma(names)
 	}

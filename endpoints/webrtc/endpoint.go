@@ -123,6 +123,15 @@ func (e *Endpoint) peerConnection(s Settings) error {
 	if s.ReceiveMTU > 0 {
 		se.SetReceiveMTU(uint(max(s.ReceiveMTU, 1500)))
 	}
+	if s.IceTCP {
+		// Without a free TCP port the endpoint still works over UDP.
+		if mux, err := sharedTCPMux(s.MinPort, s.MaxPort); err == nil {
+			se.SetICETCPMux(mux)
+			se.SetNetworkTypes(allNetworks)
+		} else {
+			e.log.Warn("ICE-TCP unavailable", "err", err)
+		}
+	}
 	if len(s.NetworkInterfaces) > 0 {
 		names := s.NetworkInterfaces
 		se.SetInterfaceFilter(func(name string) bool {

@@ -96,3 +96,34 @@ func TestSecondVideoTrackIgnored(t *testing.T) {
 		t.Errorf("got %d frames of the first track and %d of the second; want the first only", first, second)
 	}
 }
+
+// TestLoopbackOverICETCP: a peer that can only use TCP (UDP blocked) reaches the endpoint through its
+// passive ICE-TCP candidate, and media flows both ways.
+func TestLoopbackOverICETCP(t *testing.T) {
+	ctx, c, pipeline := testserver.Connect(t, testserver.Start(t).URL, 20*time.Second)
+	peer, err := testpeer.New(testpeer.Options{Send: true, Receive: true, TCPOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if err := peer.Connect(ctx, c, pipeline, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	peer.StartMedia()
+	if err := peer.WaitVideo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	pair, err := peer.PC.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		t.Fatalf("no selected pair: %v", err)
+	}
+	sent, got := peer.FramesSent.Load(), peer.FramesReceived.Load()
+	t.Logf("over %s: frames sent %d, received %d", pair.Remote.Protocol, sent, got)
+	if pair.Remote.Protocol != webrtc.ICEProtocolTCP || got < sent/2 {
+		t.Errorf("pair over %s, %d of %d frames back", pair.Remote.Protocol, got, sent)
+	}
+}

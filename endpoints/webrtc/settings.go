@@ -31,6 +31,8 @@ type Settings struct {
 	AudioCodecs       []string // "opus/48000/2" ...; nil: the defaults
 	VideoCodecs       []string
 	EnableH265        bool
+	// IceTCP adds passive TCP candidates on the process's shared ICE-TCP port (KMS's iceTcp).
+	IceTCP bool
 	// IncludeLoopback offers 127.0.0.1/::1 candidates; KMS offers whatever the host has, and a server
 	// tested on one machine needs them.
 	IncludeLoopback bool

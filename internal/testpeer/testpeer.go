@@ -42,6 +42,8 @@ type Options struct {
 	PacketsPerFrame int
 	// DataChannel makes the peer offer a data channel labelled "test"; see SendData and Messages.
 	DataChannel bool
+	// TCPOnly makes the peer use ICE over TCP only, as a browser behind a firewall that drops UDP.
+	TCPOnly bool
 }
 
 // Peer is one client-side WebRTC connection to a WebRtcEndpoint.
@@ -103,6 +105,9 @@ func New(opts Options) (*Peer, error) {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	if opts.TCPOnly {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	}
 	if opts.Loss > 0 {
 		n, err := newLossyNet(opts.Loss)
 		if err != nil {
