@@ -168,16 +168,7 @@ func TestElementMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	msgs := make(chan Message, 64)
-	p.OnMessage(func(m Message) {
-		select {
-		case msgs <- m:
-		default:
-		}
-	})
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
+	msgs := startWatching(t, p)
 	select {
 	case m := <-msgs:
 		if m.Type != MessageElement || m.Name != "level" {
@@ -365,16 +356,7 @@ func TestHTTPReadByCurl(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	msgs := make(chan Message, 16)
-	p.OnMessage(func(m Message) {
-		select {
-		case msgs <- m:
-		default:
-		}
-	})
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
+	msgs := startWatching(t, p)
 	for {
 		select {
 		case m := <-msgs:
@@ -389,4 +371,21 @@ func TestHTTPReadByCurl(t *testing.T) {
 			t.Fatal("no error for an unreachable http uri")
 		}
 	}
+}
+
+// startWatching starts the pipeline with its bus messages going to the returned channel (the newest
+// dropped when it is full).
+func startWatching(t *testing.T, p *Pipeline) <-chan Message {
+	t.Helper()
+	msgs := make(chan Message, 64)
+	p.OnMessage(func(m Message) {
+		select {
+		case msgs <- m:
+		default:
+		}
+	})
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return msgs
 }

@@ -129,6 +129,19 @@ func (c *collector) WriteRTP(_ *media.Source, p *rtp.Packet) {
 	}
 }
 func (c *collector) SetSource(*media.Source) {}
+
+// collectFrom connects the video of from to a new element whose sink pad is a collector.
+func collectFrom(t *testing.T, pl *media.Pipeline, from *media.Element) (*collector, *media.Element, string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "out.ivf")
+	col := newCollector(t, out)
+	sub := pl.NewElement("sub", nil)
+	sub.SetInputs(inputs{media.Video: col})
+	if err := media.Connect(from, sub, media.Video, media.DefaultPad, media.DefaultPad); err != nil {
+		t.Fatal(err)
+	}
+	return col, sub, out
+}
 func (c *collector) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -186,16 +199,10 @@ func runFilter(t *testing.T, clip, desc string, done func(*collector) bool, onEv
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "out.ivf")
-	col := newCollector(t, out)
-	sub := pl.NewElement("sub", nil)
-	sub.SetInputs(inputs{media.Video: col})
 	if err := media.Connect(pub, fe, media.Video, media.DefaultPad, media.DefaultPad); err != nil {
 		t.Fatal(err)
 	}
-	if err := media.Connect(fe, sub, media.Video, media.DefaultPad, media.DefaultPad); err != nil {
-		t.Fatal(err)
-	}
+	col, sub, out := collectFrom(t, pl, fe)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	start := time.Now()

@@ -32,13 +32,7 @@ func TestMixerGrid(t *testing.T) {
 	if err := media.Connect(pubA, a, media.Video, media.DefaultPad, media.DefaultPad); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "mix.ivf")
-	col := newCollector(t, out)
-	sub := pl.NewElement("sub", nil)
-	sub.SetInputs(inputs{media.Video: col})
-	if err := media.Connect(b, sub, media.Video, media.DefaultPad, media.DefaultPad); err != nil {
-		t.Fatal(err)
-	}
+	col, sub, out := collectFrom(t, pl, b)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer func() { close(stop); wg.Wait() }()
