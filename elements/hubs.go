@@ -130,12 +130,30 @@ func (d *definer) defineHubs() {
 		return p, nil
 	}})
 	// Composite: the grid of the ports' video and, for each port, the mix of the others' audio, at the
-	// size and rate of Composite.conf.ini (KMS: 800x600, 15 fps) and KMS's default encoder bitrate.
-	d.r.Define("Composite", objects.Class{New: func(b *objects.Base, _ objects.Args) (objects.Object, error) {
+	// constructor's size and rate (800x600, 15 fps) and KMS's default encoder bitrate.
+	d.r.Define("Composite", objects.Class{New: func(b *objects.Base, a objects.Args) (objects.Object, error) {
 		h := &hub{Base: b, ports: map[*hubPort]struct{}{}, routes: map[*hubPort]*hubPort{}}
+		cfg := processing.MixerConfig{Width: 800, Height: 600, Framerate: 15, Log: d.r.Logger().With("element", b.ID())}
 		comp := d.cfg.Modules.Composite
-		h.mixer = processing.NewMixer(processing.MixerConfig{Width: comp.Width, Height: comp.Height, Framerate: comp.Framerate,
-			Log: d.r.Logger().With("element", b.ID())},
+		// As KMS: the constructor's defaults apply; the configuration only when 0 is passed.
+		for _, p := range []struct {
+			name string
+			dst  *int
+			conf int
+		}{{"width", &cfg.Width, comp.Width}, {"height", &cfg.Height, comp.Height}, {"framerate", &cfg.Framerate, comp.Framerate}} {
+			if !a.Has(p.name) {
+				continue
+			}
+			switch v := a.Int(p.name); {
+			case v < 0:
+				return nil, kerr.New(kerr.MarshallError, "'%s' must not be negative", p.name)
+			case v == 0:
+				*p.dst = p.conf
+			default:
+				*p.dst = v
+			}
+		}
+		h.mixer = processing.NewMixer(cfg,
 			func() media.EncoderBitrate { return media.EncoderBitrate{Target: media.DefaultEncoderBitrate} })
 		return h, nil
 	}})

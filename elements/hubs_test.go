@@ -125,6 +125,9 @@ func TestCompositeMixesForEveryPort(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	h := newHubSetup(t, ctx, "Composite")
+	if _, err := h.c.Create(ctx, "Composite", map[string]any{"mediaPipeline": h.pipeline, "width": -1}); err == nil {
+		t.Error("a Composite of width -1 was created")
+	}
 	var peers []*testpeer.Peer
 	for i := 0; i < 3; i++ {
 		p, _ := h.peer(true)

@@ -14,7 +14,7 @@ import (
 	"github.com/pion/rtp"
 )
 
-// MixerConfig is the output of a Composite: KMS's Composite.conf.ini (800x600 at 15 fps).
+// MixerConfig is the output of a Composite (KMS's default: 800x600 at 15 fps).
 type MixerConfig struct {
 	Width, Height, Framerate int
 	Log                      *slog.Logger
