@@ -118,6 +118,19 @@ func TestGroupCallJoinAndLeave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The ICE-TCP listener is opened by the first endpoint that negotiates and stays: open it before
+	// counting.
+	warm, err := c.Create(ctx, "WebRtcEndpoint", map[string]any{"mediaPipeline": pipeline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offer string
+	if err := c.Invoke(ctx, warm, "generateOffer", nil, &offer); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Release(ctx, warm); err != nil {
+		t.Fatal(err)
+	}
 	goroutines, files := runtime.NumGoroutine(), openFiles()
 	r := &room{t: t, ctx: ctx, c: c, pipeline: pipeline, members: map[string]*participant{}}
 	for _, name := range []string{"ann", "bob", "cid"} {

@@ -750,8 +750,9 @@ func firstReceiving(pc *webrtc.PeerConnection, receiver *webrtc.RTPReceiver) boo
 	if mid == "" || rd == nil {
 		return true
 	}
-	parsed, err := rd.Unmarshal()
-	if err != nil {
+	// Parsed here: rd.Unmarshal would write into pion's own copy, which other callbacks read.
+	var parsed sdp.SessionDescription
+	if parsed.UnmarshalString(rd.SDP) != nil {
 		return true
 	}
 	kind := receiver.Track().Kind().String()
