@@ -181,6 +181,26 @@ func pollUntil(ctx context.Context, t *testing.T, what string, cond func() bool)
 	}
 }
 
+// TestPlayerEndpointEndsWithoutSinks: a player connected to nothing still plays its file in real time
+// and reports EndOfStream, as kurento-client's own PlayerEndpoint test expects.
+func TestPlayerEndpointEndsWithoutSinks(t *testing.T) {
+	needPlayer(t, "matroskademux", "vp8dec", "opusdec")
+	file := testmedia.Clip(t, t.TempDir(), "clip.webm", 2*time.Second, testmedia.WebMArgs...)
+	ctx, c, pipeline := playerSetup(t, 20*time.Second)
+	pl := createPlayer(ctx, t, c, pipeline, "file://"+file, nil)
+	ev := watchEvents(ctx, t, c, pl, "EndOfStream", "Error")
+	start := time.Now()
+	if err := c.Invoke(ctx, pl, "play", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	ev.wait(ctx, t, "EndOfStream", 1)
+	took := time.Since(start)
+	t.Logf("EndOfStream %v after play of a 2 s file with no sink", took.Round(time.Millisecond))
+	if took < 1500*time.Millisecond || took > 4*time.Second || countEvents(ev, "Error") > 0 {
+		t.Errorf("EndOfStream after %v (want about 2 s), events %v", took, ev.list())
+	}
+}
+
 // TestPlayerEndpointContainers plays a file of each container into a WebRtcEndpoint: a pion viewer
 // receives frames, getVideoInfo tells the duration, EndOfStream comes within 2 s of the media's end.
 func TestPlayerEndpointContainers(t *testing.T) {
