@@ -20,7 +20,8 @@ var routedTypes = []media.Type{media.Audio, media.Video}
 type hub struct {
 	*objects.Base
 	oneToMany bool
-	mixer     *processing.Mixer // a Composite's: it mixes its ports instead of routing them
+	mixer     *processing.Mixer // a Composite's or AlphaBlending's: it mixes its ports instead of routing them
+	blend     *blending         // an AlphaBlending's placement of its ports
 
 	mu     sync.Mutex
 	ports  map[*hubPort]struct{}
@@ -62,6 +63,14 @@ func (h *hub) removed(p *hubPort) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.ports, p)
+	if h.blend != nil {
+		h.blend.mu.Lock()
+		delete(h.blend.props, p.Media)
+		if h.blend.master == p.Media {
+			h.blend.master = nil
+		}
+		h.blend.mu.Unlock()
+	}
 	if h.mixer != nil {
 		h.mixer.RemovePort(p.Media)
 	}
@@ -157,6 +166,43 @@ func (d *definer) defineHubs() {
 			func() media.EncoderBitrate { return media.EncoderBitrate{Target: media.DefaultEncoderBitrate} })
 		return h, nil
 	}})
+	d.r.Define("AlphaBlending", objects.Class{New: func(b *objects.Base, _ objects.Args) (objects.Object, error) {
+		h := &hub{Base: b, ports: map[*hubPort]struct{}{}, routes: map[*hubPort]*hubPort{},
+			blend: &blending{props: map[*media.Element]portProps{}}}
+		h.mixer = processing.NewMixer(processing.MixerConfig{Layout: h.blend.layout, Log: d.r.Logger().With("element", b.ID())},
+			func() media.EncoderBitrate { return media.EncoderBitrate{Target: media.DefaultEncoderBitrate} })
+		return h, nil
+	}, Ops: map[string]objects.Handler{
+		"setMaster": func(o objects.Object, a objects.Args) (any, error) {
+			h := o.(*hub)
+			p, err := h.portArg(a, "source")
+			if err != nil {
+				return nil, err
+			}
+			h.blend.mu.Lock()
+			h.blend.master, h.blend.masterZ = p.Media, a.Int("zOrder")
+			h.blend.mu.Unlock()
+			h.mixer.Relayout()
+			return nil, nil
+		},
+		"setPortProperties": func(o objects.Object, a objects.Args) (any, error) {
+			h := o.(*hub)
+			p, err := h.portArg(a, "port")
+			if err != nil {
+				return nil, err
+			}
+			pp := portProps{x: a.Float("relativeX"), y: a.Float("relativeY"), w: a.Float("relativeWidth"),
+				h: a.Float("relativeHeight"), z: a.Int("zOrder")}
+			if pp.w < 0 || pp.h < 0 {
+				return nil, kerr.New(kerr.MarshallError, "relativeWidth and relativeHeight must not be negative")
+			}
+			h.blend.mu.Lock()
+			h.blend.props[p.Media] = pp
+			h.blend.mu.Unlock()
+			h.mixer.Relayout()
+			return nil, nil
+		},
+	}})
 	d.r.Define("Dispatcher", objects.Class{New: newHub(false), Ops: map[string]objects.Handler{
 		"connect": func(o objects.Object, a objects.Args) (any, error) {
 			h := o.(*hub)
@@ -203,6 +249,35 @@ func (d *definer) defineHubs() {
 			return nil, nil
 		},
 	}})
+}
+
+// blending is where an AlphaBlending puts its ports: the master under everything at full size, the
+// others where setPortProperties said (fractions of the output), the rest not shown (as KMS).
+type blending struct {
+	mu      sync.Mutex // not h.mu: the mixer asks for the layout while the hub adds a port
+	master  *media.Element
+	masterZ int
+	props   map[*media.Element]portProps
+}
+
+type portProps struct {
+	x, y, w, h float64
+	z          int
+}
+
+func (b *blending) layout(width, height int, ports []*media.Element) []processing.Tile {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]processing.Tile, len(ports))
+	for i, el := range ports {
+		if el == b.master {
+			out[i] = processing.Tile{W: width, H: height, Z: b.masterZ}
+		} else if p, ok := b.props[el]; ok {
+			out[i] = processing.Tile{X: int(p.x * float64(width)), Y: int(p.y * float64(height)),
+				W: int(p.w * float64(width)), H: int(p.h * float64(height)), Z: p.z}
+		}
+	}
+	return out
 }
 
 // Close stops a Composite's mixing.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/client"
+	"github.com/kurento-go/kms/internal/testmedia"
 	"github.com/kurento-go/kms/internal/testpeer"
 	"github.com/kurento-go/kms/internal/testserver"
 )
@@ -154,5 +155,58 @@ func TestCompositeMixesForEveryPort(t *testing.T) {
 	time.Sleep(time.Second)
 	if after := peers[0].VideoPackets.Load(); after != before {
 		t.Errorf("the mix goes on after the Composite was released: %d -> %d packets", before, after)
+	}
+}
+
+// TestAlphaBlendingPlacesPorts: the master port's video fills the output and another port's goes
+// where setPortProperties puts it (the lower right quarter), over it.
+func TestAlphaBlendingPlacesPorts(t *testing.T) {
+	needFilters(t, "compositor", "audiomixer")
+	ctx, c, pipeline := setup(t)
+	blend, err := c.Create(ctx, "AlphaBlending", map[string]any{"mediaPipeline": pipeline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := func() string {
+		p, err := c.Create(ctx, "HubPort", map[string]any{"hub": blend})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	master, other := port(), port()
+	clip := testmedia.VP8Clip(t, "-f", "lavfi", "-i", "color=c=red:s=320x240:r=30", "-vf",
+		"drawbox=x=0:y=0:w=80:h=240:color=blue:t=fill,drawbox=x=0:y=0:w=320:h=60:color=green:t=fill")
+	white := testmedia.VP8Clip(t, "-f", "lavfi", "-i", "color=c=white:s=320x240:r=30")
+	pubMaster, stopMaster := publisher(ctx, t, c, pipeline, clip)
+	defer stopMaster()
+	pubOther, stopOther := publisher(ctx, t, c, pipeline, white)
+	defer stopOther()
+	sub := newSubscriber(ctx, t, c, pipeline)
+	defer sub.close()
+	for _, link := range [][2]string{{pubMaster, master}, {pubOther, other}, {master, sub.endpoint}} {
+		if err := c.Invoke(ctx, link[0], "connect", map[string]any{"sink": link[1]}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Invoke(ctx, blend, "setMaster", map[string]any{"source": master, "zOrder": 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invoke(ctx, blend, "setPortProperties", map[string]any{"relativeX": 0.5, "relativeY": 0.5, "zOrder": 2,
+		"relativeWidth": 0.5, "relativeHeight": 0.5, "port": other}, nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // both ports' video seen, the layout settled
+	n := sub.frames.Load()
+	waitUntil(ctx, t, "30 blended frames", func() bool { return sub.frames.Load() >= n+30 })
+	sub.close()
+	got := testmedia.LastRGB(t, sub.path, 800, 600)
+	for _, s := range []struct {
+		x, y int
+		want string
+	}{{100, 300, "blue"}, {300, 220, "red"}, {400, 60, "green"}, {600, 450, "white"}} {
+		if c := testmedia.ColorAt(got, 800, s.x, s.y); c != s.want {
+			t.Errorf("pixel (%d,%d) is %s, want %s", s.x, s.y, c, s.want)
+		}
 	}
 }

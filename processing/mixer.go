@@ -14,10 +14,38 @@ import (
 	"github.com/pion/rtp"
 )
 
-// MixerConfig is the output of a Composite (KMS's default: 800x600 at 15 fps).
+// MixerConfig is the output of a mixing hub (KMS's default: 800x600 at 15 fps) and where each
+// port's video goes in it.
 type MixerConfig struct {
 	Width, Height, Framerate int
-	Log                      *slog.Logger
+	// Layout places the video of the ports that send some; nil is the Composite's grid.
+	Layout Layout
+	Log    *slog.Logger
+}
+
+// Tile is where a port's video goes in the mix, in pixels; higher Z is drawn over lower. A zero
+// width hides the port.
+type Tile struct{ X, Y, W, H, Z int }
+
+// Layout places the video of ports (the HubPort elements that send video, in join order) in a mix
+// of width x height.
+type Layout func(width, height int, ports []*media.Element) []Tile
+
+// GridLayout is the Composite's: KMS's grid of ceil(sqrt(n)) columns, filled row by row.
+func GridLayout(width, height int, ports []*media.Element) []Tile {
+	cols, rows := 1, 1
+	for cols*cols < len(ports) {
+		cols++
+	}
+	if len(ports) > 0 {
+		rows = (len(ports) + cols - 1) / cols
+	}
+	w, h := width/cols, height/rows
+	out := make([]Tile, len(ports))
+	for k := range ports {
+		out[k] = Tile{X: (k % cols) * w, Y: (k / cols) * h, W: w, H: h, Z: 1}
+	}
+	return out
 }
 
 // mixerActive is how recently a port's video must have come for the port to have a place in the grid.
@@ -59,6 +87,9 @@ func NewMixer(cfg MixerConfig, bounds func() media.EncoderBitrate) *Mixer {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Layout == nil {
+		cfg.Layout = GridLayout
+	}
 	m := &Mixer{cfg: cfg, bounds: bounds, stop: make(chan struct{}), done: make(chan struct{})}
 	go m.watch()
 	return m
@@ -83,6 +114,10 @@ func (m *Mixer) AddPort(el *media.Element) {
 	}
 	m.rebuild()
 }
+
+// Relayout applies a change of the layout's own settings (an AlphaBlending's master or port
+// properties).
+func (m *Mixer) Relayout() { m.rebuild() }
 
 // RemovePort takes el out of the mix.
 func (m *Mixer) RemovePort(el *media.Element) {
@@ -166,16 +201,24 @@ func (m *Mixer) rebuild() {
 	layout := m.videoLayout(time.Now())
 	ports := append([]*mixPort(nil), m.ports...)
 	var video []int
-	for i := range ports {
+	var els []*media.Element
+	for i, p := range ports {
 		if strings.Contains(","+layout, fmt.Sprintf(",%d,", i)) {
 			video = append(video, i)
+			els = append(els, p.el)
+		}
+	}
+	var shown []shownVideo
+	for k, pl := range m.cfg.Layout(m.cfg.Width, m.cfg.Height, els) {
+		if pl.W > 0 && pl.H > 0 {
+			shown = append(shown, shownVideo{port: video[k], at: pl})
 		}
 	}
 	old := m.run.Load()
 	var run *mixRun
 	var err error
 	if len(ports) > 0 {
-		run, err = startMixRun(m, ports, video)
+		run, err = startMixRun(m, ports, shown)
 		if err != nil {
 			m.cfg.Log.Error("composite pipeline", "err", err)
 		}
@@ -324,33 +367,31 @@ func inputName(idx int, t media.Type) string {
 	return fmt.Sprintf("vin_%d", idx)
 }
 
-// describeMix is the pipeline: the grid of the video ports (KMS's layout) over a black background
-// that keeps the output going, and per port a mix of the other ports' audio over silence.
-func describeMix(cfg MixerConfig, nports int, video []int, bitrate int) string {
+// shownVideo is a port whose video is in the mix, and where.
+type shownVideo struct {
+	port int // index in the run's ports
+	at   Tile
+}
+
+// describeMix is the pipeline: the shown video over a black background that keeps the output going,
+// and per port a mix of the other ports' audio over silence.
+func describeMix(cfg MixerConfig, nports int, video []shownVideo, bitrate int) string {
 	var parts []string
-	cols, rows := 1, 1
-	for cols*cols < len(video) {
-		cols++
-	}
-	if len(video) > 0 {
-		rows = (len(video) + cols - 1) / cols
-	}
-	w, h := cfg.Width/cols, cfg.Height/rows
 	raw := fmt.Sprintf("video/x-raw,width=%d,height=%d,framerate=%d/1", cfg.Width, cfg.Height, cfg.Framerate)
-	mix := "compositor name=vmix background=black latency=200000000"
-	for k := range video {
-		mix += fmt.Sprintf(" sink_%d::xpos=%d sink_%d::ypos=%d sink_%d::zorder=1", k+1, (k%cols)*w, k+1, (k/cols)*h, k+1)
+	mix := "compositor name=vmix background=black latency=200000000 sink_0::zorder=0"
+	for k, v := range video {
+		mix += fmt.Sprintf(" sink_%d::xpos=%d sink_%d::ypos=%d sink_%d::zorder=%d", k+1, v.at.X, k+1, v.at.Y, k+1, v.at.Z+1)
 	}
 	parts = append(parts, mix+" ! "+raw+" ! videoconvert ! vp8enc name="+encName+" deadline=1 cpu-used=8 lag-in-frames=0 end-usage=cbr "+
 		fmt.Sprintf("target-bitrate=%d keyframe-max-dist=%d error-resilient=default threads=2 ! ", bitrate, 4*cfg.Framerate)+
 		fmt.Sprintf("rtpvp8pay pt=%d mtu=1200 picture-id-mode=15-bit ! appsink name=vout sync=false async=false max-buffers=200 drop=true", filterVideoPT))
 	parts = append(parts, "videotestsrc is-live=true pattern=black ! "+raw+" ! vmix.sink_0")
-	for k, i := range video {
+	for k, v := range video {
 		parts = append(parts, fmt.Sprintf("appsrc name=%s is-live=true do-timestamp=true format=time max-bytes=4000000 leaky-type=downstream "+
 			"caps=\"application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8,payload=%d\" ! "+
 			"rtpvp8depay request-keyframe=true wait-for-keyframe=true ! vp8dec ! videoconvert ! videoscale add-borders=true ! "+
 			"video/x-raw,width=%d,height=%d,pixel-aspect-ratio=1/1 ! queue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0 ! vmix.sink_%d",
-			inputName(i, media.Video), filterVideoPT, w, h, k+1))
+			inputName(v.port, media.Video), filterVideoPT, v.at.W, v.at.H, k+1))
 	}
 	const audioRaw = "audio/x-raw,rate=48000,channels=2"
 	for i := 0; i < nports; i++ {
@@ -372,7 +413,7 @@ func describeMix(cfg MixerConfig, nports int, video []int, bitrate int) string {
 	return strings.Join(parts, "  ")
 }
 
-func startMixRun(m *Mixer, ports []*mixPort, video []int) (*mixRun, error) {
+func startMixRun(m *Mixer, ports []*mixPort, video []shownVideo) (*mixRun, error) {
 	b := m.bounds()
 	desc := describeMix(m.cfg, len(ports), video, b.For(0))
 	pipe, err := gst.NewPipeline(desc)
@@ -384,8 +425,8 @@ func startMixRun(m *Mixer, ports []*mixPort, video []int) (*mixRun, error) {
 		r.index[p] = i
 	}
 	names := []string{}
-	for _, i := range video {
-		names = append(names, inputName(i, media.Video))
+	for _, v := range video {
+		names = append(names, inputName(v.port, media.Video))
 	}
 	for i := range ports {
 		names = append(names, inputName(i, media.Audio))
