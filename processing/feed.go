@@ -75,3 +75,10 @@ func (f *rtpFeed) at(ticks int64) time.Duration {
 	// Whole seconds apart, so that months of ticks do not overflow.
 	return time.Duration(ticks/f.clock)*time.Second + time.Duration(ticks%f.clock*int64(time.Second)/f.clock)
 }
+
+// acceptable tells whether src's packets can go to a pipeline as they are: a codec the converter
+// accepts, or one not known (taken as it comes).
+func acceptable(conv *media.Converter, src *media.Source) bool {
+	c := src.Codec()
+	return c == nil || conv.Accepts(c)
+}

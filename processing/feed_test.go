@@ -3,6 +3,8 @@ package processing
 import (
 	"testing"
 	"time"
+
+	"github.com/kurento-go/kms/media"
 )
 
 // TestFeedTimestamps: the pipeline's timeline follows the RTP timestamps (across their wrap), a late
@@ -30,5 +32,21 @@ func TestFeedTimestamps(t *testing.T) {
 		if got := f.timestamp(s.ts, t0.Add(s.after), s.newStream); got != s.want {
 			t.Errorf("%s: pts %v, want %v", s.name, got, s.want)
 		}
+	}
+}
+
+// TestAcceptableUnknownCodec: a source that has not said its codec is taken as it comes, without
+// asking the converter (whose Accepts reads the codec).
+func TestAcceptableUnknownCodec(t *testing.T) {
+	pl := media.NewPipeline()
+	defer pl.Close()
+	src := pl.NewElement(nil, nil).Source(media.Video, media.DefaultPad)
+	conv := &media.Converter{Accepts: func(c *media.Codec) bool { return c.MimeType == "video/VP8" }}
+	if !acceptable(conv, src) {
+		t.Error("a source without a codec is refused")
+	}
+	src.SetCodec(&media.Codec{MimeType: "video/H264"})
+	if acceptable(conv, src) {
+		t.Error("H.264 accepted by a VP8 input")
 	}
 }

@@ -315,7 +315,7 @@ func (in *gstInput) WriteRTP(src *media.Source, p *rtp.Packet) {
 	if !in.conv.Direct(src) {
 		return // a transcoder feeds the filter, or is being made
 	}
-	if in.conv.Accepts(src.Codec()) {
+	if acceptable(&in.conv, src) {
 		in.feed.push(src, p)
 	} else {
 		in.feed.dropped.Add(1) // no transcoder could convert it

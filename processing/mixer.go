@@ -276,7 +276,7 @@ func (in *mixInput) WriteRTP(src *media.Source, p *rtp.Packet) {
 	if in.cur.Load() != src || !in.conv.Direct(src) {
 		return
 	}
-	if in.conv.Accepts(src.Codec()) {
+	if acceptable(&in.conv, src) {
 		in.push(src, p)
 	}
 }
