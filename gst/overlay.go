@@ -20,17 +20,9 @@ func ParseBin(desc string) (*Element, error) {
 	if err := Init(); err != nil {
 		return nil, err
 	}
-	cdesc := C.CString(desc)
-	defer C.free(unsafe.Pointer(cdesc))
-	var gerr *C.GError
-	e := C.kb_parse_bin(cdesc, &gerr)
-	if gerr != nil {
-		msg := C.GoString(gerr.message)
-		C.g_error_free(gerr)
-		return nil, &ParseError{Description: desc, Message: msg}
-	}
-	if e == nil {
-		return nil, &ParseError{Description: desc, Message: "nothing was created"}
+	e, err := parseWith(desc, func(d *C.char, gerr **C.GError) *C.GstElement { return C.kb_parse_bin(d, gerr) })
+	if err != nil {
+		return nil, err
 	}
 	el := &Element{ptr: e, name: C.GoString(C.kb_name(e))}
 	runtime.SetFinalizer(el, (*Element).Close)

@@ -61,10 +61,15 @@ func NewPipeline(desc string) (*Pipeline, error) {
 }
 
 func parse(desc string) (*C.GstElement, error) {
+	return parseWith(desc, func(d *C.char, gerr **C.GError) *C.GstElement { return C.kb_parse(d, gerr) })
+}
+
+// parseWith runs a launch-description parser and turns GStreamer's error into a ParseError.
+func parseWith(desc string, parser func(*C.char, **C.GError) *C.GstElement) (*C.GstElement, error) {
 	cdesc := C.CString(desc)
 	defer C.free(unsafe.Pointer(cdesc))
 	var gerr *C.GError
-	e := C.kb_parse(cdesc, &gerr)
+	e := parser(cdesc, &gerr)
 	if gerr != nil {
 		msg := C.GoString(gerr.message)
 		C.g_error_free(gerr)

@@ -94,29 +94,7 @@ type Peer struct {
 
 // New creates a peer connection with loopback host candidates only.
 func New(opts Options) (*Peer, error) {
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		return nil, err
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
-		return nil, err
-	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	if opts.TCPOnly {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
-	}
-	if opts.Loss > 0 {
-		n, err := newLossyNet(opts.Loss)
-		if err != nil {
-			return nil, err
-		}
-		se.SetNet(n)
-	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := newPeerConnection(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -542,4 +520,32 @@ func (m *frameModel) push(p *rtp.Packet, now time.Time) (decoded int, pli bool) 
 		}
 	}
 	return decoded, pli
+}
+
+// newPeerConnection is a pion peer with the default codecs and interceptors and loopback candidates
+// only, over a lossy network or TCP only as the options say.
+func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	if opts.TCPOnly {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	}
+	if opts.Loss > 0 {
+		n, err := newLossyNet(opts.Loss)
+		if err != nil {
+			return nil, err
+		}
+		se.SetNet(n)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	return api.NewPeerConnection(webrtc.Configuration{})
 }
