@@ -46,6 +46,7 @@ type Config struct {
 	Metadata string
 	Modules  Modules
 	Log      Log
+	Observe  Observe
 
 	// Warnings are notes for the log (missing files, ignored values); the
 	// logger does not exist yet when Load runs.
@@ -157,6 +158,9 @@ func Usage(program string) string {
   --gst-debug=STR                 extra GST_DEBUG-style levels
   --gst-debug-level=N             default log level 0..9
   --gst-debug-no-color            no colors in log output
+  --metrics-address HOST:PORT     serve /metrics, /healthz, /readyz and /inspector/ there
+                                  (KMS_METRICS_ADDRESS; empty = off)
+  --log-format text|json          KMS-style text lines, or JSON objects (KMS_LOG_FORMAT; text)
 Every long option can also be set as KURENTO_<OPTION> (e.g. KURENTO_CONF_FILE).
 `
 }

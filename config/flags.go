@@ -28,6 +28,8 @@ var options = []option{
 	{"gst-debug", 0, true},
 	{"gst-debug-level", 0, true},
 	{"gst-debug-no-color", 0, false},
+	{"metrics-address", 0, true},
+	{"log-format", 0, true},
 }
 
 type gstArg struct{ name, value string }
@@ -146,6 +148,9 @@ func (f *flags) apply(c *Config, getenv func(string) string) error {
 	}
 	c.ModulesPath = splitList(f.values["modules-path"])
 	c.Log.Path = f.values["logs-path"]
+	if err := f.applyObserve(c, getenv); err != nil {
+		return err
+	}
 	var err error
 	if c.Log.FileSizeMB, err = f.positive("log-file-size", c.Log.FileSizeMB); err != nil {
 		return err

@@ -23,6 +23,13 @@ func (e *recorderEndpoint) Close() {
 	e.Element.Close()
 }
 
+// RecordingStats tells how many bytes the recording has written and whether it is being written now,
+// for metrics and the inspector.
+func (e *recorderEndpoint) RecordingStats() (bytes int64, writing bool) {
+	st := e.rec.State()
+	return e.rec.Stats().Bytes, st == recorder.StateStart || st == recorder.StatePause
+}
+
 func (e *recorderEndpoint) onEvent(ev media.Event) {
 	switch ev := ev.(type) {
 	case recorder.StateChanged:

@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -85,6 +86,12 @@ func (e *Error) Error() string {
 	return s
 }
 
+// errorCount counts the error messages of every pipeline, for metrics.
+var errorCount atomic.Uint64
+
+// Errors is the number of error messages GStreamer pipelines have posted since the process started.
+func Errors() uint64 { return errorCount.Load() }
+
 func (p *Pipeline) readBus() {
 	defer close(p.busDone)
 	for {
@@ -99,6 +106,9 @@ func (p *Pipeline) readBus() {
 		}
 		if msg == nil {
 			continue
+		}
+		if msg.Type == MessageError {
+			errorCount.Add(1)
 		}
 		p.mu.Lock()
 		f := p.onMsg

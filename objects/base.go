@@ -35,6 +35,7 @@ type Base struct {
 	children []Object // guarded by reg.mu, not mu
 	sessions map[string]struct{}
 	released bool
+	lastErr  string // description of the last Error event, for the inspector
 }
 
 type tag struct{ key, value string }
@@ -56,6 +57,11 @@ func (b *Base) Registry() *Registry { return b.reg }
 // Emit raises an event of the object. fields holds the event's own fields as Go values of their API
 // types; source, timestampMillis, tags and (for media events) type are filled in here.
 func (b *Base) Emit(event string, fields map[string]any) {
+	if d, ok := fields["description"].(string); ok && event == "Error" {
+		b.mu.Lock()
+		b.lastErr = d
+		b.mu.Unlock()
+	}
 	b.reg.emit(b, event, fields)
 }
 

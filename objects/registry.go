@@ -57,8 +57,9 @@ type Registry struct {
 	manager   *ServerManager
 	defaults  map[string]map[string]any // class -> property -> initial value
 
-	exceptionLimit float64 // see SetExceptionLimit; set before serving
-	onEmpty        func()  // see SetOnEmpty; set before serving
+	exceptionLimit float64      // see SetExceptionLimit; set before serving
+	onEmpty        func()       // see SetOnEmpty; set before serving
+	onDestroy      func(Object) // see SetOnDestroy; set before serving
 }
 
 type session struct {
@@ -94,6 +95,11 @@ func NewRegistry(schema *api.Schema, info ServerManagerInfo, log *slog.Logger) *
 
 // SetNotifier sets where events go; call it before serving requests.
 func (r *Registry) SetNotifier(n Notifier) { r.notifier = n }
+
+// SetOnDestroy sets a function called (without locks held) with each released object, after it left
+// the registry and before its resources are freed; metrics keep the object's last counters with it.
+// Call it before serving.
+func (r *Registry) SetOnDestroy(f func(Object)) { r.onDestroy = f }
 
 // Schema is the remote API the registry checks against.
 func (r *Registry) Schema() *api.Schema { return r.schema }
@@ -475,6 +481,9 @@ func (r *Registry) detach(o Object, dead []Object) []Object {
 // destroy frees the resources of detached objects (children before parents) and announces them.
 func (r *Registry) destroy(dead []Object) {
 	for _, o := range dead {
+		if r.onDestroy != nil {
+			r.onDestroy(o)
+		}
 		closeObject(o)
 		r.manager.Emit("ObjectDestroyed", map[string]any{"objectId": o.ID()})
 	}

@@ -25,6 +25,9 @@ type Server struct {
 	// GCPeriod is the garbage collector period; sessions without a connection expire after 1 to 2 periods.
 	GCPeriod time.Duration
 	Log      *slog.Logger
+	// OnRequest, when set (before serving), is told of every answered request: its method ("" when
+	// unreadable), its JSON-RPC error code (0 on success) and how long it took. For metrics.
+	OnRequest func(method string, code int, took time.Duration)
 
 	dispatcher dispatcher
 
@@ -91,6 +94,14 @@ func (s *Server) keepConnectedAlive() {
 	for _, sid := range sids {
 		_ = s.dispatcher.backend.KeepAlive(sid) // sessions not known yet are fine
 	}
+}
+
+// Connections is the number of open WebSocket connections. It takes the server's lock, so it also
+// tells that the server is not stuck.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 // Close closes every connection and stops the collector.
@@ -351,6 +362,7 @@ func (c *conn) writeLoop(ctx context.Context) {
 func (c *conn) handle(data []byte) []byte {
 	log := c.server.Log
 	var resp object
+	start := time.Now()
 	msg, err := decode(data)
 	if err != nil {
 		log.Debug("unparseable request", "err", err)
@@ -359,6 +371,9 @@ func (c *conn) handle(data []byte) []byte {
 		resp = errorResponse(nil, invalidRequest)
 	} else {
 		resp, _ = c.server.dispatcher.process(msg, c.currentSession())
+	}
+	if c.server.OnRequest != nil {
+		c.server.OnRequest(methodOf(msg), codeOf(resp), time.Since(start))
 	}
 	if resp == nil {
 		return nil
@@ -377,4 +392,23 @@ func (c *conn) handle(data []byte) []byte {
 		log.Debug("request", "in", string(data), "out", string(out))
 	}
 	return out
+}
+
+// methodOf is the method a decoded request names, "" when none.
+func methodOf(msg any) string {
+	if req, ok := msg.(object); ok {
+		m, _ := req["method"].(string)
+		return m
+	}
+	return ""
+}
+
+// codeOf is the error code of a response, 0 when it is a success or there is none.
+func codeOf(resp object) int {
+	if e, ok := resp["error"].(object); ok {
+		if code, ok := e["code"].(int); ok {
+			return code
+		}
+	}
+	return 0
 }

@@ -95,7 +95,16 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	server := protocol.NewServer(registry, cfg.WebSocket.Path, cfg.Resources.GarbageCollectorPeriod,
 		logs.Logger("KurentoWebSocketTransport"))
 	registry.SetNotifier(server)
+	opsServer := newOps(cfg, registry, server, logs.Logger("KurentoOperations"))
 	server.Start()
+	if addr := cfg.Observe.MetricsAddress; addr != "" {
+		if err := opsServer.Listen(addr); err != nil {
+			log.Error("cannot start the operations listener", "address", addr, "err", err)
+			fmt.Fprintf(stderr, "kurento-media-server: metrics address: %v\n", err)
+			server.Close()
+			return 1
+		}
+	}
 
 	listeners, err := listen(cfg, server, log)
 	if err != nil {
@@ -125,6 +134,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	for _, l := range listeners {
 		l.srv.Shutdown(ctx)
 	}
+	opsServer.Shutdown(ctx)
 	// Release everything while the connections are still open, so that subscribed clients see the
 	// ObjectDestroyed events; then close them, and release what requests created meanwhile.
 	released := registry.Len() - 1

@@ -148,6 +148,13 @@ func (s *sink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// written is the number of bytes written so far.
+func (s *sink) written() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
 // Close is what the muxer library calls when it is done: it only flushes; the recorder closes the
 // destination with finish once the header is patched.
 func (s *sink) Close() error { return s.Flush() }

@@ -217,6 +217,7 @@ func (w *writer) tick(now int64) {
 	if w.out != nil && now-w.flushedAt >= int64(flushPeriod) {
 		w.flushedAt = now
 		w.out.Flush()
+		w.r.bytes.Store(w.out.written()) // so that metrics see a recording grow
 		w.checkSink()
 	}
 	if m, ok := w.mux.(*mkvMuxer); ok {
