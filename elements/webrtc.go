@@ -69,8 +69,8 @@ func (w *webRtcEndpoint) LocalDescription() (string, error)  { return w.ep.Local
 func (w *webRtcEndpoint) RemoteDescription() (string, error) { return w.ep.RemoteDescription() }
 func (w *webRtcEndpoint) RequestKeyframe() bool              { return w.ep.RequestKeyframe() }
 
-// RTPStats is what getStats reports, for metrics and the inspector.
-func (w *webRtcEndpoint) RTPStats() webrtc.Stats { return w.ep.Stats(nil) }
+// RTPStats is the RTP part of what getStats reports, for metrics and the inspector.
+func (w *webRtcEndpoint) RTPStats() webrtc.Stats { return w.ep.RTPStats() }
 
 // Close ends the peer connection, then takes the element out of the graph.
 func (w *webRtcEndpoint) Close() {

@@ -22,6 +22,7 @@ import (
 	"github.com/kurento-go/kms/elements"
 	"github.com/kurento-go/kms/logging"
 	"github.com/kurento-go/kms/objects"
+	"github.com/kurento-go/kms/ops"
 	"github.com/kurento-go/kms/protocol"
 )
 
@@ -95,7 +96,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	server := protocol.NewServer(registry, cfg.WebSocket.Path, cfg.Resources.GarbageCollectorPeriod,
 		logs.Logger("KurentoWebSocketTransport"))
 	registry.SetNotifier(server)
-	opsServer := newOps(cfg, registry, server, logs.Logger("KurentoOperations"))
+	opsServer := ops.ForServer(cfg, registry, server, logs.Logger("KurentoOperations"))
 	server.Start()
 	if addr := cfg.Observe.MetricsAddress; addr != "" {
 		if err := opsServer.Listen(addr); err != nil {

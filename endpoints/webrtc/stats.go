@@ -82,6 +82,22 @@ func kindOf(t media.Type) string { return strings.ToLower(t.String()) }
 // Stats collects the endpoint's statistics; only (non-nil) one media type when asked. Counters come
 // from the media layer's atomics; ICE, DTLS and data channels from pion.
 func (e *Endpoint) Stats(only *media.Type) Stats {
+	st, pc := e.rtpStats(only)
+	if pc == nil {
+		return st
+	}
+	e.pionStats(pc, only, &st)
+	return st
+}
+
+// RTPStats is Stats without what pion reports (ICE, DTLS, data channels): only atomic loads, cheap
+// enough for every metrics scrape.
+func (e *Endpoint) RTPStats() Stats {
+	st, _ := e.rtpStats(nil)
+	return st
+}
+
+func (e *Endpoint) rtpStats(only *media.Type) (Stats, *webrtc.PeerConnection) {
 	st := Stats{Timestamp: time.Now()}
 	e.mu.Lock()
 	pc := e.pc
@@ -152,9 +168,11 @@ func (e *Endpoint) Stats(only *media.Type) Stats {
 	for _, c := range codecs {
 		st.Codecs = append(st.Codecs, c)
 	}
-	if pc == nil {
-		return st
-	}
+	return st, pc
+}
+
+func (e *Endpoint) pionStats(pc *webrtc.PeerConnection, only *media.Type, st *Stats) {
+	want := func(t media.Type) bool { return only == nil || *only == t }
 	report := pc.GetStats()
 	for _, v := range report {
 		switch v := v.(type) {
@@ -185,7 +203,6 @@ func (e *Endpoint) Stats(only *media.Type) Stats {
 				MessagesReceived: uint64(v.MessagesReceived), BytesReceived: v.BytesReceived})
 		}
 	}
-	return st
 }
 
 // pairState maps pion's pair states onto RTCStatsIceCandidatePairState.

@@ -16,6 +16,7 @@ import (
 	"github.com/kurento-go/kms/config"
 	"github.com/kurento-go/kms/elements"
 	"github.com/kurento-go/kms/objects"
+	"github.com/kurento-go/kms/ops"
 	"github.com/kurento-go/kms/protocol"
 )
 
@@ -23,6 +24,10 @@ import (
 type Server struct {
 	URL      string
 	Registry *objects.Registry
+	// Ops is the operations listener, when KMS_METRICS_ADDRESS is among the settings
+	// ("KMS_METRICS_ADDRESS=127.0.0.1:0"); OpsURL is its http:// base.
+	Ops    *ops.Server
+	OpsURL string
 }
 
 // Start runs a server until the test ends. env holds extra KMS_* settings ("KMS_MIN_PORT=40000").
@@ -56,14 +61,26 @@ func StartWith(t testing.TB, configure func(*config.Config), env ...string) *Ser
 	elements.Define(reg, cfg)
 	srv := protocol.NewServer(reg, "kurento", time.Minute, log)
 	reg.SetNotifier(srv)
+	out := &Server{Registry: reg}
+	if addr := cfg.Observe.MetricsAddress; addr != "" {
+		out.Ops = ops.ForServer(cfg, reg, srv, log)
+		if err := out.Ops.Listen(addr); err != nil {
+			t.Fatalf("metrics address: %v", err)
+		}
+		out.OpsURL = "http://" + out.Ops.Addr()
+	}
 	srv.Start()
 	hs := httptest.NewServer(srv)
+	out.URL = "ws" + strings.TrimPrefix(hs.URL, "http") + "/kurento"
 	t.Cleanup(func() {
+		if out.Ops != nil {
+			out.Ops.Shutdown(context.Background())
+		}
 		hs.Close()
 		srv.Close()
 		reg.ReleaseAll()
 	})
-	return &Server{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/kurento", Registry: reg}
+	return out
 }
 
 // Session is an in-process server, a client dialed to it and a MediaPipeline created through it.
