@@ -47,6 +47,7 @@ type Config struct {
 	Modules  Modules
 	Log      Log
 	Observe  Observe
+	Cluster  Cluster
 
 	// Warnings are notes for the log (missing files, ignored values); the
 	// logger does not exist yet when Load runs.
@@ -161,6 +162,10 @@ func Usage(program string) string {
   --metrics-address HOST:PORT     serve /metrics, /healthz, /readyz and /inspector/ there
                                   (KMS_METRICS_ADDRESS; empty = off)
   --log-format text|json          KMS-style text lines, or JSON objects (KMS_LOG_FORMAT; text)
+  --cluster-store URL             join a cluster: redis://HOST:PORT[/DB] (KMS_CLUSTER_STORE)
+  --cluster-advertise URI         Kurento URI routers use for this node (KMS_CLUSTER_ADVERTISE;
+                                  default: this server's WebSocket address)
+  --router                        be a cluster router, not a media node (KMS_ROUTER=true)
 Every long option can also be set as KURENTO_<OPTION> (e.g. KURENTO_CONF_FILE).
 `
 }

@@ -30,6 +30,9 @@ var options = []option{
 	{"gst-debug-no-color", 0, false},
 	{"metrics-address", 0, true},
 	{"log-format", 0, true},
+	{"cluster-store", 0, true},
+	{"cluster-advertise", 0, true},
+	{"router", 0, false},
 }
 
 type gstArg struct{ name, value string }
@@ -152,6 +155,9 @@ func (f *flags) apply(c *Config, getenv func(string) string) error {
 		return err
 	}
 	var err error
+	if c.Cluster, err = f.cluster(getenv); err != nil {
+		return err
+	}
 	if c.Log.FileSizeMB, err = f.positive("log-file-size", c.Log.FileSizeMB); err != nil {
 		return err
 	}

@@ -69,3 +69,17 @@ func LastError(o Object) string {
 	defer b.mu.Unlock()
 	return b.lastErr
 }
+
+// Count is the number of live objects of the class or of classes that extend it (the load a
+// cluster node publishes).
+func (r *Registry) Count(class string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, o := range r.objects {
+		if o.objectBase().class.Is(class) {
+			n++
+		}
+	}
+	return n
+}

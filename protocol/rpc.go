@@ -32,6 +32,12 @@ type Backend interface {
 	CollectGarbage()
 }
 
+// PlacingBackend is a Backend that also takes the "properties" of a create request: the cluster
+// router reads its placement hint there (docs/CLUSTER.md).
+type PlacingBackend interface {
+	CreateWithProperties(sid, typeName string, constructorParams, properties any) (string, error)
+}
+
 // object is a decoded JSON object; values come from a decoder with UseNumber.
 type object = map[string]any
 
@@ -297,7 +303,12 @@ func (d *dispatcher) create(params object) (object, error) {
 	}
 	typ := v[0]
 	sid := sessionOf(params)
-	id, err := d.backend.Create(sid, typ, params["constructorParams"])
+	var id string
+	if pb, ok := d.backend.(PlacingBackend); ok {
+		id, err = pb.CreateWithProperties(sid, typ, params["constructorParams"], params["properties"])
+	} else {
+		id, err = d.backend.Create(sid, typ, params["constructorParams"])
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -77,6 +77,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		log.Warn(w)
 	}
 	log.Info("Kurento Media Server starting", "version", api.Version, "pid", os.Getpid(), "config", cfg.ConfFile)
+	if cfg.Cluster.Router {
+		return runRouter(cfg, logs, stderr)
+	}
 
 	registry := objects.NewRegistry(schema, objects.ServerManagerInfo{Metadata: cfg.Metadata, Started: time.Now()},
 		logs.Logger("KurentoMediaSet"))
@@ -115,6 +118,31 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 1
 	}
 
+	stopNode, err := startNode(cfg, registry, logs)
+	if err != nil {
+		fmt.Fprintf(stderr, "kurento-media-server: %v\n", err)
+		closeAll(listeners)
+		server.Close()
+		return 1
+	}
+	code := serve(listeners, log)
+	stopNode()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	opsServer.Shutdown(ctx)
+	// Release everything while the connections are still open, so that subscribed clients see the
+	// ObjectDestroyed events; then close them, and release what requests created meanwhile.
+	released := registry.Len() - 1
+	registry.ReleaseAll()
+	server.Close()
+	registry.ReleaseAll()
+	log.Info("Kurento Media Server stopped", "released", released)
+	return code
+}
+
+// serve runs the listeners until a signal or a listener failure, then shuts them down; it returns the
+// exit code.
+func serve(listeners []listener, log *slog.Logger) int {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	signal.Ignore(syscall.SIGPIPE)
@@ -135,14 +163,6 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	for _, l := range listeners {
 		l.srv.Shutdown(ctx)
 	}
-	opsServer.Shutdown(ctx)
-	// Release everything while the connections are still open, so that subscribed clients see the
-	// ObjectDestroyed events; then close them, and release what requests created meanwhile.
-	released := registry.Len() - 1
-	registry.ReleaseAll()
-	server.Close()
-	registry.ReleaseAll()
-	log.Info("Kurento Media Server stopped", "released", released)
 	return code
 }
 

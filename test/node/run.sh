@@ -6,6 +6,8 @@
 #
 # Env: KMS_BIN=<path>  use this server binary instead of building ./cmd/kurento-media-server
 #      NODE_TEST_TIMEOUT=<ms>  per-test timeout (default 120000)
+#      KMS_CLUSTER=1  each test file talks to a cluster instead: redis-server, two media nodes and a
+#                     router in front of them (lib/kms.js, docs/CLUSTER.md)
 # Exit status is non-zero when installing, building or any test fails.
 set -euo pipefail
 

@@ -80,10 +80,16 @@ function tryWebSocket(uri, timeoutMs) {
 /**
  * Start a server. options.config is deep-merged into the generated kurento.conf.json
  * (e.g. {metadata: {...}}); options.env adds environment variables (e.g. KMS_MIN_PORT).
+ * With KMS_CLUSTER=1 in the environment, the "server" is a cluster: a redis-server, two media
+ * nodes and a router in front of them (docs/CLUSTER.md); uri is the router's.
  */
 async function startServer(options = {}) {
+  return process.env.KMS_CLUSTER === '1' ? startCluster(options) : startProcess(options);
+}
+
+async function startProcess(options = {}) {
   const bin = serverBinary();
-  const port = await freePort();
+  const port = options.port || await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kms-node-run-'));
   const extra = options.config || {};
   const conf = {
@@ -163,6 +169,58 @@ async function startServer(options = {}) {
         throw new Error(`server process exited during the tests (${JSON.stringify(diedByItself)}); last output:\n${output.slice(-20000)}`);
       }
       return exited;
+    },
+  };
+}
+
+function startRedis() {
+  return freePort().then(async (port) => {
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+      '--appendonly', 'no'], { stdio: 'ignore' });
+    const killOnExit = () => { try { child.kill('SIGKILL'); } catch (_) { /* ignore */ } };
+    process.on('exit', killOnExit);
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      const up = await new Promise((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+        s.on('error', () => resolve(false));
+      });
+      if (up) break;
+      if (Date.now() > deadline) throw new Error('redis-server did not start');
+      await sleep(50);
+    }
+    return { url: `redis://127.0.0.1:${port}/0`, stop() { killOnExit(); process.removeListener('exit', killOnExit); } };
+  });
+}
+
+// startCluster starts redis, two nodes and a router, and looks like one server to the tests.
+async function startCluster(options = {}) {
+  const redis = await startRedis();
+  const env = { ...(options.env || {}), KMS_CLUSTER_STORE: redis.url };
+  const nodes = [];
+  for (let i = 0; i < 2; i++) {
+    const port = await freePort();
+    nodes.push(await startProcess({ ...options, port,
+      env: { ...env, KMS_CLUSTER_ADVERTISE: `ws://127.0.0.1:${port}/kurento` } }));
+  }
+  const router = await startProcess({ ...options, env: { ...env, KMS_ROUTER: 'true' } });
+  const all = [router, ...nodes];
+  return {
+    uri: router.uri,
+    port: router.port,
+    confFile: router.confFile,
+    dir: router.dir,
+    nodes,
+    get output() { return all.map((p) => p.output).join('\n--- next process ---\n'); },
+    get exited() { return all.map((p) => p.exited).find((e) => e) || null; },
+    assertAlive() { all.forEach((p) => p.assertAlive()); },
+    async stop() {
+      let failure = null;
+      for (const p of all) {
+        try { await p.stop(); } catch (err) { failure = failure || err; }
+      }
+      redis.stop();
+      if (failure) throw failure;
     },
   };
 }
