@@ -58,8 +58,27 @@ func Dial(ctx context.Context, url string) (*Client, error) {
 	ws.SetReadLimit(16 << 20)
 	c := &Client{ws: ws, timeout: 20 * time.Second, pending: map[int64]chan reply{},
 		handlers: map[string]func(Event){}, done: make(chan struct{})}
-	go c.readLoop()
+	go c.readLoop(ws, c.done)
 	return c, nil
+}
+
+// Redial continues the client's session on a new connection to url (another router of a cluster,
+// say), as kurento-client does when its socket drops: it sends connect with the sessionId, and
+// the subscriptions and event handlers carry on.
+func (c *Client) Redial(ctx context.Context, url string) error {
+	ws, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		return err
+	}
+	ws.SetReadLimit(16 << 20)
+	c.mu.Lock()
+	old, oldDone := c.ws, c.done
+	c.ws, c.closed, c.done = ws, false, make(chan struct{})
+	go c.readLoop(ws, c.done)
+	c.mu.Unlock()
+	old.CloseNow()
+	<-oldDone
+	return c.Call(ctx, "connect", nil, nil)
 }
 
 // SessionID is the session the server gave this client.
@@ -69,12 +88,16 @@ func (c *Client) SessionID() string {
 	return c.sessionID
 }
 
-func (c *Client) readLoop() {
-	defer close(c.done)
+func (c *Client) readLoop(ws *websocket.Conn, done chan struct{}) {
+	defer close(done)
 	for {
-		_, data, err := c.ws.Read(context.Background())
+		_, data, err := ws.Read(context.Background())
 		if err != nil {
 			c.mu.Lock()
+			if c.ws != ws { // replaced by Redial
+				c.mu.Unlock()
+				return
+			}
 			c.closed = true
 			for id, ch := range c.pending {
 				close(ch)
@@ -133,6 +156,7 @@ func (c *Client) Call(ctx context.Context, method string, params map[string]any,
 		return errors.New("connection closed")
 	}
 	c.pending[id] = ch
+	ws := c.ws
 	if c.sessionID != "" && method != "ping" {
 		if params == nil {
 			params = map[string]any{}
@@ -146,7 +170,7 @@ func (c *Client) Call(ctx context.Context, method string, params map[string]any,
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, req); err != nil {
+	if err := ws.Write(ctx, websocket.MessageText, req); err != nil {
 		return err
 	}
 	select {
@@ -218,7 +242,10 @@ func (c *Client) Release(ctx context.Context, object string) error {
 
 // Close closes the connection.
 func (c *Client) Close() error {
-	err := c.ws.Close(websocket.StatusNormalClosure, "")
-	<-c.done
+	c.mu.Lock()
+	ws, done := c.ws, c.done
+	c.mu.Unlock()
+	err := ws.Close(websocket.StatusNormalClosure, "")
+	<-done
 	return err
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kurento-go/kms/cluster"
 	"github.com/kurento-go/kms/kerr"
+	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/objects"
 	"github.com/kurento-go/kms/protocol"
 )
@@ -622,6 +623,11 @@ func (r *Router) Invoke(sid, id, operation string, operationParams any) (any, er
 	}
 	if id == objects.ManagerID {
 		return r.invokeManager(sid, operation, params)
+	}
+	// Pipelines may be on different nodes: answer a cross-pipeline link as one node would.
+	if sink, ok := objectOf(operationParams)["sink"].(string); ok && (operation == "connect" || operation == "disconnect") &&
+		cluster.PipelineOf(sink) != cluster.PipelineOf(id) {
+		return nil, kerr.New(kerr.ConnectError, "%v", media.ErrOtherPipeline)
 	}
 	res, err := r.forward(sid, id, "invoke", params)
 	if err != nil {

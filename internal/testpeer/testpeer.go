@@ -44,6 +44,9 @@ type Options struct {
 	DataChannel bool
 	// TCPOnly makes the peer use ICE over TCP only, as a browser behind a firewall that drops UDP.
 	TCPOnly bool
+	// Interface is the network interface the peer gathers host candidates on (default "lo"), for
+	// peers in a network namespace of their own.
+	Interface string
 }
 
 // Peer is one client-side WebRTC connection to a WebRtcEndpoint.
@@ -92,7 +95,7 @@ type Peer struct {
 	wg         sync.WaitGroup
 }
 
-// New creates a peer connection with loopback host candidates only.
+// New creates a peer connection with host candidates of one interface only (loopback by default).
 func New(opts Options) (*Peer, error) {
 	pc, err := newPeerConnection(opts)
 	if err != nil {
@@ -534,8 +537,12 @@ func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
 		return nil, err
 	}
 	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	iface := opts.Interface
+	if iface == "" {
+		iface = "lo"
+		se.SetIncludeLoopbackCandidate(true)
+	}
+	se.SetInterfaceFilter(func(name string) bool { return name == iface })
 	if opts.TCPOnly {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 	}
