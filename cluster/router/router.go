@@ -97,6 +97,17 @@ func (r *Router) Start() {
 	}()
 }
 
+// Ready tells whether the router knows a live node (the readiness probe of a router). A store
+// outage alone leaves it ready: it still routes the pipelines it knows.
+func (r *Router) Ready() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.nodes) == 0 {
+		return errors.New("no live media node")
+	}
+	return nil
+}
+
 // Close closes every node connection.
 func (r *Router) Close() {
 	r.closeOnce.Do(func() { close(r.done) })

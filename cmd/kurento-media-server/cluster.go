@@ -7,12 +7,15 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/kurento-go/kms/cluster/node"
 	"github.com/kurento-go/kms/cluster/redisstore"
 	"github.com/kurento-go/kms/cluster/router"
 	"github.com/kurento-go/kms/config"
 	"github.com/kurento-go/kms/logging"
+	"github.com/kurento-go/kms/metrics"
+	"github.com/kurento-go/kms/ops"
 	"github.com/kurento-go/kms/objects"
 	"github.com/kurento-go/kms/protocol"
 )
@@ -74,17 +77,34 @@ func runRouter(cfg *config.Config, logs *logging.Logging, stderr io.Writer) int 
 		func(sid string, msg []byte) { server.Notify(sid, msg) }, log)
 	server = protocol.NewServer(r, cfg.WebSocket.Path, cfg.Resources.GarbageCollectorPeriod,
 		logs.Logger("KurentoWebSocketTransport"))
+	// The operations listener: request metrics, and ready while the router knows a live node.
+	m := metrics.New()
+	server.OnRequest = m.ObserveRequest
+	opsServer := ops.New(m, logs.Logger("KurentoOperations"))
+	opsServer.AddHealth("websocket", ops.Responds(func() { server.Connections() }))
+	opsServer.AddReadiness("cluster", r.Ready)
 	r.Start()
 	server.Start()
-	listeners, err := listen(cfg, server, log)
-	if err != nil {
+	fail := func(err error) int {
 		fmt.Fprintf(stderr, "kurento-media-server: %v\n", err)
 		server.Close()
 		r.Close()
 		return 1
 	}
+	if addr := cfg.Observe.MetricsAddress; addr != "" {
+		if err := opsServer.Listen(addr); err != nil {
+			return fail(fmt.Errorf("metrics address: %w", err))
+		}
+	}
+	listeners, err := listen(cfg, server, log)
+	if err != nil {
+		return fail(err)
+	}
 	log.Info("cluster router started", "store", cfg.Cluster.Store)
 	code := serve(listeners, log)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	opsServer.Shutdown(ctx)
 	server.Close()
 	r.Close()
 	log.Info("cluster router stopped")
