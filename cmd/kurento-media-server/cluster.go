@@ -15,8 +15,8 @@ import (
 	"github.com/kurento-go/kms/config"
 	"github.com/kurento-go/kms/logging"
 	"github.com/kurento-go/kms/metrics"
-	"github.com/kurento-go/kms/ops"
 	"github.com/kurento-go/kms/objects"
+	"github.com/kurento-go/kms/ops"
 	"github.com/kurento-go/kms/protocol"
 )
 
