@@ -3,7 +3,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := bin/kurento-media-server
 
-.PHONY: run build test test-go test-node deps-run deps-test vet bench clean
+.PHONY: run build test test-go test-node deps-run deps-test vet bench soak clean
 
 run: deps-run build
 	exec ./$(BIN) -f etc/kurento.conf.json
@@ -32,6 +32,12 @@ test-node: build
 # Our server and Janus EchoTest side by side, ~1.5 min (root, 2 cores); bench/run.sh --full for the ramp.
 bench: deps-test
 	./bench/run.sh
+
+# The soak (root, 2 cores): 50 sessions for SOAK_DURATION on a lossy link (5 % loss, 30 ms jitter,
+# reordering), viewers joining and leaving; figures and chart in bench/results/soak/ (bench/README.md).
+SOAK_DURATION ?= 10m
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) ./bench/run.sh --soak
 
 clean:
 	rm -rf bin

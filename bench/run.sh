@@ -9,8 +9,12 @@
 #   bench/run.sh --server-rev REV   our server built from commit REV (git archive) instead of the work tree
 #   bench/run.sh --server-bin FILE  our server: a binary built beforehand
 #   bench/run.sh [--full] -- ARGS   extra kms-bench flags (go run ./cmd/kms-bench -h)
+#   bench/run.sh --soak          the soak (make soak): 50 sessions for SOAK_DURATION (default 10m) with
+#                                netem loss, jitter and reordering both ways; our server only; results
+#                                in bench/results/soak/
 #
-# Needs root (ip netns), taskset, janus (Debian package) and, if bench/media is missing, ffmpeg.
+# Needs root (ip netns, tc), taskset, janus (Debian package; not for --soak) and, if bench/media is
+# missing, ffmpeg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
@@ -23,6 +27,7 @@ extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --full) mode=full; shift ;;
+    --soak) mode=soak; shift ;;
     --profile) profile=1; shift ;;
     --server-rev) rev=$2; shift 2 ;;
     --server-bin) bin=$2; shift 2 ;;
@@ -32,7 +37,8 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: needs root for network namespaces" >&2; exit 1; }
-for c in ip taskset janus; do command -v $c >/dev/null || { echo "bench/run.sh: $c not installed (apt-get install iproute2 util-linux janus)" >&2; exit 1; }; done
+needs="ip taskset janus"; [ $mode = soak ] && needs="ip tc taskset"
+for c in $needs; do command -v $c >/dev/null || { echo "bench/run.sh: $c not installed (apt-get install iproute2 util-linux janus)" >&2; exit 1; }; done
 ncpu=$(nproc)
 SRV_CPU=0; CLI_CPU=1
 # Both servers and the tool run at a higher priority than the builds that may share the machine: nice
@@ -60,9 +66,13 @@ fi
 
 work=$(mktemp -d /tmp/kms-bench.XXXXXX)
 tag=kb$$
+SRV_IP=10.200.77.1; CLI_IP=10.200.77.2
+if [ $mode = soak ]; then
+  tag=soak$$
+  SRV_IP=10.200.78.1; CLI_IP=10.200.78.2
+fi
 SRV=${tag}s; CLI=${tag}c
 SRV_IF=${tag}s0; CLI_IF=${tag}c0
-SRV_IP=10.200.77.1; CLI_IP=10.200.77.2
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -98,15 +108,54 @@ ip link set "$SRV_IF" netns "$SRV"; ip link set "$CLI_IF" netns "$CLI"
 ip -n "$SRV" addr add $SRV_IP/24 dev "$SRV_IF"; ip -n "$CLI" addr add $CLI_IP/24 dev "$CLI_IF"
 for ns in "$SRV" "$CLI"; do ip -n "$ns" link set lo up; done
 ip -n "$SRV" link set "$SRV_IF" up; ip -n "$CLI" link set "$CLI_IF" up
+impair=
+if [ $mode = soak ]; then
+  # Each direction: 5 % loss, 30 ms ± 30 ms delay (jitter reorders packets) and 5 % sent at once
+  # (reordering again), as a poor Wi-Fi or mobile link. A kernel without sch_netem gets the same
+  # impairment from the clients' own sockets, both ways (kms-bench -impair).
+  link="netem delay 30ms 30ms loss 5% reorder 5% 50% on both ends of the veth"
+  # IPv4 only, as the clients: a link-local IPv6 address that becomes usable a moment after the link
+  # comes up would give the endpoints made later one more socket each, which looks like a leak.
+  for ns in "$SRV" "$CLI"; do ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; done
+  for ns in "$SRV:$SRV_IF" "$CLI:$CLI_IF"; do
+    if ! tc -n "${ns%%:*}" qdisc add dev "${ns##*:}" root netem delay 30ms 30ms loss 5% reorder 5% 50% 2>/dev/null; then
+      impair="-impair loss=5%,delay=30ms,jitter=30ms,reorder=5%"
+      link="no netem in this kernel: kms-bench $impair on the clients' sockets, both ways"
+      tc -n "$SRV" qdisc del dev "$SRV_IF" root 2>/dev/null || true
+      break
+    fi
+  done
+  echo "link: $link"
+fi
 
 # Our server: candidates on the veth only, quiet logs.
 mkdir -p "$work/kms"
 cat > "$work/kms/kurento.conf.json" <<JSON
 { "mediaServer": { "net": { "websocket": { "port": 8888, "path": "kurento" } } } }
 JSON
-KMS_NETWORK_INTERFACES=$SRV_IF GST_DEBUG=1 setsid ip netns exec "$SRV" nice -n $NICE taskset -c $SRV_CPU \
-  "$work/kurento-media-server" -f "$work/kms/kurento.conf.json" >"$work/kms.log" 2>&1 &
+# The soak reads the server's live heap from its GC trace (GODEBUG=gctrace=1 writes it on stderr).
+errlog="$work/kms.log"; gcdebug=
+[ $mode = soak ] && { errlog="$work/kms.gc"; gcdebug=gctrace=1; }
+KMS_NETWORK_INTERFACES=$SRV_IF GST_DEBUG=1 GODEBUG=$gcdebug setsid ip netns exec "$SRV" nice -n $NICE taskset -c $SRV_CPU \
+  "$work/kurento-media-server" -f "$work/kms/kurento.conf.json" >"$work/kms.log" 2>>"$errlog" &
 kms_pid=$!; pids+=($kms_pid); prio $kms_pid
+
+ready() { ip netns exec "$CLI" bash -c "exec 3<>/dev/tcp/$SRV_IP/$1" 2>/dev/null; }
+if [ $mode = soak ]; then
+  for i in $(seq 100); do ready 8888 && break; sleep 0.1; done
+  ready 8888 || { echo "our server did not start:"; tail -20 "$work/kms.log"; exit 1; }
+  setsid ip netns exec "$CLI" nice -n $NICE taskset -c $CLI_CPU "$work/kms-bench" -kms-url ws://$SRV_IP:8888/kurento \
+    -kms-pid $kms_pid -client-ip $CLI_IP -soak "${SOAK_DURATION:-10m}" -server-gctrace "$work/kms.gc" -label soak $impair \
+    -out bench/results/soak -note "our server: $server_desc; pinned to CPU $SRV_CPU, kms-bench to CPU $CLI_CPU, veth between two namespaces; link: $link; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" \
+    "${extra[@]}" &
+  tool_pid=$!; pids+=($tool_pid); prio $tool_pid
+  status=0
+  wait $tool_pid || status=$?
+  if grep -qiE "panic|fatal error" "$work/kms.log" "$work/kms.gc"; then
+    echo "our server logged a panic:"; grep -ihE -A20 "panic|fatal error" "$work/kms.log" "$work/kms.gc" | head -40; status=1
+  fi
+  exit $status
+fi
 
 # Janus: a copy of the templates in bench/janus.
 mkdir -p "$work/janus"
@@ -116,7 +165,6 @@ done
 setsid ip netns exec "$SRV" nice -n $NICE taskset -c $SRV_CPU janus -C "$work/janus/janus.jcfg" -F "$work/janus" >"$work/janus.log" 2>&1 &
 janus_pid=$!; pids+=($janus_pid); prio $janus_pid
 
-ready() { ip netns exec "$CLI" bash -c "exec 3<>/dev/tcp/$SRV_IP/$1" 2>/dev/null; }
 for i in $(seq 100); do ready 8888 && ready 8088 && break; sleep 0.1; done
 ready 8888 || { echo "our server did not start:"; tail -20 "$work/kms.log"; exit 1; }
 ready 8088 || { echo "janus did not start:"; tail -20 "$work/janus.log"; exit 1; }

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kurento-go/kms/internal/testpeer"
 )
 
 var osPID = os.Getpid()
@@ -45,6 +47,8 @@ type config struct {
 	out, label, note string
 	pprofURL         string
 	replot           string
+	soak             soakConfig
+	impair           *testpeer.Impairment
 	hst              *histograms
 }
 
@@ -102,6 +106,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.label, "label", "short", "name of the run, written in the results")
 	fs.StringVar(&c.pprofURL, "pprof", "", "our server's pprof base URL (bench/kms-prof): a CPU profile of each window is saved in -out")
 	fs.StringVar(&c.note, "note", "", "free text written in the results (machine, pinning)")
+	fs.DurationVar(&c.soak.duration, "soak", 0, "run the soak for this long instead of the benchmark (bench/run.sh --soak)")
+	fs.DurationVar(&c.soak.sample, "soak-sample", 10*time.Second, "soak: sample interval")
+	fs.DurationVar(&c.soak.churn, "soak-churn", 2*time.Second, "soak: one viewer (every fourth time a loopback session) leaves and another joins this often")
+	fs.IntVar(&c.soak.loopbacks, "soak-loopbacks", 20, "soak: hello-world sessions")
+	fs.IntVar(&c.soak.rooms, "soak-rooms", 3, "soak: one-to-many rooms")
+	fs.IntVar(&c.soak.viewers, "soak-viewers", 9, "soak: viewers per room")
+	fs.StringVar(&c.soak.gctrace, "server-gctrace", "", "soak: the server's stderr, run with GODEBUG=gctrace=1, to read its live heap")
+	impair := fs.String("impair", "", "impair the clients' sockets both ways where the kernel has no netem: loss=5%,delay=30ms,jitter=30ms,reorder=5%")
 	fs.StringVar(&c.replot, "replot", "", "read this results.json, write its CSV and charts next to it and print its table; run nothing")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -110,6 +122,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return c, nil
 	}
 	var err error
+	if *impair != "" {
+		if c.impair, err = parseImpairment(*impair); err != nil {
+			return nil, err
+		}
+	}
 	def := func(s, short, ramp string) ([]int, error) {
 		if s == "" {
 			s = short
@@ -143,6 +160,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if c.kmsURL != "" && c.kmsPID == 0 || c.janusURL != "" && c.janusPID == 0 {
 		return nil, errors.New("each server needs its process id (-kms-pid, -janus-pid)")
 	}
+	if c.soak.duration > 0 && (c.kmsURL == "" || c.soak.sample <= 0 || c.soak.churn <= 0 || c.soak.rooms < 0 ||
+		c.soak.viewers < 0 || c.soak.loopbacks < 0 || c.soak.sessions() == 0) {
+		return nil, errors.New("the soak needs -kms-url, positive intervals and at least one session")
+	}
 	return c, nil
 }
 
@@ -170,7 +191,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	api, err := newAPI(cfg.clientIP)
+	api, err := newAPI(cfg.clientIP, cfg.impair)
 	if err != nil {
 		return err
 	}
@@ -181,6 +202,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	r.logf("clip: %d video frames (%.0f kb/s), %d Opus packets; clients on %s", len(clip.frames), clip.kbps, len(clip.audio), cfg.clientIP)
+	if cfg.soak.duration > 0 {
+		return r.soak(ctx, stdout)
+	}
 	began := time.Now()
 	if cfg.direct > 0 {
 		r.runScenario(ctx, &target{name: "none"}, "direct", &direct{base: base{api: api, clip: clip, hst: cfg.hst}}, []int{cfg.direct})
@@ -229,4 +253,58 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	res.table(stdout)
 	fmt.Fprintf(stdout, "\nresults: %s/results.json, results.csv, *.png (%.0f s)\n", cfg.out, res.DurationS)
 	return ctx.Err()
+}
+
+// soak runs the soak on our server and writes its results.
+func (r *runner) soak(ctx context.Context, stdout io.Writer) error {
+	k, err := dialKurento(ctx, r.cfg.kmsURL, r.cfg.conns)
+	if err != nil {
+		return err
+	}
+	defer k.close()
+	res, err := r.runSoak(ctx, k, r.cfg.kmsPID, r.cfg.soak)
+	if res == nil {
+		return err
+	}
+	if werr := res.write(r.cfg.out); werr != nil {
+		return werr
+	}
+	res.print(stdout)
+	fmt.Fprintf(stdout, "\nresults: %s/soak.json, soak.csv, summary.txt, soak.png\n", r.cfg.out)
+	return err
+}
+
+// parseImpairment reads "loss=5%,delay=30ms,jitter=30ms,reorder=5%" (any of them).
+func parseImpairment(s string) (*testpeer.Impairment, error) {
+	im := &testpeer.Impairment{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return nil, fmt.Errorf("-impair: %q is not key=value", kv)
+		}
+		var err error
+		switch k {
+		case "loss", "reorder":
+			var f float64
+			f, err = strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+			if err == nil && (f < 0 || f > 100) {
+				err = errors.New("out of 0..100")
+			}
+			if k == "loss" {
+				im.Loss = f / 100
+			} else {
+				im.Reorder = f / 100
+			}
+		case "delay":
+			im.Delay, err = time.ParseDuration(v)
+		case "jitter":
+			im.Jitter, err = time.ParseDuration(v)
+		default:
+			err = errors.New("unknown")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("-impair %s: %v", kv, err)
+		}
+	}
+	return im, nil
 }

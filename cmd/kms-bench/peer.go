@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kurento-go/kms/internal/testpeer"
+	"github.com/kurento-go/kms/media"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
@@ -22,8 +24,9 @@ func nowNS() int64 { return int64(time.Since(epoch)) }
 
 // newAPI makes the pion API all peers share: VP8 and Opus only, host candidates on one IPv4 address,
 // no mDNS and no interceptors. Without a NACK interceptor the receivers never ask for retransmissions,
-// so the loss they see is the loss of the server's forwarding, the same for both servers.
-func newAPI(clientIP string) (*webrtc.API, error) {
+// so the loss they see is the loss of the server's forwarding, the same for both servers (the soak's
+// receivers NACK by themselves: peer.withRepair). im, when not nil, impairs the clients' sockets.
+func newAPI(clientIP string, im *testpeer.Impairment) (*webrtc.API, error) {
 	ip := net.ParseIP(clientIP)
 	if ip == nil || ip.To4() == nil {
 		return nil, fmt.Errorf("client address %q: want an IPv4 address", clientIP)
@@ -44,6 +47,13 @@ func newAPI(clientIP string) (*webrtc.API, error) {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(ip.IsLoopback())
 	se.SetIPFilter(func(a net.IP) bool { return a.Equal(ip) })
+	if im != nil {
+		n, err := testpeer.ImpairedNet(*im)
+		if err != nil {
+			return nil, err
+		}
+		se.SetNet(n)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se),
 		webrtc.WithInterceptorRegistry(&interceptor.Registry{})), nil
 }
@@ -55,11 +65,15 @@ type sentPacket struct {
 	seq atomic.Uint32
 	fp  atomic.Uint64
 	at  atomic.Int64
+	// where the payload is in the clip, and the timestamp, to send the packet again for a NACK
+	frame, idx atomic.Int32
+	ts         atomic.Uint32
 }
 
 // publisher sends the clip in real time on a peer's tracks: 30 video frames a second, each frame's
 // packets in one burst as an encoder would, and one Opus packet every 20 ms. A PLI or FIR restarts the
-// clip at its first frame, a keyframe: the clip is a loop, so the stream stays decodable.
+// clip at its first frame, a keyframe: the clip is a loop, so the stream stays decodable. A NACK is
+// answered with the packets asked for, as a browser's sender does.
 type publisher struct {
 	clip         *clip
 	video, audio *webrtc.TrackLocalStaticRTP
@@ -69,6 +83,8 @@ type publisher struct {
 	packets      atomic.Int64
 	bytes        atomic.Int64
 	keyframes    atomic.Int64
+	frames       atomic.Int64 // video frames sent
+	resent       atomic.Int64 // packets sent again for NACKs
 }
 
 func (p *publisher) runVideo(stop <-chan struct{}) {
@@ -94,9 +110,12 @@ func (p *publisher) runVideo(stop <-chan struct{}) {
 		for i, pl := range f.payloads {
 			seq++
 			e := &p.ring[seq%ringSize]
-			e.seq.Store(uint32(seq))
+			e.frame.Store(int32(frame))
+			e.idx.Store(int32(i))
+			e.ts.Store(ts)
 			e.fp.Store(f.prints[i])
 			e.at.Store(nowNS())
+			e.seq.Store(uint32(seq)) // last: resend checks it before and after reading the rest
 			p.lastSeq.Store(uint32(seq))
 			pkt.Header = rtp.Header{Version: 2, Marker: i == len(f.payloads)-1, PayloadType: 96, SequenceNumber: seq, Timestamp: ts}
 			pkt.Payload = pl
@@ -107,6 +126,25 @@ func (p *publisher) runVideo(stop <-chan struct{}) {
 		}
 		ts += 3000
 		frame++
+		p.frames.Add(1)
+	}
+}
+
+// resend sends a video packet again if it is still in the ring.
+func (p *publisher) resend(seq uint16) {
+	e := &p.ring[seq%ringSize]
+	if e.seq.Load() != uint32(seq) {
+		return
+	}
+	f, i, ts := int(e.frame.Load()), int(e.idx.Load()), e.ts.Load()
+	if e.seq.Load() != uint32(seq) || f >= len(p.clip.frames) || i >= len(p.clip.frames[f].payloads) {
+		return
+	}
+	pls := p.clip.frames[f].payloads
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, Marker: i == len(pls)-1, PayloadType: 96, SequenceNumber: seq, Timestamp: ts},
+		Payload: pls[i]}
+	if p.video.WriteRTP(&pkt) == nil {
+		p.resent.Add(1)
 	}
 }
 
@@ -185,6 +223,13 @@ type peer struct {
 	wg           sync.WaitGroup
 	off          uint16 // received seq - sent seq, learned from fingerprints
 	offKnown     bool
+
+	// With repair (the soak), a receiver NACKs what it misses, as a browser does, and decodes in
+	// a model of a jitter buffer and decoder: rx counts missing, recovered and given-up packets,
+	// decoded the frames a decoder could show.
+	repair  bool
+	rx      *media.Receiver
+	decoded atomic.Int64
 }
 
 func newPeer(api *webrtc.API, c *clip, send, receive bool, ref *publisher, h *histograms) (*peer, error) {
@@ -229,7 +274,7 @@ func newPeer(api *webrtc.API, c *clip, send, receive bool, ref *publisher, h *hi
 				return nil, err
 			}
 			p.wg.Add(1)
-			go p.readRTCP(t.Sender())
+			go p.readRTCP(t.Sender(), tr == p.pub.video)
 		}
 	} else {
 		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
@@ -273,7 +318,14 @@ func (p *peer) startMedia() {
 	go func() { defer p.wg.Done(); p.pub.runAudio(p.stop) }()
 }
 
-func (p *peer) readRTCP(s *webrtc.RTPSender) {
+// withRepair makes a receiving peer NACK lost video packets and model a decoder (see peer.repair).
+// Call it before negotiating.
+func (p *peer) withRepair() *peer {
+	p.repair, p.rx = true, media.NewReceiver(90000)
+	return p
+}
+
+func (p *peer) readRTCP(s *webrtc.RTPSender, video bool) {
 	defer p.wg.Done()
 	buf := make([]byte, 1500)
 	for {
@@ -286,9 +338,17 @@ func (p *peer) readRTCP(s *webrtc.RTPSender) {
 			continue
 		}
 		for _, pkt := range pkts {
-			switch pkt.(type) {
+			switch pkt := pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				p.pub.keyframe.Store(true)
+			case *rtcp.TransportLayerNack:
+				if video {
+					for _, pair := range pkt.Nacks {
+						for _, seq := range pair.PacketList() {
+							p.pub.resend(seq)
+						}
+					}
+				}
 			}
 		}
 	}
@@ -298,6 +358,7 @@ func (p *peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	video := t.Kind() == webrtc.RTPCodecTypeVideo
 	buf := make([]byte, 1600)
 	var pkt rtp.Packet
+	var fm testpeer.FrameModel
 	for {
 		n, _, err := t.Read(buf)
 		if err != nil {
@@ -312,6 +373,9 @@ func (p *peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			continue
 		}
 		p.video.add(pkt.SequenceNumber)
+		if p.repair {
+			p.repairVideo(t, &pkt, &fm, n)
+		}
 		if pkt.Marker {
 			p.frames.Add(1)
 			p.firstFrame.CompareAndSwap(0, now)
@@ -320,6 +384,25 @@ func (p *peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			p.latencyOK.Add(1)
 			p.hst.latency.Load().add(now - at)
 		}
+	}
+}
+
+// repairVideo asks for what is missing (NACK) and for a keyframe when the model cannot decode or the
+// gap is beyond repair, and counts the decodable frames.
+func (p *peer) repairVideo(t *webrtc.TrackRemote, pkt *rtp.Packet, fm *testpeer.FrameModel, size int) {
+	now := time.Now()
+	key := p.rx.Push(pkt.SequenceNumber, pkt.Timestamp, size, now.UnixNano())
+	decoded, pli := fm.Push(pkt, now)
+	p.decoded.Add(int64(decoded))
+	var out []rtcp.Packet
+	if seqs, _ := p.rx.Due(now.UnixNano()); len(seqs) > 0 {
+		out = append(out, &rtcp.TransportLayerNack{MediaSSRC: uint32(t.SSRC()), Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
+	}
+	if key || pli {
+		out = append(out, &rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())})
+	}
+	if len(out) > 0 {
+		p.pc.WriteRTCP(out)
 	}
 }
 

@@ -140,10 +140,16 @@ func (res *Results) chart(scenario, file string) error {
 		p.Y.Min, p.Y.Max = 0, max(p.Y.Max, 1)
 		plots = append(plots, []*plot.Plot{p})
 	}
-	img := vgimg.New(vg.Points(640), vg.Points(960))
+	return writePNG(plots, 640, 960, file)
+}
+
+// writePNG draws plots stacked in one column on a canvas of w×h points and saves it as a PNG.
+func writePNG(plots [][]*plot.Plot, w, h float64, file string) error {
+	img := vgimg.New(vg.Points(w), vg.Points(h))
 	dc := draw.New(img)
-	canvases := plot.Align(plots, draw.Tiles{Rows: len(plots), Cols: 1, PadY: vg.Points(10), PadX: vg.Points(10),
-		PadTop: vg.Points(10), PadBottom: vg.Points(10), PadLeft: vg.Points(10), PadRight: vg.Points(10)}, dc)
+	pad := vg.Points(10)
+	canvases := plot.Align(plots, draw.Tiles{Rows: len(plots), Cols: 1, PadY: pad, PadX: pad,
+		PadTop: pad, PadBottom: pad, PadLeft: pad, PadRight: pad}, dc)
 	for i := range plots {
 		plots[i][0].Draw(canvases[i][0])
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/kurento-go/kms/client"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -147,23 +148,40 @@ type kmsLoopback struct {
 func (s *kmsLoopback) grow(ctx context.Context, n int) error {
 	err := parallel(ctx, s.units(), n, setupWorkers, func(ctx context.Context, i int) error {
 		c := s.k.conn()
-		pipe, err := c.Create(ctx, "MediaPipeline", nil)
+		ep, release, err := openLoopback(ctx, c)
 		if err != nil {
-			return err
-		}
-		release := func() { c.Release(context.Background(), pipe) }
-		ep, err := c.Create(ctx, "WebRtcEndpoint", map[string]any{"mediaPipeline": pipe})
-		if err != nil {
-			release()
-			return err
-		}
-		if err := c.Invoke(ctx, ep, "connect", map[string]any{"sink": ep}, nil); err != nil {
-			release()
 			return err
 		}
 		return s.echo(release, fmt.Sprintf("session %d", i), func(p *peer) error { return s.k.negotiate(ctx, c, ep, p) })
 	})
 	return s.recount(err)
+}
+
+// openLoopback creates a pipeline with one WebRtcEndpoint connected to itself (the hello-world
+// tutorial); release frees the pipeline.
+func openLoopback(ctx context.Context, c *client.Client) (ep string, release func(), err error) {
+	pipe, err := c.Create(ctx, "MediaPipeline", nil)
+	if err != nil {
+		return "", nil, err
+	}
+	release = func() { c.Release(context.Background(), pipe) }
+	if ep, err = c.Create(ctx, "WebRtcEndpoint", map[string]any{"mediaPipeline": pipe}); err == nil {
+		err = c.Invoke(ctx, ep, "connect", map[string]any{"sink": ep}, nil)
+	}
+	if err != nil {
+		release()
+		return "", nil, err
+	}
+	return ep, release, nil
+}
+
+// openViewer creates a WebRtcEndpoint in pipe that receives what src sends.
+func openViewer(ctx context.Context, c *client.Client, pipe, src string) (string, error) {
+	ep, err := c.Create(ctx, "WebRtcEndpoint", map[string]any{"mediaPipeline": pipe})
+	if err != nil {
+		return "", err
+	}
+	return ep, c.Invoke(ctx, src, "connect", map[string]any{"sink": ep}, nil)
 }
 
 // janusLoopback: N EchoTest handles.
@@ -218,11 +236,8 @@ func (s *kmsOneToMany) grow(ctx context.Context, n int) error {
 	}
 	err := parallel(ctx, s.units(), n, setupWorkers, func(ctx context.Context, i int) error {
 		c := s.k.conn()
-		ep, err := c.Create(ctx, "WebRtcEndpoint", map[string]any{"mediaPipeline": s.pipe})
+		ep, err := openViewer(ctx, c, s.pipe, s.pep)
 		if err != nil {
-			return err
-		}
-		if err := c.Invoke(ctx, s.pep, "connect", map[string]any{"sink": ep}, nil); err != nil {
 			return err
 		}
 		p, err := newPeer(s.api, s.clip, false, true, s.pub.pub, s.hst)
@@ -274,11 +289,8 @@ func (s *kmsGroup) grow(ctx context.Context, n int) error {
 				if i == j {
 					continue
 				}
-				in, err := c.Create(ctx, "WebRtcEndpoint", map[string]any{"mediaPipeline": pipe})
+				in, err := openViewer(ctx, c, pipe, outs[j])
 				if err != nil {
-					return err
-				}
-				if err := c.Invoke(ctx, outs[j], "connect", map[string]any{"sink": in}, nil); err != nil {
 					return err
 				}
 				p, err := newPeer(s.api, s.clip, false, true, pubs[j].pub, s.hst)

@@ -181,7 +181,7 @@ func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	video := t.Kind() == webrtc.RTPCodecTypeVideo
 	var last uint16
 	started := false
-	var fm frameModel
+	var fm FrameModel
 	if video {
 		p.videoSSRC.Store(uint32(t.SSRC()))
 	}
@@ -200,7 +200,7 @@ func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		p.firstOnce.Do(func() { close(p.firstVideo) })
 		p.VideoPackets.Add(1)
 		p.VideoBytes.Add(int64(len(pkt.Payload)))
-		decoded, pli := fm.push(pkt, time.Now())
+		decoded, pli := fm.Push(pkt, time.Now())
 		p.DecodedFrames.Add(int64(decoded))
 		if pli {
 			p.PC.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}})
@@ -433,11 +433,11 @@ func (p *Peer) SendData(text string) error {
 	return p.dc.SendText(text)
 }
 
-// frameModel is a receiver's jitter buffer and decoder in miniature, over the synthetic VP8 frames
-// (first packet with the S bit, last with the marker): a frame is decoded when all its packets have
-// arrived, in order, and it is a keyframe or the frame before it was decoded. A frame missing a
-// packet for 500 ms is skipped and breaks the chain until a keyframe.
-type frameModel struct {
+// FrameModel is a receiver's jitter buffer and decoder in miniature, over VP8 frames as pion and
+// browsers packetize them (first packet with the S bit, last with the marker): a frame is decoded
+// when all its packets have arrived, in order, and it is a keyframe or the frame before it was
+// decoded. A frame missing a packet for 500 ms is skipped and breaks the chain until a keyframe.
+type FrameModel struct {
 	started   bool
 	next      uint16 // first sequence number of the next frame to decode
 	chain     bool
@@ -451,14 +451,16 @@ type pktInfo struct {
 	ok, marker, start, key bool
 }
 
-func (m *frameModel) get(seq uint16) *pktInfo {
+func (m *FrameModel) get(seq uint16) *pktInfo {
 	if e := &m.slots[seq%4096]; e.ok && e.seq == seq {
 		return e
 	}
 	return nil
 }
 
-func (m *frameModel) push(p *rtp.Packet, now time.Time) (decoded int, pli bool) {
+// Push takes a packet that arrived at now and returns how many frames it made decodable, and whether
+// the receiver should ask for a keyframe (at most once a second).
+func (m *FrameModel) Push(p *rtp.Packet, now time.Time) (decoded int, pli bool) {
 	start := len(p.Payload) > 1 && p.Payload[0]&0x10 != 0
 	m.slots[p.SequenceNumber%4096] = pktInfo{seq: p.SequenceNumber, ok: true, marker: p.Marker, start: start,
 		key: start && p.Payload[1]&0x01 == 0}
@@ -547,7 +549,7 @@ func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 	}
 	if opts.Loss > 0 {
-		n, err := newLossyNet(opts.Loss)
+		n, err := ImpairedNet(Impairment{Loss: opts.Loss})
 		if err != nil {
 			return nil, err
 		}
