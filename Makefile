@@ -3,7 +3,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := bin/kurento-media-server
 
-.PHONY: run build test test-go test-node deps-run deps-test vet bench soak clean
+.PHONY: run build test test-go test-node deps-run deps-test vet bench soak leak clean
 
 run: deps-run build
 	exec ./$(BIN) -f etc/kurento.conf.json
@@ -38,6 +38,12 @@ bench: deps-test
 SOAK_DURATION ?= 10m
 soak:
 	SOAK_DURATION=$(SOAK_DURATION) ./bench/run.sh --soak
+
+# The leak test at full length: 10,000 create → negotiate → connect → release cycles (≈ 10-15 min);
+# make test runs 300 of them.
+LEAK_CYCLES ?= 10000
+leak:
+	LEAK_CYCLES=$(LEAK_CYCLES) $(GO) test -count=1 -run TestLeakCycles -timeout 2h -v ./test/leak
 
 clean:
 	rm -rf bin
