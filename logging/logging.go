@@ -23,6 +23,7 @@ type Logging struct {
 	pid     string
 	levels  thresholds
 	loggers sync.Map // category -> *slog.Logger
+	json    bool     // see UseJSON
 }
 
 // New parses gstDebug and returns a Logging writing to w, with ANSI colors
@@ -39,8 +40,13 @@ func (l *Logging) Logger(category string) *slog.Logger {
 	if v, ok := l.loggers.Load(category); ok {
 		return v.(*slog.Logger)
 	}
-	h := &handler{out: l, category: category, min: slogLevel(l.levels.threshold(category))}
-	v, _ := l.loggers.LoadOrStore(category, slog.New(h))
+	var lg *slog.Logger
+	if l.json {
+		lg = l.jsonLogger(category)
+	} else {
+		lg = slog.New(&handler{out: l, category: category, min: slogLevel(l.levels.threshold(category))})
+	}
+	v, _ := l.loggers.LoadOrStore(category, lg)
 	return v.(*slog.Logger)
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/kurento-go/kms/config"
 	"github.com/kurento-go/kms/gst"
+	"github.com/kurento-go/kms/inspector"
 	"github.com/kurento-go/kms/metrics"
 	"github.com/kurento-go/kms/objects"
 	"github.com/kurento-go/kms/observe"
@@ -30,6 +31,7 @@ func ForServer(cfg *config.Config, r *objects.Registry, s *protocol.Server, log 
 	o.AddReadiness("gstreamer", Bool(func() bool {
 		return !gst.HasElement("appsrc") || !gst.HasElement("vp8enc")
 	}, "GStreamer registry not loaded (no appsrc or vp8enc)"))
+	o.Handle("GET /inspector/", inspector.Handler(r))
 	rtp := cfg.Modules.BaseRtpEndpoint
 	o.AddReadiness("ports", FreeUDPPort(rtp.MinPort, rtp.MaxPort))
 	return o

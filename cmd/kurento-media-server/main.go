@@ -72,6 +72,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		logOut = rf
 	}
 	logs, warnings := logging.New(logOut, cfg.Log.GstDebug, !cfg.Log.NoColor && isTerminal(logOut))
+	if cfg.Observe.LogFormat == config.LogJSON {
+		logs.UseJSON()
+	}
 	log := logs.Logger("KurentoMediaServer")
 	for _, w := range append(cfg.Warnings, warnings...) {
 		log.Warn(w)
