@@ -1,6 +1,8 @@
 package elements
 
 import (
+	"time"
+
 	"github.com/kurento-go/kms/endpoints/rtp"
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
@@ -114,6 +116,18 @@ func (d *definer) defineRtp() {
 			r.OnOtherEvent = r.onEvent
 			r.ep = rtp.New(r.Media, d.r.Logger().With("element", b.ID()))
 			return r, nil
+		},
+		Ops: map[string]objects.Handler{
+			"getStats": func(o objects.Object, a objects.Args) (any, error) {
+				r := o.(*rtpEndpoint)
+				only, err := mediaTypeArg(a)
+				if err != nil {
+					return nil, err
+				}
+				report := newStatsReport(r, time.Now())
+				report.rtp(r.ep.Stats(only))
+				return report.out, nil
+			},
 		},
 	})
 }

@@ -96,6 +96,9 @@ func (w *webRtcEndpoint) onEvent(ev media.Event) {
 		w.Emit("DataChannelOpened", map[string]any{"channelId": ev.ChannelID})
 	case webrtc.DataChannelClosed:
 		w.Emit("DataChannelClosed", map[string]any{"channelId": ev.ChannelID})
+	case webrtc.DtlsStateChanged:
+		w.Props.Set(w, "dtlsState", ev.State)
+		w.Emit("DtlsConnectionStateChange", map[string]any{"streamId": "1", "componentId": "1", "connectionId": "1", "state": ev.State})
 	case webrtc.CandidatePairSelected:
 		pair := &api.Register{Type: "IceCandidatePair", Fields: map[string]any{
 			"streamId": "1", "componentId": 1, "localCandidate": ev.Local, "remoteCandidate": ev.Remote,
@@ -145,6 +148,8 @@ func (d *definer) defineWebRtc() {
 				AudioCodecs:        sdpc.AudioCodecs,
 				VideoCodecs:        sdpc.VideoCodecs,
 				EnableH265:         wc.EnableH265,
+				NumAudioMedias:     sdpc.NumAudioMedias,
+				NumVideoMedias:     sdpc.NumVideoMedias,
 				IncludeLoopback:    true,
 				Recvonly:           a.Bool("recvonly"),
 				Sendonly:           a.Bool("sendonly"),
@@ -193,15 +198,11 @@ func (d *definer) defineWebRtc() {
 			},
 			"getStats": func(o objects.Object, a objects.Args) (any, error) {
 				w := o.(*webRtcEndpoint)
-				var only *media.Type
-				if a.Has("mediaType") {
-					t, err := media.ParseType(a.String("mediaType"))
-					if err != nil {
-						return nil, kerr.New(kerr.IllegalParam, "%v", err)
-					}
-					only = &t
+				only, err := mediaTypeArg(a)
+				if err != nil {
+					return nil, err
 				}
-				return webRtcStats(w.ID(), w.ep.Stats(only)), nil
+				return webRtcStats(w, w.ep.Stats(only)), nil
 			},
 			"getICECandidatePairs": func(o objects.Object, _ objects.Args) (any, error) {
 				w := o.(*webRtcEndpoint)
@@ -220,9 +221,9 @@ func (d *definer) defineWebRtc() {
 			},
 			"getDtlsConnectionState": func(o objects.Object, _ objects.Args) (any, error) {
 				w := o.(*webRtcEndpoint)
-				state := "NEW"
-				if s, _ := w.Props.Get(w, "connectionState").(string); s == "CONNECTED" {
-					state = "CONNECTED"
+				state, _ := w.Props.Get(w, "dtlsState").(string)
+				if state == "" { // KMS: nothing before the first DTLS event
+					return []any{}, nil
 				}
 				return []any{&api.Register{Type: "DtlsConnection", Fields: map[string]any{
 					"streamId": "1", "componentId": "1", "connectionId": "1", "state": state}}}, nil

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/kurento-go/kms/api"
 	"github.com/kurento-go/kms/kerr"
@@ -249,13 +248,8 @@ var mediaElementOps = map[string]Handler{
 		return nil, dumpDot(o.ID(), pipelineDot(o.objectBase().pipeline.(*Pipeline)))
 	},
 	"getStats": func(o Object, _ Args) (any, error) {
-		id := o.ID() + "_element"
-		return map[string]any{id: &api.Register{Type: "ElementStats", Fields: map[string]any{
-			"id":              id,
-			"type":            "element",
-			"timestampMillis": time.Now().UnixMilli(),
-			"inputLatency":    []any{},
-		}}}, nil
+		id, own := OwnStats(o)
+		return map[string]any{id: own}, nil
 	},
 }
 

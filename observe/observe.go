@@ -212,20 +212,16 @@ func mediaName(t media.Type) string {
 }
 
 func rtpStreams(st webrtc.Stats) ([]Stream, *metrics.Figures) {
-	codecs := map[string]string{}
-	for _, c := range st.Codecs {
-		codecs[c.ID] = media.CodecName(c.MimeType)
-	}
 	f := &metrics.Figures{}
 	var out []Stream
 	for _, s := range st.Inbound {
-		out = append(out, Stream{Direction: "in", Media: s.Kind, Codec: codecs[s.CodecID], Packets: s.Packets,
+		out = append(out, Stream{Direction: "in", Media: s.Kind, Codec: media.CodecName(s.Codec), Packets: s.Packets,
 			Bytes: s.Bytes, PacketsLost: s.PacketsLost, NACKs: s.NACKs, PLIs: s.PLIs, Jitter: s.Jitter,
 			Retransmits: s.Retransmitted})
 		addInbound(f, s)
 	}
 	for _, s := range st.Outbound {
-		out = append(out, Stream{Direction: "out", Media: s.Kind, Codec: codecs[s.CodecID], Packets: s.Packets,
+		out = append(out, Stream{Direction: "out", Media: s.Kind, Codec: media.CodecName(s.Codec), Packets: s.Packets,
 			Bytes: s.Bytes, PacketsLost: s.PacketsLost, NACKs: s.NACKs, PLIs: s.PLIs + s.FIRs, RTT: s.RoundTripTime,
 			Retransmits: s.Retransmitted})
 		addOutbound(f, s)

@@ -72,6 +72,7 @@ type stream struct {
 	maxSeq        uint16
 	cycles        uint32
 	received      uint32
+	receivedBytes uint64 // payload, for getStats
 	expectedPrior uint32
 	receivedPrior uint32
 	jitter        float64
@@ -169,6 +170,7 @@ func (s *stream) track(p *rtp.Packet, now time.Time) {
 		s.maxSeq = seq
 	}
 	s.received++
+	s.receivedBytes += uint64(len(p.Payload))
 	if s.recvRate > 0 {
 		arrival := int64(float64(now.UnixNano()) * float64(s.recvRate) / 1e9)
 		transit := arrival - int64(p.Timestamp)

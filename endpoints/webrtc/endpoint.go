@@ -61,12 +61,16 @@ type Endpoint struct {
 	lastICE         string           // the last ICE state reported or held
 	lastPair        CandidatePairSelected
 	remoteQueue     []webrtc.ICECandidateInit
+	shape           *offerShape // how the remote offer was normalised for pion
+	remoteOffer     string      // the offer as the peer sent it
+	rejected        string      // the answer to an offer with nothing usable (no peer connection)
 	senders         map[media.Type]*media.Sender
 	tracks          map[media.Type]*localTrack
 	incoming        []*incoming
 	feeding         [2]bool // a track of the media type (by media.Audio, media.Video) feeds its source pad
 	fb              *feedbackLoop
 	data            dataState
+	dtls            dtlsWatch
 	dataSrc         atomic.Pointer[media.Source]
 	connected       bool
 	closed          bool
@@ -119,6 +123,9 @@ func (e *Endpoint) peerConnection(s Settings) error {
 		if err := se.SetEphemeralUDPPortRange(s.MinPort, s.MaxPort); err != nil {
 			return kerr.New(kerr.SdpConfigurationError, "Invalid port range %d-%d: %v", s.MinPort, s.MaxPort, err)
 		}
+	}
+	if s.acceptAnyCertificate {
+		se.DisableCertificateFingerprintVerification(true)
 	}
 	if s.ReceiveMTU > 0 {
 		se.SetReceiveMTU(uint(max(s.ReceiveMTU, 1500)))
@@ -184,6 +191,7 @@ func (e *Endpoint) peerConnection(s Settings) error {
 	pc.OnConnectionStateChange(e.onConnectionState)
 	pc.OnTrack(e.onTrack)
 	pc.OnDataChannel(e.onDataChannel)
+	e.watchDTLS(pc)
 	e.startFeedback(pc)
 	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
 		e.emitICE(CandidatePairSelected{Local: candidateLine(p.Local), Remote: candidateLine(p.Remote)})
@@ -246,34 +254,40 @@ func (e *Endpoint) addLocalTracks(offer bool, audio, video bool) error {
 }
 
 // ProcessOffer answers a remote offer. An endpoint negotiates once (40208 afterwards). Text that is not
-// SDP fails with 40201 and changes nothing. A media type without a codec in common is rejected in the
-// answer (port 0), as KMS does; an offer with nothing usable that pion refuses (plain RTP/AVP) is
-// answered with every m-line rejected. Other pion failures give 40205 and leave the endpoint
-// un-negotiated, its peer connection closed: the application may call processOffer again.
+// SDP fails with 40201 and changes nothing. Offers in shapes pion refuses (no mids, no ICE
+// credentials or fingerprint, plan-B, simulcast) are normalised first and answered in their own
+// shape (legacy.go). A media type without a codec in common is rejected in the answer (port 0), as
+// KMS does; an offer with nothing usable is answered with every m-line rejected. Other pion failures
+// give 40205 and leave the endpoint un-negotiated, its peer connection closed: the application may
+// call processOffer again.
 func (e *Endpoint) ProcessOffer(offer string, s Settings) (string, error) {
 	if err := checkSDP(offer); err != nil {
 		return "", err
 	}
+	normalized, shape, err := normalizeOffer(offer, &s)
+	if err != nil {
+		return "", kerr.New(kerr.SdpParseError, "Invalid SDP: %v", err)
+	}
+	s.acceptAnyCertificate = shape.noFingerprint
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.state != notNegotiated {
 		return "", kerr.New(kerr.SdpAlreadyNegotiated, "Endpoint already negotiated")
 	}
+	audio, video := offeredMedia(normalized, &s)
+	if !shape.accepted() {
+		// Nothing in it we could take (a plain RTP offer, say): KMS answers rejecting every m-line
+		// rather than failing.
+		e.state, e.remoteOffer, e.rejected = negotiated, offer, shape.answer(rejectedSession)
+		return e.rejected, nil
+	}
 	if err := e.peerConnection(s); err != nil {
 		return "", err
 	}
-	audio, video := offeredMedia(offer, &s)
 	if err := e.addLocalTracks(false, audio, video); err != nil {
 		return "", e.fail(kerr.SdpProcessOfferError, "Cannot prepare the answer: %v", err)
 	}
-	if err := e.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		if !audio && !video && !webrtcOffer(offer) {
-			// Nothing in it we could take (a plain RTP offer, say): KMS answers rejecting every
-			// m-line rather than failing.
-			e.fail(0, "", err)
-			e.state = negotiated
-			return rejectAll(offer), nil
-		}
+	if err := e.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: normalized}); err != nil {
 		return "", e.fail(kerr.SdpProcessOfferError, "Cannot process the offer: %v", err)
 	}
 	answer, err := e.pc.CreateAnswer(nil)
@@ -284,10 +298,14 @@ func (e *Endpoint) ProcessOffer(offer string, s Settings) (string, error) {
 		return "", e.fail(kerr.SdpProcessOfferError, "Cannot apply the answer: %v", err)
 	}
 	e.state = negotiated
+	e.shape, e.remoteOffer = &shape, offer
 	e.addQueuedCandidates()
 	e.el.Emit(endpoints.MediaSessionStarted{})
-	return answer.SDP, nil
+	return shape.answer(answer.SDP), nil
 }
+
+// rejectedSession is the session part of an answer that rejects every m-line of the offer.
+const rejectedSession = "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=Kurento Media Server\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
 
 // GenerateOffer makes the local offer; audio or video false leaves that media out.
 func (e *Endpoint) GenerateOffer(audio, video bool, s Settings) (string, error) {
@@ -379,36 +397,6 @@ func checkSDP(text string) error {
 	return nil
 }
 
-// webrtcOffer tells whether an offer has an m-line of a WebRTC profile (UDP/TLS/RTP/SAVPF, RTP/SAVPF).
-func webrtcOffer(offer string) bool {
-	var sd sdp.SessionDescription
-	if sd.UnmarshalString(offer) != nil {
-		return false
-	}
-	for _, m := range sd.MediaDescriptions {
-		if strings.Contains(strings.Join(m.MediaName.Protos, "/"), "SAVPF") {
-			return true
-		}
-	}
-	return false
-}
-
-// rejectAll answers an offer with every m-line rejected (port 0), in the offer's order.
-func rejectAll(offer string) string {
-	var sd sdp.SessionDescription
-	sd.UnmarshalString(offer)
-	var b strings.Builder
-	b.WriteString("v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=Kurento Media Server\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n")
-	for _, m := range sd.MediaDescriptions {
-		format := "0"
-		if len(m.MediaName.Formats) > 0 {
-			format = m.MediaName.Formats[0]
-		}
-		fmt.Fprintf(&b, "m=%s 0 %s %s\r\na=inactive\r\n", m.MediaName.Media, strings.Join(m.MediaName.Protos, "/"), format)
-	}
-	return b.String()
-}
-
 // offeredMedia tells which media types a remote offer has m-lines for with a codec we can use. A
 // media type without one gets no track of ours, and pion rejects its m-line in the answer (port 0),
 // as KMS does, instead of failing the whole negotiation.
@@ -466,8 +454,14 @@ func offersCodec(m *sdp.MediaDescription, catalog []codecEntry, configured []str
 func (e *Endpoint) LocalDescription() (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.rejected != "" {
+		return e.rejected, nil
+	}
 	if e.pc == nil || e.pc.LocalDescription() == nil {
 		return "", kerr.New(kerr.SdpNoLocalSdp, "Local SDP not available")
+	}
+	if e.shape != nil {
+		return e.shape.answer(e.pc.LocalDescription().SDP), nil
 	}
 	return e.pc.LocalDescription().SDP, nil
 }
@@ -476,6 +470,9 @@ func (e *Endpoint) LocalDescription() (string, error) {
 func (e *Endpoint) RemoteDescription() (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.remoteOffer != "" {
+		return e.remoteOffer, nil
+	}
 	if e.pc == nil || e.pc.RemoteDescription() == nil {
 		return "", kerr.New(kerr.SdpNoRemoteSdp, "Remote SDP not available")
 	}
@@ -635,6 +632,9 @@ func (e *Endpoint) onICEState(s webrtc.ICEConnectionState) {
 		return
 	}
 	e.emitICE(IceStateChanged{State: name})
+	if s == webrtc.ICEConnectionStateFailed {
+		e.dtlsState("CLOSED") // the peer is gone, and its DTLS connection with it
+	}
 	if s == webrtc.ICEConnectionStateConnected {
 		// pion has no separate "ready" step; KMS reports READY once the pair is in use.
 		e.emitICE(IceStateChanged{State: "READY"})

@@ -164,12 +164,12 @@ func TestGetStatsMatchesClients(t *testing.T) {
 		}
 	}
 	ps, pc := s.stats(pubEP), s.stats(subEP)
-	for _, typ := range []string{"inboundrtp", "candidatepair", "transport", "codec", "endpoint"} {
+	for _, typ := range []string{"inboundrtp", "endpoint"} {
 		if len(ps[typ]) == 0 {
 			t.Errorf("publisher's endpoint: no %s stats", typ)
 		}
 	}
-	for _, typ := range []string{"outboundrtp", "candidatepair", "transport", "codec", "endpoint"} {
+	for _, typ := range []string{"outboundrtp", "endpoint"} {
 		if len(pc[typ]) == 0 {
 			t.Errorf("subscriber's endpoint: no %s stats", typ)
 		}
@@ -182,11 +182,6 @@ func TestGetStatsMatchesClients(t *testing.T) {
 	near("publisher bytes", in.num("bytesReceived"), float64(pub.VideoBytesSent.Load()))
 	near("subscriber packets", out.num("packetsSent"), float64(sub.VideoPackets.Load()))
 	near("subscriber bytes", out.num("bytesSent"), float64(sub.VideoBytes.Load()))
-	for _, p := range pc["candidatepair"] {
-		if p["nominated"] == true && p.num("bytesSent") == 0 {
-			t.Errorf("candidate pair without bytes: %v", p)
-		}
-	}
 }
 
 // A data channel in loopback: what the peer sends comes back; the endpoint reports the channel
@@ -235,8 +230,10 @@ func TestDataChannelLoopback(t *testing.T) {
 		t.Fatal("createDataChannel opened nothing at the peer")
 	}
 	st := s.stats(ep)
-	if len(st["datachannel"]) == 0 {
-		t.Errorf("no datachannel stats")
+	if len(st["datachannel"]) == 0 || len(st["session"]) != 1 {
+		t.Errorf("want datachannel stats and one RTCPeerConnectionStats (session): %v", st)
+	} else if opened := st["session"][0].num("dataChannelsOpened"); opened < 1 {
+		t.Errorf("RTCPeerConnectionStats: %v channels opened", opened)
 	}
 }
 

@@ -47,12 +47,19 @@ type Settings struct {
 	// RembOnConnect is the REMB sent to the peer (bps) before anything is known of its sinks.
 	RembOnConnect int
 
+	// NumAudioMedias and NumVideoMedias are the m-lines of each kind an offer may have accepted
+	// (SdpEndpoint's numAudioMedias/numVideoMedias); further ones are rejected.
+	NumAudioMedias, NumVideoMedias int
+
 	Recvonly     bool
 	Sendonly     bool
 	DataChannels bool
 	// CertificateKeyType is "RSA" or "ECDSA"; PemCertificate overrides the generated one.
 	CertificateKeyType string
 	PemCertificate     string
+
+	// acceptAnyCertificate: the offer had no fingerprint to check the peer's certificate against.
+	acceptAnyCertificate bool
 }
 
 // iceServers turns the STUN and TURN settings into pion's form.
