@@ -114,7 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.soak.viewers, "soak-viewers", 9, "soak: viewers per room")
 	fs.StringVar(&c.soak.gctrace, "server-gctrace", "", "soak: the server's stderr, run with GODEBUG=gctrace=1, to read its live heap")
 	impair := fs.String("impair", "", "impair the clients' sockets both ways where the kernel has no netem: loss=5%,delay=30ms,jitter=30ms,reorder=5%")
-	fs.StringVar(&c.replot, "replot", "", "read this results.json, write its CSV and charts next to it and print its table; run nothing")
+	fs.StringVar(&c.replot, "replot", "", "read this results.json (or a soak's soak.json), write its CSV and charts next to it and print its table; run nothing")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -176,6 +176,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		b, err := os.ReadFile(cfg.replot)
 		if err != nil {
 			return err
+		}
+		if filepath.Base(cfg.replot) == "soak.json" {
+			var res SoakResults
+			if err := json.Unmarshal(b, &res); err != nil {
+				return fmt.Errorf("%s: %w", cfg.replot, err)
+			}
+			res.print(stdout)
+			return res.write(filepath.Dir(cfg.replot))
 		}
 		var res Results
 		if err := json.Unmarshal(b, &res); err != nil {

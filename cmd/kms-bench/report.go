@@ -51,15 +51,20 @@ func machine() string {
 	return fmt.Sprintf("%d cores (%d usable by this process), %s, Linux %s, %s", cores, runtime.NumCPU(), model, strings.TrimSpace(string(kernel)), runtime.Version())
 }
 
-func (res *Results) write(dir string) error {
+// writeJSON creates dir if needed and saves v, indented, as dir/name.
+func writeJSON(dir, name string, v any) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(res, "", "  ")
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
+	return os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644)
+}
+
+func (res *Results) write(dir string) error {
+	if err := writeJSON(dir, "results.json", res); err != nil {
 		return err
 	}
 	f, err := os.Create(filepath.Join(dir, "results.csv"))

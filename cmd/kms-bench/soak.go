@@ -485,6 +485,7 @@ func (r *runner) runSoak(ctx context.Context, k *kurento, pid int, cfg soakConfi
 		if now.Sub(written) >= 5*time.Minute { // a long soak leaves its figures so far if it is cut short
 			partial := sum
 			partial.DurationS = now.Sub(start).Seconds()
+			partial.RSSAfterMB, partial.HeapAfterMB, partial.FDsAfter = -1, -1, -1 // not released yet
 			s.summarize(&partial, samples)
 			if err := s.results(partial, samples).write(r.cfg.out); err != nil {
 				r.logf("soak: %v", err)

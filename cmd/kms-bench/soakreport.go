@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -17,14 +16,7 @@ import (
 
 // write saves soak.json, soak.csv, summary.txt and the chart soak.png in dir.
 func (res *SoakResults) write(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "soak.json"), append(b, '\n'), 0o644); err != nil {
+	if err := writeJSON(dir, "soak.json", res); err != nil {
 		return err
 	}
 	var c strings.Builder
@@ -69,15 +61,21 @@ func (res *SoakResults) print(w io.Writer) {
 	fmt.Fprintf(w, "video packets: %d expected, %d missing on arrival (lost or reordered), %d NACKed (each try), %d recovered (%.1f %%), %d lost: residual loss %.3f %%; audio loss %.2f %% (not repaired)\n",
 		s.VideoExpected, s.VideoMissing, s.NACKed, s.VideoRecovered, s.RecoveredPct, s.VideoLost, s.ResidualPct, s.AudioLossPct)
 	fmt.Fprintf(w, "server CPU %.2f core (mean), tool %.2f core\n", s.ServerCPUMean, s.ToolCPUMean)
-	fmt.Fprintf(w, "server RSS: %.0f MB before, %.0f MB after warm-up (%.0f s), %.0f MB at the end, %.0f MB max, %.0f MB after release\n",
-		s.RSSBeforeMB, s.RSSSteadyMB, s.WarmupS, s.RSSEndMB, s.RSSMaxMB, s.RSSAfterMB)
+	released := func(v float64, unit string) string {
+		if v < 0 {
+			return "- (still running)"
+		}
+		return fmt.Sprintf("%.0f%s", v, unit)
+	}
+	fmt.Fprintf(w, "server RSS: %.0f MB before, %.0f MB after warm-up (%.0f s), %.0f MB at the end, %.0f MB max, %s after release\n",
+		s.RSSBeforeMB, s.RSSSteadyMB, s.WarmupS, s.RSSEndMB, s.RSSMaxMB, released(s.RSSAfterMB, " MB"))
 	after := "no collection since the release"
 	if s.HeapAfterMB >= 0 {
 		after = fmt.Sprintf("%.0f MB after release", s.HeapAfterMB)
 	}
 	fmt.Fprintf(w, "server Go heap (live after GC): %.0f MB after warm-up, %.0f MB at the end, %s\n",
 		s.HeapSteadyMB, s.HeapEndMB, after)
-	fmt.Fprintf(w, "server descriptors: %d before, %d at the end, %d after release\n", s.FDsBefore, s.FDsEnd, s.FDsAfter)
+	fmt.Fprintf(w, "server descriptors: %d before, %d at the end, %s after release\n", s.FDsBefore, s.FDsEnd, released(float64(s.FDsAfter), ""))
 	fmt.Fprintf(w, "drift per hour (after warm-up): RSS %+.1f MB, heap %+.1f MB, CPU %+.3f core, descriptors %+.1f, delivered %+.2f points\n",
 		s.RSSDriftMBh, s.HeapDriftMBh, s.CPUDriftCoreh, s.FDDriftPerh, s.DeliveredDriftPerh)
 }
@@ -112,7 +110,7 @@ func (res *SoakResults) chart(file string) error {
 		title, ylabel string
 		lines         []any
 	}{
-		{fmt.Sprintf("frames delivered %.2f %%, residual video loss %.3f %% (5 %% netem loss each way)", sum.DeliveredPct, sum.ResidualPct),
+		{fmt.Sprintf("frames delivered %.2f %%, residual video loss %.3f %% (5 %% loss each way)", sum.DeliveredPct, sum.ResidualPct),
 			"% per interval", []any{"frames delivered (decodable)", delivered, "video loss after NACK", residual}},
 		{fmt.Sprintf("NACK repair: %.1f %% of missing video packets recovered", sum.RecoveredPct),
 			"video packets / s", []any{"missing on arrival", missing, "recovered", recovered, "lost", lost}},
