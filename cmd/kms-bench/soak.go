@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,7 @@ type SoakSample struct {
 	HeapMB        float64 `json:"heap_mb"` // live heap after the last GC (gctrace), -1 unknown
 	FDs           int     `json:"fds"`
 	Threads       int     `json:"threads"`
+	Children      int     `json:"child_processes"` // GStreamer workers, when they run out of process
 
 	// Frames over the receivers that were up for the whole interval.
 	FramesSent     int64   `json:"frames_sent"`    // by the publishers they watch
@@ -372,9 +374,10 @@ func countsOf(l *soakLeg) legCounts {
 
 // serverState is what the soak reads of the server process.
 type serverState struct {
-	proc    procStat
-	fds     int
-	threads int
+	proc     procStat
+	fds      int
+	threads  int
+	children int
 }
 
 func readServer(pid int) serverState {
@@ -382,6 +385,11 @@ func readServer(pid int) serverState {
 	st := serverState{proc: ps}
 	if es, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		st.fds = len(es)
+	}
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+		st.children += len(strings.Fields(string(b)))
 	}
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		if m := regexp.MustCompile(`(?m)^Threads:\s+(\d+)`).FindSubmatch(b); m != nil {
@@ -449,7 +457,7 @@ func (r *runner) runSoak(ctx context.Context, k *kurento, pid int, cfg soakConfi
 		win := now.Sub(last).Seconds()
 		sm := SoakSample{T: now.Sub(start).Seconds(), Sessions: sessions, Receivers: len(legs),
 			ServerCPUCore: (srv.proc.CPU - srvPrev.proc.CPU) / win, ToolCPUCore: (tool.proc.CPU - toolPrev.proc.CPU) / win,
-			RSSMB: mb(srv.proc.RSS), HeapMB: s.heap.read(), FDs: srv.fds, Threads: srv.threads}
+			RSSMB: mb(srv.proc.RSS), HeapMB: s.heap.read(), FDs: srv.fds, Threads: srv.threads, Children: srv.children}
 		s.mu.Lock()
 		sm.Joins, sm.Leaves = s.nJoins, s.nLeaves
 		s.mu.Unlock()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,12 @@ func TestSoakShort(t *testing.T) {
 			t.Skipf("the soak needs %s", c)
 		}
 	}
+	// Root inside a container may still lack the right to make namespaces.
+	probe := fmt.Sprintf("soakprobe%d", os.Getpid())
+	if err := exec.Command("ip", "netns", "add", probe).Run(); err != nil {
+		t.Skipf("cannot create network namespaces here: %v", err)
+	}
+	exec.Command("ip", "netns", "del", probe).Run()
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

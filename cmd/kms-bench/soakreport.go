@@ -22,7 +22,7 @@ func (res *SoakResults) write(dir string) error {
 	var c strings.Builder
 	w := csv.NewWriter(&c)
 	w.Write([]string{"t_s", "sessions", "receivers", "joins", "leaves", "server_cpu_core", "tool_cpu_core", "rss_mb", "heap_mb",
-		"fds", "threads", "frames_sent", "frames_decoded", "delivered_pct", "video_packets_expected", "video_packets_missing",
+		"fds", "threads", "child_processes", "frames_sent", "frames_decoded", "delivered_pct", "video_packets_expected", "video_packets_missing",
 		"video_packets_recovered", "video_packets_lost", "video_packets_nacked", "video_residual_loss_pct", "audio_loss_pct",
 		"publisher_retransmissions"})
 	g := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
@@ -30,7 +30,7 @@ func (res *SoakResults) write(dir string) error {
 	for _, s := range res.Samples {
 		w.Write([]string{g(s.T), strconv.Itoa(s.Sessions), strconv.Itoa(s.Receivers), strconv.Itoa(s.Joins), strconv.Itoa(s.Leaves),
 			g(s.ServerCPUCore), g(s.ToolCPUCore), g(s.RSSMB), g(s.HeapMB), strconv.Itoa(s.FDs), strconv.Itoa(s.Threads),
-			i(s.FramesSent), i(s.FramesDecoded), g(s.DeliveredPct), i(s.VideoExpected), i(s.VideoMissing), i(s.VideoRecovered),
+			strconv.Itoa(s.Children), i(s.FramesSent), i(s.FramesDecoded), g(s.DeliveredPct), i(s.VideoExpected), i(s.VideoMissing), i(s.VideoRecovered),
 			i(s.VideoLost), i(s.NACKed), g(s.ResidualPct), g(s.AudioLossPct), i(s.Retransmitted)})
 	}
 	w.Flush()
