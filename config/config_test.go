@@ -438,7 +438,8 @@ func TestKMSEnv(t *testing.T) {
 				w := c.Modules.WebRtcEndpoint
 				return w.ExternalIPv4.String() == "203.0.113.9" && w.ExternalIPv6.String() == "2001:db8::9"
 			}, ""},
-		{map[string]string{"KMS_EXTERNAL_IPV4": "auto"}, func(c *Config) bool {
+		// No provider answers (nothing listens there): the files' value stays, with a warning.
+		{map[string]string{"KMS_EXTERNAL_IPV4": "auto", "KMS_TEST_PUBLIC_IP_RESOLVER": "127.0.0.1:9"}, func(c *Config) bool {
 			return c.Modules.WebRtcEndpoint.ExternalIPv4.String() == "192.0.2.1" &&
 				slices.ContainsFunc(c.Warnings, func(w string) bool { return strings.Contains(w, "KMS_EXTERNAL_IPV4=auto") })
 		}, ""},

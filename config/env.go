@@ -1,6 +1,24 @@
 package config
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/kurento-go/kms/publicip"
+)
+
+// testResolverEnv names the DNS server (host:port) asked instead of the public providers'
+// for KMS_EXTERNAL_IPV4/6=auto. For tests only: they must not query the Internet.
+const testResolverEnv = "KMS_TEST_PUBLIC_IP_RESOLVER"
+
+// discoverPublicIP is the image's getmyip.sh: the providers in turn, a second each, three at most.
+func discoverPublicIP(v6 bool, server string) (netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return publicip.Discover(ctx, v6, server, time.Second)
+}
 
 // kmsEnv maps the Docker image's KMS_* variables to the module settings its
 // entrypoint writes them into.
@@ -27,10 +45,13 @@ func applyKMSEnv(set moduleSet, getenv func(string) string, confDir string, warn
 			continue
 		}
 		if v == "auto" && (e.env == "KMS_EXTERNAL_IPV4" || e.env == "KMS_EXTERNAL_IPV6") {
-			// The entrypoint asks public DNS resolvers; we stay offline and
-			// leave the setting as the files have it.
-			*warnings = append(*warnings, e.env+"=auto is not supported, ignored")
-			continue
+			ip, err := discoverPublicIP(e.env == "KMS_EXTERNAL_IPV6", getenv(testResolverEnv))
+			if err != nil {
+				// As the image's entrypoint: the setting stays as the files have it.
+				*warnings = append(*warnings, fmt.Sprintf("%s=auto: no public address discovered, left unset: %v", e.env, err))
+				continue
+			}
+			v = ip.String()
 		}
 		set.set("kurento."+e.class, e.key, setting{v: v, src: e.env, dir: confDir})
 	}
