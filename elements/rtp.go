@@ -3,6 +3,7 @@ package elements
 import (
 	"time"
 
+	"github.com/kurento-go/kms/endpoints"
 	"github.com/kurento-go/kms/endpoints/rtp"
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
@@ -40,6 +41,9 @@ func (r *rtpEndpoint) RemoteDescription() (string, error)          { return r.ep
 func (r *rtpEndpoint) RequestKeyframe() bool                       { return r.ep.RequestKeyframe() }
 
 // Close ends the RTP session, then takes the element out of the graph.
+// RTPStreams is the RTP part of what getStats reports, for metrics and the inspector.
+func (r *rtpEndpoint) RTPStreams() (inbound, outbound []endpoints.RTPStats) { return r.ep.Stats(nil) }
+
 func (r *rtpEndpoint) Close() {
 	r.ep.Close()
 	r.Element.Close()

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/kurento-go/kms/api"
+	"github.com/kurento-go/kms/endpoints"
 	"github.com/kurento-go/kms/endpoints/webrtc"
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
@@ -69,8 +70,11 @@ func (w *webRtcEndpoint) LocalDescription() (string, error)  { return w.ep.Local
 func (w *webRtcEndpoint) RemoteDescription() (string, error) { return w.ep.RemoteDescription() }
 func (w *webRtcEndpoint) RequestKeyframe() bool              { return w.ep.RequestKeyframe() }
 
-// RTPStats is the RTP part of what getStats reports, for metrics and the inspector.
-func (w *webRtcEndpoint) RTPStats() webrtc.Stats { return w.ep.RTPStats() }
+// RTPStreams is the RTP part of what getStats reports, for metrics and the inspector.
+func (w *webRtcEndpoint) RTPStreams() (inbound, outbound []endpoints.RTPStats) {
+	st := w.ep.RTPStats()
+	return st.Inbound, st.Outbound
+}
 
 // Close ends the peer connection, then takes the element out of the graph.
 func (w *webRtcEndpoint) Close() {

@@ -1,7 +1,7 @@
 package observe
 
 import (
-	"github.com/kurento-go/kms/endpoints/webrtc"
+	"github.com/kurento-go/kms/endpoints"
 	"github.com/kurento-go/kms/gst"
 	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/metrics"
@@ -74,7 +74,7 @@ func mediaOf(kind string) (metrics.Media, bool) {
 	return 0, false
 }
 
-func addInbound(f *metrics.Figures, s webrtc.RTPStats) {
+func addInbound(f *metrics.Figures, s endpoints.RTPStats) {
 	m, ok := mediaOf(s.Kind)
 	if !ok {
 		return
@@ -87,7 +87,7 @@ func addInbound(f *metrics.Figures, s webrtc.RTPStats) {
 	f.Jitter[m] = max(f.Jitter[m], s.Jitter)
 }
 
-func addOutbound(f *metrics.Figures, s webrtc.RTPStats) {
+func addOutbound(f *metrics.Figures, s endpoints.RTPStats) {
 	m, ok := mediaOf(s.Kind)
 	if !ok {
 		return

@@ -7,14 +7,16 @@ package observe
 import (
 	"sort"
 
-	"github.com/kurento-go/kms/endpoints/webrtc"
+	"github.com/kurento-go/kms/endpoints"
 	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/metrics"
 	"github.com/kurento-go/kms/objects"
 )
 
-// rtpStatser is implemented by endpoints that talk RTP with a peer (WebRtcEndpoint).
-type rtpStatser interface{ RTPStats() webrtc.Stats }
+// rtpStatser is implemented by endpoints that talk RTP with a peer (WebRtcEndpoint, RtpEndpoint).
+type rtpStatser interface {
+	RTPStreams() (inbound, outbound []endpoints.RTPStats)
+}
 
 // recordingStatser is implemented by RecorderEndpoint.
 type recordingStatser interface {
@@ -163,8 +165,7 @@ func readElement(o objects.Object, e *objects.Element, transcoders map[*media.So
 	el.ConnectionState, _ = e.Props.Get(o, "connectionState").(string)
 	el.MediaState, _ = e.Props.Get(o, "mediaState").(string)
 	if s, ok := o.(rtpStatser); ok {
-		st := s.RTPStats()
-		el.Streams, el.figures = rtpStreams(st)
+		el.Streams, el.figures = rtpStreams(s.RTPStreams())
 	}
 	if s, ok := o.(recordingStatser); ok {
 		el.RecordedBytes, el.Recording = s.RecordingStats()
@@ -211,16 +212,16 @@ func mediaName(t media.Type) string {
 	return "data"
 }
 
-func rtpStreams(st webrtc.Stats) ([]Stream, *metrics.Figures) {
+func rtpStreams(inbound, outbound []endpoints.RTPStats) ([]Stream, *metrics.Figures) {
 	f := &metrics.Figures{}
 	var out []Stream
-	for _, s := range st.Inbound {
+	for _, s := range inbound {
 		out = append(out, Stream{Direction: "in", Media: s.Kind, Codec: media.CodecName(s.Codec), Packets: s.Packets,
 			Bytes: s.Bytes, PacketsLost: s.PacketsLost, NACKs: s.NACKs, PLIs: s.PLIs, Jitter: s.Jitter,
 			Retransmits: s.Retransmitted})
 		addInbound(f, s)
 	}
-	for _, s := range st.Outbound {
+	for _, s := range outbound {
 		out = append(out, Stream{Direction: "out", Media: s.Kind, Codec: media.CodecName(s.Codec), Packets: s.Packets,
 			Bytes: s.Bytes, PacketsLost: s.PacketsLost, NACKs: s.NACKs, PLIs: s.PLIs + s.FIRs, RTT: s.RoundTripTime,
 			Retransmits: s.Retransmitted})

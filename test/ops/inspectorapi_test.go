@@ -3,6 +3,7 @@ package ops_test
 import (
 	"encoding/json"
 	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +74,11 @@ func TestInspectorAPI(t *testing.T) {
 	}
 	if code, body := get(t, api+"dot/"+url.PathEscape(ep)); code != 200 || !strings.Contains(body, "digraph") {
 		t.Fatalf("dot = %d %q", code, body)
+	}
+	if _, err := exec.LookPath("dot"); err == nil {
+		// With Graphviz installed the page gets the DOT drawn.
+		if code, body := get(t, api+"dot/"+url.PathEscape(ep)+"?format=svg"); code != 200 || !strings.Contains(body, "<svg") {
+			t.Fatalf("dot as SVG = %d %.200q", code, body)
+		}
 	}
 }
