@@ -31,6 +31,7 @@ type Method struct {
 	Name    string  `json:"name"`
 	Params  []Param `json:"params"`
 	Returns string  `json:"returns"`
+	Note    string  `json:"note"`
 	// Setter marks a synthesised property setter, whose one parameter KMS checks without first
 	// requiring operationParams.
 	Setter bool `json:"-"`
@@ -44,6 +45,8 @@ type Property struct {
 	Getter   string          `json:"getter"`
 	Setter   string          `json:"setter"`
 	Default  json.RawMessage `json:"default"`
+	Final    bool            `json:"final"`
+	Note     string          `json:"note"`
 }
 
 // Class is a remote class with its own members; Lookup walks the ancestors.
@@ -51,6 +54,7 @@ type Class struct {
 	Name          string
 	Module        string
 	QualifiedType string     `json:"qualifiedType"`
+	Doc           string     `json:"doc"`
 	ExtendsName   string     `json:"extends"`
 	Abstract      bool       `json:"abstract"`
 	Hierarchy     []string   `json:"hierarchy"`
@@ -74,6 +78,7 @@ type ComplexType struct {
 	Values      []string `json:"values"`
 	Fields      []Param  `json:"fields"`
 	ExtendsName string   `json:"extends"`
+	Doc         string   `json:"doc"`
 	Extends     *ComplexType
 }
 
@@ -82,7 +87,9 @@ type Event struct {
 	Name        string
 	Module      string  `json:"module"`
 	ExtendsName string  `json:"extends"`
+	Fields      []Param `json:"fields"`
 	AllFields   []Param `json:"allFields"`
+	Doc         string  `json:"doc"`
 }
 
 // Module is one of the KMS modules the server reports in ServerInfo.
@@ -91,6 +98,7 @@ type Module struct {
 	Prefix    string   `json:"qualifiedPrefix"`
 	Classes   []string `json:"classes"`
 	Factories []string `json:"factories"`
+	JSPackage string   `json:"jsPackage"`
 }
 
 // Schema is the whole remote API.

@@ -17,6 +17,7 @@ func Define(r *objects.Registry, cfg *config.Config) {
 	d.defineFilters()
 	d.defineRtp()
 	d.defineHubs()
+	d.defineVideoSampler()
 	d.defineRecorder()
 	d.definePlayer()
 	d.defineHttpPost()

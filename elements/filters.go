@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/kurento-go/kms/dotgraph"
 	"github.com/kurento-go/kms/gst"
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
@@ -30,6 +31,14 @@ func (f *filterElement) Close() {
 	if f.filter != nil {
 		f.filter.Close()
 	}
+}
+
+// GstPipelines is the filter's pipeline, for getGstreamerDot.
+func (f *filterElement) GstPipelines() []dotgraph.NamedGst {
+	if f.filter == nil {
+		return nil
+	}
+	return []dotgraph.NamedGst{{Label: "filter", Pipe: f.filter.Pipeline()}}
 }
 
 func (f *filterElement) onEvent(ev media.Event) {

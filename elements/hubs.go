@@ -3,9 +3,9 @@ package elements
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 
+	"github.com/kurento-go/kms/dotgraph"
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/objects"
@@ -25,8 +25,12 @@ type hub struct {
 
 	mu     sync.Mutex
 	ports  map[*hubPort]struct{}
-	routes map[*hubPort]*hubPort // Dispatcher: sink port -> its source port
-	source *hubPort              // DispatcherOneToMany: the port everyone receives
+	routes map[*hubPort]*hubPort // Dispatcher: sink port -> its source port; Mixer: its video routes
+	// Mixer: {sink, source} pairs connected for audio. Its own lock, not mu: the mixer asks while
+	// the hub adds a port.
+	hearsMu sync.Mutex
+	hears   map[[2]*hubPort]bool
+	source  *hubPort // DispatcherOneToMany: the port everyone receives
 }
 
 // hubPort is a HubPort: an element attached to a hub.
@@ -80,6 +84,13 @@ func (h *hub) removed(p *hubPort) {
 		}
 		h.source = nil
 	}
+	h.hearsMu.Lock()
+	for pair := range h.hears {
+		if pair[0] == p || pair[1] == p {
+			delete(h.hears, pair)
+		}
+	}
+	h.hearsMu.Unlock()
 	if from, ok := h.routes[p]; ok {
 		h.unroute(from, p)
 		delete(h.routes, p)
@@ -101,21 +112,44 @@ func (h *hub) portArg(a objects.Args, name string) (*hubPort, error) {
 	return p, nil
 }
 
-func (h *hub) dot() string {
+// DotPorts are the hub's ports, for getGstreamerDot.
+func (h *hub) DotPorts() []*media.Element {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var ids []string
+	out := make([]*media.Element, 0, len(h.ports))
 	for p := range h.ports {
-		ids = append(ids, p.ID())
+		out = append(out, p.Media)
 	}
-	sort.Strings(ids)
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "digraph hub {\n  label=%q;\n", h.ID())
-	for _, id := range ids {
-		fmt.Fprintf(&sb, "  %q;\n", id)
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Owner().(*objects.Element).ID() < out[j].Owner().(*objects.Element).ID()
+	})
+	return out
+}
+
+// DotDescription says how the hub moves media between its ports.
+func (h *hub) DotDescription() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.mixer != nil:
+		return []string{"GStreamer mixing (below)"}
+	case h.oneToMany && h.source != nil:
+		return []string{"everyone receives " + h.source.ID()}
 	}
-	sb.WriteString("}\n")
-	return sb.String()
+	var lines []string
+	for sink, from := range h.routes {
+		lines = append(lines, fmt.Sprintf("%s -> %s", from.ID(), sink.ID()))
+	}
+	sort.Strings(lines)
+	return lines
+}
+
+// GstPipelines is the running mixing pipeline of a Composite or AlphaBlending.
+func (h *hub) GstPipelines() []dotgraph.NamedGst {
+	if h.mixer == nil {
+		return nil
+	}
+	return []dotgraph.NamedGst{{Label: "mixer", Pipe: h.mixer}}
 }
 
 func (d *definer) defineHubs() {
@@ -124,10 +158,7 @@ func (d *definer) defineHubs() {
 			return &hub{Base: b, oneToMany: oneToMany, ports: map[*hubPort]struct{}{}, routes: map[*hubPort]*hubPort{}}, nil
 		}
 	}
-	d.r.Define("Hub", objects.Class{Ops: map[string]objects.Handler{
-		"getGstreamerDot":  func(o objects.Object, _ objects.Args) (any, error) { return o.(*hub).dot(), nil },
-		"dumpGstreamerDot": func(objects.Object, objects.Args) (any, error) { return nil, nil },
-	}})
+	d.r.Define("Hub", objects.Class{Ops: objects.ObjectDotOps})
 	d.r.Define("HubPort", objects.Class{New: func(b *objects.Base, a objects.Args) (objects.Object, error) {
 		h, ok := a.Object("hub").(*hub)
 		if !ok {
@@ -203,6 +234,7 @@ func (d *definer) defineHubs() {
 			return nil, nil
 		},
 	}})
+	d.defineMixer()
 	d.r.Define("Dispatcher", objects.Class{New: newHub(false), Ops: map[string]objects.Handler{
 		"connect": func(o objects.Object, a objects.Args) (any, error) {
 			h := o.(*hub)
@@ -291,4 +323,77 @@ func (h *hub) Close() {
 func (p *hubPort) Close() {
 	p.hub.removed(p)
 	p.Element.Close()
+}
+
+// defineMixer installs the Mixer: as KMS's selectable mixer, each port's audio is the mix of the
+// ports connected to it for AUDIO (decoded and mixed), and its video is the one port connected to it
+// for VIDEO (routed without decoding, the last connect wins).
+func (d *definer) defineMixer() {
+	portsArg := func(h *hub, a objects.Args) (from, to *hubPort, err error) {
+		if from, err = h.portArg(a, "source"); err == nil {
+			to, err = h.portArg(a, "sink")
+		}
+		return from, to, err
+	}
+	d.r.Define("Mixer", objects.Class{New: func(b *objects.Base, _ objects.Args) (objects.Object, error) {
+		h := &hub{Base: b, ports: map[*hubPort]struct{}{}, routes: map[*hubPort]*hubPort{}, hears: map[[2]*hubPort]bool{}}
+		h.mixer = processing.NewMixer(processing.MixerConfig{AudioOnly: true, Hears: h.mixerHears,
+			Log: d.r.Logger().With("element", b.ID())},
+			func() media.EncoderBitrate { return media.EncoderBitrate{Target: media.DefaultEncoderBitrate} })
+		return h, nil
+	}, Ops: map[string]objects.Handler{
+		"connect": func(o objects.Object, a objects.Args) (any, error) {
+			h := o.(*hub)
+			from, to, err := portsArg(h, a)
+			if err != nil {
+				return nil, err
+			}
+			switch a.String("media") {
+			case "AUDIO":
+				h.hearsMu.Lock()
+				h.hears[[2]*hubPort{to, from}] = true
+				h.hearsMu.Unlock()
+				h.mixer.Relayout()
+			case "VIDEO":
+				h.mu.Lock()
+				h.routes[to] = from
+				media.Route(from.Media, to.Media, media.Video)
+				h.mu.Unlock()
+			default:
+				return nil, kerr.New(kerr.UnsupportedMediaType, "Invalid media type")
+			}
+			return nil, nil
+		},
+		"disconnect": func(o objects.Object, a objects.Args) (any, error) {
+			h := o.(*hub)
+			from, to, err := portsArg(h, a)
+			if err != nil {
+				return nil, err
+			}
+			switch a.String("media") {
+			case "AUDIO":
+				h.hearsMu.Lock()
+				delete(h.hears, [2]*hubPort{to, from})
+				h.hearsMu.Unlock()
+				h.mixer.Relayout()
+			case "VIDEO":
+				return nil, kerr.New(kerr.UnsupportedMediaType, "Video disconnection is not implemented yet")
+			default:
+				return nil, kerr.New(kerr.UnsupportedMediaType, "Invalid media type")
+			}
+			return nil, nil
+		},
+	}})
+}
+
+// mixerHears tells the Mixer's audio mixing which ports were connected to which.
+func (h *hub) mixerHears(sink, source *media.Element) bool {
+	h.hearsMu.Lock()
+	defer h.hearsMu.Unlock()
+	for pair := range h.hears {
+		if pair[0].Media == sink && pair[1].Media == source {
+			return true
+		}
+	}
+	return false
 }

@@ -5,12 +5,18 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/api"
+	"github.com/kurento-go/kms/dotgraph"
 	"github.com/kurento-go/kms/endpoints/player"
 	"github.com/kurento-go/kms/endpoints/recorder"
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/objects"
 )
+
+// GstPipelines is the player's decoding pipeline, for getGstreamerDot.
+func (e *playerEndpoint) GstPipelines() []dotgraph.NamedGst {
+	return []dotgraph.NamedGst{{Label: "player " + e.uri, Pipe: e.pl}}
+}
 
 // playerEndpoint is the PlayerEndpoint class: the object side over endpoints/player.
 type playerEndpoint struct {
@@ -90,7 +96,9 @@ func (d *definer) definePlayer() {
 					"duration":     vi.Duration.Milliseconds(),
 				}}, nil
 			},
-			"getElementGstreamerDot": func(o objects.Object, _ objects.Args) (any, error) { return pl(o).Dot(), nil },
+			"getElementGstreamerDot": func(o objects.Object, a objects.Args) (any, error) {
+				return pl(o).Dot(uint(dotgraph.ParseDetails(a.String("details")))), nil
+			},
 		},
 	})
 }

@@ -2,6 +2,7 @@ package elements
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/kurento-go/kms/endpoints/recorder"
 	"github.com/kurento-go/kms/kerr"
@@ -28,6 +29,13 @@ func (e *recorderEndpoint) Close() {
 func (e *recorderEndpoint) RecordingStats() (bytes int64, writing bool) {
 	st := e.rec.State()
 	return e.rec.Stats().Bytes, st == recorder.StateStart || st == recorder.StatePause
+}
+
+// DotDescription is what getGstreamerDot shows of the pure-Go recorder.
+func (e *recorderEndpoint) DotDescription() []string {
+	st := e.rec.Stats()
+	return []string{"recorder (Go muxer)", "uri " + e.uri, "state " + string(e.rec.State()),
+		fmt.Sprintf("%d frames, %d bytes written", st.Frames, st.Bytes)}
 }
 
 func (e *recorderEndpoint) onEvent(ev media.Event) {

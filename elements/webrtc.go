@@ -1,6 +1,7 @@
 package elements
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/kurento-go/kms/api"
@@ -53,6 +54,19 @@ func splitComma(s string) []string {
 		}
 	}
 	return out
+}
+
+// DotDescription is what getGstreamerDot shows of the pion side: what each sender sends.
+func (w *webRtcEndpoint) DotDescription() []string {
+	lines := []string{"pion PeerConnection"}
+	for _, t := range []media.Type{media.Audio, media.Video} {
+		if s := w.ep.Sender(t); s != nil {
+			if c := s.BoundCodec(); c.MimeType != "" {
+				lines = append(lines, fmt.Sprintf("sends %s: %s pt %d ssrc %d", t, c.MimeType, s.PayloadType(), s.SSRC()))
+			}
+		}
+	}
+	return lines
 }
 
 func (w *webRtcEndpoint) GenerateOffer(audio, video bool) (string, error) {

@@ -37,8 +37,8 @@ int kbp_seek(GstElement *pipeline, gint64 pos, int accurate, int playing) {
   return ok;
 }
 
-char *kbp_dot(GstElement *pipeline) {
-  return gst_debug_bin_to_dot_data(GST_BIN(pipeline), GST_DEBUG_GRAPH_SHOW_ALL);
+char *kbp_dot(GstElement *pipeline, guint details) {
+  return gst_debug_bin_to_dot_data(GST_BIN(pipeline), (GstDebugGraphDetails)details);
 }
 
 // Stream events reaching a watched sink become element messages posted by the sink, so that no Go

@@ -114,14 +114,15 @@ func playFlag(b bool) C.int {
 	return 0
 }
 
-// Dot is the pipeline's graph in Graphviz DOT (gst_debug_bin_to_dot_data, everything shown).
-func (p *Pipeline) Dot() string {
+// Dot is the pipeline's graph in Graphviz DOT (gst_debug_bin_to_dot_data) at the given
+// GstDebugGraphDetails flags; "" once closed.
+func (p *Pipeline) Dot(details uint) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return ""
 	}
-	s := C.kbp_dot(p.ptr)
+	s := C.kbp_dot(p.ptr, C.guint(details))
 	if s == nil {
 		return ""
 	}

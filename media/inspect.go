@@ -38,6 +38,8 @@ type TranscoderInfo struct {
 	To     string // mime type, lower case ("video/h264")
 	Output *Source
 	Bin    string
+	// Transcoder does the work (getGstreamerDot draws its GStreamer pipeline).
+	Transcoder Transcoder
 }
 
 // Transcoders lists the transcoders running in the process.
@@ -52,7 +54,7 @@ func Transcoders() []TranscoderInfo {
 			continue // still starting: t's fields are not set yet
 		}
 		if t.err == nil && t.tr != nil {
-			out = append(out, TranscoderInfo{From: k.src, To: k.mime, Output: t.out, Bin: t.bin})
+			out = append(out, TranscoderInfo{From: k.src, To: k.mime, Output: t.out, Bin: t.bin, Transcoder: t.tr})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Bin < out[j].Bin })

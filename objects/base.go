@@ -65,6 +65,26 @@ func (b *Base) Emit(event string, fields map[string]any) {
 	b.reg.emit(b, event, fields)
 }
 
+// Tags are the object's tags as key/value pairs, by key.
+func (b *Base) Tags() [][2]string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([][2]string, len(b.tags))
+	for i, t := range b.tags {
+		out[i] = [2]string{t.key, t.value}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out
+}
+
+// PipelineID is the id of the object's pipeline.
+func (b *Base) PipelineID() string {
+	if b.pipeline == nil {
+		return ""
+	}
+	return b.pipeline.ID()
+}
+
 func (b *Base) tagList() []any {
 	b.mu.Lock()
 	defer b.mu.Unlock()

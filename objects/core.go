@@ -1,7 +1,6 @@
 package objects
 
 import (
-	"encoding/json"
 	"sort"
 	"strings"
 
@@ -16,7 +15,7 @@ func defineCore(r *Registry) {
 	r.Define("ServerManager", Class{Ops: serverManagerOps})
 	r.Define("MediaPipeline", Class{New: newPipeline, Ops: merge(pipelineOps,
 		propertyOps(r.schema.Classes["MediaPipeline"], func(o Object) *Properties { return o.(*Pipeline).props }, "latencyStats"))})
-	r.Define("MediaElement", Class{Ops: merge(mediaElementOps, encoderBitrateOps(r.schema.Classes["MediaElement"]))})
+	r.Define("MediaElement", Class{Ops: merge(mediaElementOps, ObjectDotOps, encoderBitrateOps(r.schema.Classes["MediaElement"]))})
 	r.Define("PassThrough", Class{New: newPassThrough})
 }
 
@@ -188,70 +187,6 @@ func (p *Properties) Get(o Object, name string) any {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return p.values[name]
-}
-
-// kmdText renders the description of a module as JSON text, for ServerManager.getKmd.
-func kmdText(s *api.Schema, module string) (string, error) {
-	m := s.Modules[module]
-	if m == nil {
-		return "", kerr.New(kerr.KmdNotFound, "Requested kmd module doesn't exist")
-	}
-	var classes []any
-	for _, name := range m.Classes {
-		c := s.Classes[name]
-		entry := map[string]any{
-			"name":       c.Name,
-			"abstract":   c.Abstract,
-			"properties": c.Properties,
-			"methods":    c.Methods,
-			"events":     eventsDeclaredBy(c),
-		}
-		if c.ExtendsName != "" {
-			entry["extends"] = c.ExtendsName
-		}
-		if c.Constructor != nil {
-			entry["constructor"] = map[string]any{"params": c.Constructor.Params}
-		}
-		classes = append(classes, entry)
-	}
-	var types []any
-	for _, name := range sortedKeys(s.ComplexTypes) {
-		t := s.ComplexTypes[name]
-		if t.Module != module {
-			continue
-		}
-		entry := map[string]any{"name": t.Name}
-		if t.Kind == "enum" {
-			entry["typeFormat"] = "ENUM"
-			entry["values"] = t.Values
-		} else {
-			entry["typeFormat"] = "REGISTER"
-			entry["properties"] = t.Fields
-			if t.ExtendsName != "" {
-				entry["extends"] = t.ExtendsName
-			}
-		}
-		types = append(types, entry)
-	}
-	var events []any
-	for _, name := range sortedKeys(s.Events) {
-		e := s.Events[name]
-		if e.Module == module {
-			events = append(events, map[string]any{"name": e.Name, "extends": e.ExtendsName, "properties": e.AllFields})
-		}
-	}
-	b, err := json.MarshalIndent(map[string]any{
-		"name":           module,
-		"version":        api.Version,
-		"kurentoVersion": "^7.0.0",
-		"code": map[string]any{
-			"api": map[string]any{"js": map[string]any{"nodeName": "kurento-client-" + module}},
-		},
-		"remoteClasses": classes,
-		"complexTypes":  types,
-		"events":        events,
-	}, "", "  ")
-	return string(b), err
 }
 
 func eventsDeclaredBy(c *api.Class) []string {

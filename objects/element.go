@@ -1,14 +1,10 @@
 package objects
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 
 	"github.com/kurento-go/kms/api"
+	"github.com/kurento-go/kms/dotgraph"
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
 )
@@ -24,12 +20,7 @@ func newPipeline(b *Base, _ Args) (Object, error) {
 	return &Pipeline{Base: b, Graph: media.NewPipeline(), props: NewProperties(map[string]any{"latencyStats": false})}, nil
 }
 
-var pipelineOps = map[string]Handler{
-	"getGstreamerDot": func(o Object, _ Args) (any, error) { return pipelineDot(o.(*Pipeline)), nil },
-	"dumpGstreamerDot": func(o Object, _ Args) (any, error) {
-		return nil, dumpDot(o.ID(), pipelineDot(o.(*Pipeline)))
-	},
-}
+var pipelineOps = dotOps(func(o Object, d dotgraph.Details) string { return o.(*Pipeline).GstreamerDot(d) })
 
 // Close stops the pipeline's media work; the registry has released its elements before.
 func (p *Pipeline) Close() { p.Graph.Close() }
@@ -241,59 +232,10 @@ var mediaElementOps = map[string]Handler{
 		defer e.flowMu.Unlock()
 		return e.transcoding[flowKey{t, padArg(a, "binName")}], nil
 	},
-	"getGstreamerDot": func(o Object, _ Args) (any, error) {
-		return pipelineDot(o.objectBase().pipeline.(*Pipeline)), nil
-	},
-	"dumpGstreamerDot": func(o Object, _ Args) (any, error) {
-		return nil, dumpDot(o.ID(), pipelineDot(o.objectBase().pipeline.(*Pipeline)))
-	},
 	"getStats": func(o Object, _ Args) (any, error) {
 		id, own := OwnStats(o)
 		return map[string]any{id: own}, nil
 	},
-}
-
-// pipelineDot renders the pipeline's graph in Graphviz DOT, standing in for GStreamer's dot dump.
-func pipelineDot(p *Pipeline) string {
-	var elems []Object
-	p.reg.mu.Lock()
-	var walk func(o Object)
-	walk = func(o Object) {
-		for _, c := range o.objectBase().children {
-			elems = append(elems, c)
-			walk(c)
-		}
-	}
-	walk(p)
-	p.reg.mu.Unlock()
-	sort.Slice(elems, func(i, j int) bool { return elems[i].ID() < elems[j].ID() })
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "digraph pipeline {\n  label=%q;\n", p.ID())
-	for _, o := range elems {
-		fmt.Fprintf(&sb, "  %q [label=%q];\n", o.ID(), o.objectBase().class.Name)
-	}
-	for _, o := range elems {
-		h, ok := o.(elementHolder)
-		if !ok {
-			continue
-		}
-		for _, c := range h.element().Media.SinkConnections(media.Filter{}) {
-			sink := c.Sink.Owner().(Object)
-			fmt.Fprintf(&sb, "  %q -> %q [label=\"%s %s->%s\"];\n", o.ID(), sink.ID(), c.Type, c.SourcePad, c.SinkPad)
-		}
-	}
-	sb.WriteString("}\n")
-	return sb.String()
-}
-
-// dumpDot writes a DOT graph where GStreamer would: into GST_DEBUG_DUMP_DOT_DIR, if set.
-func dumpDot(id, dot string) error {
-	dir := os.Getenv("GST_DEBUG_DUMP_DOT_DIR")
-	if dir == "" {
-		return nil
-	}
-	name := strings.NewReplacer("/", "_", ".", "_").Replace(id) + ".dot"
-	return os.WriteFile(filepath.Join(dir, name), []byte(dot), 0o644)
 }
 
 // PassThrough is an element that forwards its input unchanged.

@@ -20,7 +20,13 @@ type MixerConfig struct {
 	Width, Height, Framerate int
 	// Layout places the video of the ports that send some; nil is the Composite's grid.
 	Layout Layout
-	Log    *slog.Logger
+	// AudioOnly leaves the ports' video to the hub, which routes it without decoding (a Mixer):
+	// the pipeline mixes audio only.
+	AudioOnly bool
+	// Hears tells whether the port sink hears the port source in its mix; nil is everyone else
+	// (a Composite's mix-minus). Relayout applies a change.
+	Hears func(sink, source *media.Element) bool
+	Log   *slog.Logger
 }
 
 // Tile is where a port's video goes in the mix, in pixels; higher Z is drawn over lower. A zero
@@ -90,6 +96,9 @@ func NewMixer(cfg MixerConfig, bounds func() media.EncoderBitrate) *Mixer {
 	if cfg.Layout == nil {
 		cfg.Layout = GridLayout
 	}
+	if cfg.Hears == nil {
+		cfg.Hears = func(sink, source *media.Element) bool { return sink != source }
+	}
 	m := &Mixer{cfg: cfg, bounds: bounds, stop: make(chan struct{}), done: make(chan struct{})}
 	go m.watch()
 	return m
@@ -99,20 +108,30 @@ func NewMixer(cfg MixerConfig, bounds func() media.EncoderBitrate) *Mixer {
 // comes out of its source pads.
 func (m *Mixer) AddPort(el *media.Element) {
 	p := &mixPort{el: el}
-	for _, t := range []media.Type{media.Audio, media.Video} {
+	for _, t := range m.types() {
 		p.in[t] = newMixInput(m, p, t)
 		p.outs[t] = &mixOutput{src: el.Source(t, media.DefaultPad), ssrc: rand.Uint32()}
 		p.outs[t].src.SetCodec(mixCodec(t))
 	}
-	p.outs[media.Video].src.EnableCache()
-	p.outs[media.Video].src.SetKeyframeRequester(m.requestKeyframe)
+	if !m.cfg.AudioOnly {
+		p.outs[media.Video].src.EnableCache()
+		p.outs[media.Video].src.SetKeyframeRequester(m.requestKeyframe)
+	}
 	m.mu.Lock()
 	m.ports = append(m.ports, p)
 	m.mu.Unlock()
-	for _, t := range []media.Type{media.Audio, media.Video} {
+	for _, t := range m.types() {
 		media.Tap(el, t, p.in[t])
 	}
 	m.rebuild()
+}
+
+// types are the media types the mixer mixes.
+func (m *Mixer) types() []media.Type {
+	if m.cfg.AudioOnly {
+		return []media.Type{media.Audio}
+	}
+	return []media.Type{media.Audio, media.Video}
 }
 
 // Relayout applies a change of the layout's own settings (an AlphaBlending's master or port
@@ -134,11 +153,13 @@ func (m *Mixer) RemovePort(el *media.Element) {
 	if gone == nil {
 		return
 	}
-	for _, t := range []media.Type{media.Audio, media.Video} {
+	for _, t := range m.types() {
 		media.Untap(el, t, gone.in[t])
 		gone.in[t].conv.Link(nil)
 	}
-	gone.outs[media.Video].src.SetKeyframeRequester(nil)
+	if !m.cfg.AudioOnly {
+		gone.outs[media.Video].src.SetKeyframeRequester(nil)
+	}
 	m.rebuild()
 }
 
@@ -184,7 +205,7 @@ func (m *Mixer) watch() {
 func (m *Mixer) videoLayout(now time.Time) string {
 	var b strings.Builder
 	for i, p := range m.ports {
-		if now.Sub(time.Unix(0, p.in[media.Video].lastAt.Load())) < mixerActive {
+		if in := p.in[media.Video]; in != nil && now.Sub(time.Unix(0, in.lastAt.Load())) < mixerActive {
 			fmt.Fprintf(&b, "%d,", i)
 		}
 	}
@@ -230,8 +251,18 @@ func (m *Mixer) rebuild() {
 		old.close()
 	}
 	for _, p := range ports {
-		p.in[media.Video].requestKeyframe() // the new decoders start on a keyframe
+		if in := p.in[media.Video]; in != nil {
+			in.requestKeyframe() // the new decoders start on a keyframe
+		}
 	}
+}
+
+// Dot is the GStreamer graph of the running mixing pipeline ("" when none runs).
+func (m *Mixer) Dot(details uint) string {
+	if run := m.run.Load(); run != nil {
+		return run.pipe.Dot(details)
+	}
+	return ""
 }
 
 func (m *Mixer) requestKeyframe() {
@@ -375,7 +406,34 @@ type shownVideo struct {
 
 // describeMix is the pipeline: the shown video over a black background that keeps the output going,
 // and per port a mix of the other ports' audio over silence.
-func describeMix(cfg MixerConfig, nports int, video []shownVideo, bitrate int) string {
+func describeMix(cfg MixerConfig, ports []*mixPort, video []shownVideo, bitrate int) string {
+	var parts []string
+	if !cfg.AudioOnly {
+		parts = describeVideoMix(cfg, video, bitrate)
+	}
+	nports := len(ports)
+	const audioRaw = "audio/x-raw,rate=48000,channels=2"
+	for i := 0; i < nports; i++ {
+		parts = append(parts, fmt.Sprintf("appsrc name=%s is-live=true do-timestamp=true format=time max-bytes=1000000 leaky-type=downstream "+
+			"caps=\"application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=%d\" ! "+
+			"rtpopusdepay ! opusdec plc=true ! audioconvert ! audioresample ! %s ! tee name=atee_%d allow-not-linked=true",
+			inputName(i, media.Audio), filterAudioPT, audioRaw, i))
+		parts = append(parts, fmt.Sprintf("audiomixer name=amix_%d latency=200000000 ! audioconvert ! opusenc bitrate=32000 ! "+
+			"rtpopuspay pt=%d mtu=1200 ! appsink name=aout_%d sync=false async=false max-buffers=200 drop=true", i, filterAudioPT, i))
+		parts = append(parts, fmt.Sprintf("audiotestsrc is-live=true wave=silence ! %s ! amix_%d.", audioRaw, i))
+	}
+	for i := 0; i < nports; i++ {
+		for j := 0; j < nports; j++ {
+			if cfg.Hears(ports[j].el, ports[i].el) {
+				parts = append(parts, fmt.Sprintf("atee_%d. ! queue leaky=downstream max-size-time=200000000 ! amix_%d.", i, j))
+			}
+		}
+	}
+	return strings.Join(parts, "  ")
+}
+
+// describeVideoMix is the video part of the pipeline: the shown video over a black background.
+func describeVideoMix(cfg MixerConfig, video []shownVideo, bitrate int) []string {
 	var parts []string
 	raw := fmt.Sprintf("video/x-raw,width=%d,height=%d,framerate=%d/1", cfg.Width, cfg.Height, cfg.Framerate)
 	mix := "compositor name=vmix background=black latency=200000000 sink_0::zorder=0"
@@ -393,29 +451,12 @@ func describeMix(cfg MixerConfig, nports int, video []shownVideo, bitrate int) s
 			"video/x-raw,width=%d,height=%d,pixel-aspect-ratio=1/1 ! queue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0 ! vmix.sink_%d",
 			inputName(v.port, media.Video), filterVideoPT, v.at.W, v.at.H, k+1))
 	}
-	const audioRaw = "audio/x-raw,rate=48000,channels=2"
-	for i := 0; i < nports; i++ {
-		parts = append(parts, fmt.Sprintf("appsrc name=%s is-live=true do-timestamp=true format=time max-bytes=1000000 leaky-type=downstream "+
-			"caps=\"application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=%d\" ! "+
-			"rtpopusdepay ! opusdec plc=true ! audioconvert ! audioresample ! %s ! tee name=atee_%d allow-not-linked=true",
-			inputName(i, media.Audio), filterAudioPT, audioRaw, i))
-		parts = append(parts, fmt.Sprintf("audiomixer name=amix_%d latency=200000000 ! audioconvert ! opusenc bitrate=32000 ! "+
-			"rtpopuspay pt=%d mtu=1200 ! appsink name=aout_%d sync=false async=false max-buffers=200 drop=true", i, filterAudioPT, i))
-		parts = append(parts, fmt.Sprintf("audiotestsrc is-live=true wave=silence ! %s ! amix_%d.", audioRaw, i))
-	}
-	for i := 0; i < nports; i++ {
-		for j := 0; j < nports; j++ {
-			if i != j {
-				parts = append(parts, fmt.Sprintf("atee_%d. ! queue leaky=downstream max-size-time=200000000 ! amix_%d.", i, j))
-			}
-		}
-	}
-	return strings.Join(parts, "  ")
+	return parts
 }
 
 func startMixRun(m *Mixer, ports []*mixPort, video []shownVideo) (*mixRun, error) {
 	b := m.bounds()
-	desc := describeMix(m.cfg, len(ports), video, b.For(0))
+	desc := describeMix(m.cfg, ports, video, b.For(0))
 	pipe, err := gst.NewPipeline(desc)
 	if err != nil {
 		return nil, err
@@ -439,26 +480,11 @@ func startMixRun(m *Mixer, ports []*mixPort, video []shownVideo) (*mixRun, error
 		}
 		r.inputs[name] = src
 	}
-	// One encoder for every port: it follows the port whose viewers take the most, as forwarding does.
-	r.rate = newRateControl(pipe, "video/VP8", func() uint64 {
-		var best uint64
-		for _, p := range ports {
-			best = max(best, p.outs[media.Video].src.SinkBitrate())
+	if !m.cfg.AudioOnly {
+		if err := r.handleVideo(m, ports); err != nil {
+			pipe.Close()
+			return nil, err
 		}
-		return best
-	}, m.bounds)
-	if err := pipe.HandleSink("vout", func(data []byte, _ time.Duration) {
-		if r.vpkt.Unmarshal(data) != nil {
-			return
-		}
-		for _, p := range ports {
-			pkt := r.vpkt
-			p.outs[media.Video].write(r, &pkt)
-		}
-		r.rate.check(time.Now())
-	}); err != nil {
-		pipe.Close()
-		return nil, err
 	}
 	for i, p := range ports {
 		i, p := i, p
@@ -481,6 +507,28 @@ func startMixRun(m *Mixer, ports []*mixPort, video []shownVideo) (*mixRun, error
 		return nil, err
 	}
 	return r, nil
+}
+
+// handleVideo sends the one encoded mix out of every port.
+func (r *mixRun) handleVideo(m *Mixer, ports []*mixPort) error {
+	// One encoder for every port: it follows the port whose viewers take the most, as forwarding does.
+	r.rate = newRateControl(r.pipe, "video/VP8", func() uint64 {
+		var best uint64
+		for _, p := range ports {
+			best = max(best, p.outs[media.Video].src.SinkBitrate())
+		}
+		return best
+	}, m.bounds)
+	return r.pipe.HandleSink("vout", func(data []byte, _ time.Duration) {
+		if r.vpkt.Unmarshal(data) != nil {
+			return
+		}
+		for _, p := range ports {
+			pkt := r.vpkt
+			p.outs[media.Video].write(r, &pkt)
+		}
+		r.rate.check(time.Now())
+	})
 }
 
 func (r *mixRun) close() { r.pipe.Close() }

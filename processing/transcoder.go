@@ -109,6 +109,9 @@ type Transcoder struct {
 	closed atomic.Bool
 }
 
+// Dot is the GStreamer graph of the transcoder's pipeline.
+func (t *Transcoder) Dot(details uint) string { return t.pipe.Dot(details) }
+
 // NewTranscoder is the media.TranscoderFactory of the server: from's media in to's codec, to out.
 func NewTranscoder(from *media.Source, to media.Codec, out *media.Source) (media.Transcoder, error) {
 	// KMS's transcoders belong to the source's element: its encoder bitrate applies.

@@ -8,7 +8,7 @@ runtime_pkgs="gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-
 gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-opencv opencv-data
 gstreamer1.0-x ca-certificates curl"
 build_pkgs="pkg-config gcc git make libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev"
-test_pkgs="chromium chromium-driver ffmpeg coturn janus iproute2 iputils-ping qrencode python3-gi gir1.2-gst-rtsp-server-1.0
+test_pkgs="chromium chromium-driver ffmpeg coturn janus iproute2 iputils-ping qrencode graphviz python3-gi gir1.2-gst-rtsp-server-1.0
 prometheus redis-server"
 
 case "${1:-run}" in

@@ -301,13 +301,14 @@ func (p *Player) VideoInfo() VideoInfo {
 	return vi
 }
 
-// Dot is the GStreamer graph of the player's pipeline (of one not started yet when stopped).
-func (p *Player) Dot() string {
+// Dot is the GStreamer graph of the player's pipeline (of one not started yet when stopped), at
+// the given GstDebugGraphDetails flags.
+func (p *Player) Dot(details uint) string {
 	p.mu.Lock()
 	s := p.stream
 	p.mu.Unlock()
 	if s != nil {
-		return s.pipe.Dot()
+		return s.pipe.Dot(details)
 	}
 	if p.cfg.Invalid != nil {
 		return ""
@@ -318,7 +319,7 @@ func (p *Player) Dot() string {
 		return ""
 	}
 	defer pipe.Close()
-	return pipe.Dot()
+	return pipe.Dot(details)
 }
 
 func (p *Player) onEnd(s *Stream) {

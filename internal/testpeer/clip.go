@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kurento-go/kms/internal/testmedia"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+	"github.com/pion/webrtc/v4/pkg/media/oggwriter"
 )
 
 // ClipOptions name the media files a clip peer sends, looping, in real time. Make them with ffmpeg
@@ -21,6 +23,9 @@ import (
 type ClipOptions struct {
 	Video string
 	Audio string
+	// AudioOut, when set, makes the peer receive audio too and write what it receives to this Ogg
+	// Opus file (complete once the peer is closed), for the test to decode.
+	AudioOut string
 }
 
 // NewClip makes a peer that sends real, decodable media read from files (the synthetic media of New
@@ -59,13 +64,25 @@ func NewClip(opts ClipOptions) (*Peer, error) {
 			p.once.Do(func() { close(p.connected) })
 		}
 	})
+	audioDir := webrtc.RTPTransceiverDirectionSendonly
+	if opts.AudioOut != "" {
+		audioDir = webrtc.RTPTransceiverDirectionSendrecv
+		if err := p.recordAudio(opts.AudioOut); err != nil {
+			pc.Close()
+			return nil, err
+		}
+	}
 	add := func(c webrtc.RTPCodecCapability, id string, samples [][]byte, d time.Duration) error {
 		tr, err := webrtc.NewTrackLocalStaticSample(c, id, "clip")
 		if err != nil {
 			pc.Close()
 			return err
 		}
-		t, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		dir := webrtc.RTPTransceiverDirectionSendonly
+		if id == "audio" {
+			dir = audioDir
+		}
+		t, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: dir})
 		if err != nil {
 			pc.Close()
 			return err
@@ -90,6 +107,47 @@ func NewClip(opts ClipOptions) (*Peer, error) {
 		}
 	}
 	return p, nil
+}
+
+// recordAudio writes the audio the peer receives to an Ogg file, until the peer is closed.
+func (p *Peer) recordAudio(path string) error {
+	w, err := oggwriter.New(path, 48000, 2)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex // the track reader writes, Close finishes the file
+	closed := false
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		<-p.stop
+		mu.Lock()
+		closed = true
+		w.Close()
+		mu.Unlock()
+	}()
+	p.PC.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		if t.Kind() != webrtc.RTPCodecTypeAudio {
+			return
+		}
+		for {
+			pkt, _, err := t.ReadRTP()
+			if err != nil {
+				return
+			}
+			p.AudioReceived.Add(1)
+			mu.Lock()
+			if !closed {
+				err = w.WriteRTP(pkt)
+			}
+			stop := closed || err != nil
+			mu.Unlock()
+			if stop {
+				return
+			}
+		}
+	})
+	return nil
 }
 
 // sendLoop writes one sample per period once connected, looping over the clip.

@@ -79,7 +79,6 @@ func TestMalformedRequests(t *testing.T) {
 		{"ServerManager is not creatable", `{"jsonrpc":"2.0","id":7,"method":"create","params":{"type":"kurento.ServerManager"}}`, 40108, "Factory 'kurento.ServerManager' not found", "MEDIA_OBJECT_NOT_AVAILABLE", 7},
 		{"qualified name with a wrong module", `{"jsonrpc":"2.0","id":7,"method":"create","params":{"type":"chroma.PassThrough","constructorParams":{"mediaPipeline":"%P"}}}`, 40108, "Factory 'chroma.PassThrough' not found", "MEDIA_OBJECT_NOT_AVAILABLE", 7},
 		{"type as a number", `{"jsonrpc":"2.0","id":7,"method":"create","params":{"type":12}}`, 40108, "Factory '12' not found", "MEDIA_OBJECT_NOT_AVAILABLE", 7},
-		{"class without media yet", `{"jsonrpc":"2.0","id":7,"method":"create","params":{"type":"kurento.Mixer","constructorParams":{"mediaPipeline":"%P"}}}`, 40006, "Factory 'kurento.Mixer' is not implemented by this server yet", "NOT_IMPLEMENTED", 7},
 		{"missing constructorParams", `{"jsonrpc":"2.0","id":7,"method":"create","params":{"type":"PassThrough","properties":{}}}`, 40001, "'constructorParams' is required", "MARSHALL_ERROR", 7},
 		{"constructorParams an array", `{"jsonrpc":"2.0","id":7,"method":"create","params":{"type":"PassThrough","constructorParams":["%P"]}}`, 40001, "'constructorParams' should be an object", "MARSHALL_ERROR", 7},
 		{"constructor param missing", `{"jsonrpc":"2.0","id":7,"method":"create","params":{"type":"PassThrough","constructorParams":{}}}`, 40001, "'mediaPipeline' parameter should be a string", "MARSHALL_ERROR", 7},
