@@ -1,6 +1,7 @@
 package elements
 
 import (
+	"github.com/kurento-go/kms/api"
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/objects"
 )
@@ -61,7 +62,27 @@ func (d *definer) defineBaseRtp() {
 		},
 	}, objects.PropertyOps(schema.Classes["BaseRtpEndpoint"], props,
 		"minVideoRecvBandwidth", "minVideoSendBandwidth", "maxVideoSendBandwidth", "mediaState",
-		"connectionState", "mtu", "rembParams"))})
+		"connectionState", "mtu", "rembParams"), map[string]objects.Handler{
+		"getRembParams": func(o objects.Object, _ objects.Args) (any, error) {
+			fields := map[string]any{}
+			for k, v := range rembDefaults {
+				fields[k] = v
+			}
+			if set, ok := props(o).Get(o, "rembParams").(*api.Register); ok && set != nil {
+				for k, v := range set.Fields {
+					fields[k] = v
+				}
+			}
+			return &api.Register{Type: "RembParams", Fields: fields}, nil
+		},
+	})})
+}
+
+// rembDefaults are KMS's RembParams (kmsremb.c): what getRembParams shows for what the application
+// did not set.
+var rembDefaults = map[string]any{
+	"packetsRecvIntervalTop": 100, "exponentialFactor": 0.04, "linealFactorMin": 50, "linealFactorGrade": 30.0,
+	"decrementFactor": 0.5, "thresholdFactor": 0.8, "upLosses": 12, "rembOnConnect": 300000,
 }
 
 // baseRtpDefaults are the initial properties of every RTP endpoint, from KMS's defaults and the

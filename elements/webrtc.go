@@ -38,6 +38,7 @@ func (w *webRtcEndpoint) settings() webrtc.Settings {
 	s.MaxVideoRecvBandwidth, _ = p.Get(w, "maxVideoRecvBandwidth").(int)
 	s.MinVideoSendBandwidth, _ = p.Get(w, "minVideoSendBandwidth").(int)
 	s.MaxVideoSendBandwidth, _ = p.Get(w, "maxVideoSendBandwidth").(int)
+	s.MaxAudioRecvBandwidth, _ = p.Get(w, "maxAudioRecvBandwidth").(int)
 	if r, ok := p.Get(w, "rembParams").(*api.Register); ok && r != nil {
 		if v, ok := r.Fields["rembOnConnect"].(int); ok && v > 0 {
 			s.RembOnConnect = v

@@ -301,7 +301,7 @@ func (e *Endpoint) ProcessOffer(offer string, s Settings) (string, error) {
 	e.shape, e.remoteOffer = &shape, offer
 	e.addQueuedCandidates()
 	e.el.Emit(endpoints.MediaSessionStarted{})
-	return shape.answer(answer.SDP), nil
+	return withBandwidth(shape.answer(answer.SDP), &s), nil
 }
 
 // rejectedSession is the session part of an answer that rejects every m-line of the offer.
@@ -338,7 +338,7 @@ func (e *Endpoint) GenerateOffer(audio, video bool, s Settings) (string, error) 
 		return "", e.fail(kerr.SdpGenerateOfferError, "Cannot apply the offer: %v", err)
 	}
 	e.state = offerGenerated
-	return offer.SDP, nil
+	return withBandwidth(offer.SDP, &s), nil
 }
 
 // ProcessAnswer completes a negotiation started by GenerateOffer and returns the local description.
@@ -460,10 +460,11 @@ func (e *Endpoint) LocalDescription() (string, error) {
 	if e.pc == nil || e.pc.LocalDescription() == nil {
 		return "", kerr.New(kerr.SdpNoLocalSdp, "Local SDP not available")
 	}
+	local := e.pc.LocalDescription().SDP
 	if e.shape != nil {
-		return e.shape.answer(e.pc.LocalDescription().SDP), nil
+		local = e.shape.answer(local)
 	}
-	return e.pc.LocalDescription().SDP, nil
+	return withBandwidth(local, &e.settings), nil
 }
 
 // RemoteDescription is the SDP the peer sent.

@@ -44,6 +44,9 @@ type Settings struct {
 	MaxVideoRecvBandwidth int
 	MinVideoSendBandwidth int
 	MaxVideoSendBandwidth int
+	// MaxAudioRecvBandwidth (kbps, 0: unbounded) is announced to the peer with b=AS, as
+	// MaxVideoRecvBandwidth is.
+	MaxAudioRecvBandwidth int
 	// RembOnConnect is the REMB sent to the peer (bps) before anything is known of its sinks.
 	RembOnConnect int
 
