@@ -24,11 +24,11 @@ func (e *recorderEndpoint) Close() {
 	e.Element.Close()
 }
 
-// RecordingStats tells how many bytes the recording has written and whether it is being written now,
-// for metrics and the inspector.
-func (e *recorderEndpoint) RecordingStats() (bytes int64, writing bool) {
-	st := e.rec.State()
-	return e.rec.Stats().Bytes, st == recorder.StateStart || st == recorder.StatePause
+// RecordingStats tells how many bytes the recording has written, how many packets it dropped because
+// its writer lagged, and whether it is being written now, for metrics and the inspector.
+func (e *recorderEndpoint) RecordingStats() (bytes int64, drops uint64, writing bool) {
+	st, state := e.rec.Stats(), e.rec.State()
+	return st.Bytes, st.Drops, state == recorder.StateStart || state == recorder.StatePause
 }
 
 // DotDescription is what getGstreamerDot shows of the pure-Go recorder.

@@ -78,8 +78,10 @@ func mediaDesc(name, help string) *prometheus.Desc {
 // Figures are one element's counters since it was created, and its latest quality figures.
 type Figures struct {
 	ID            string
+	Class         string
 	Counts        [numMedia][numCounters]uint64
 	RecordedBytes uint64
+	DroppedForLag uint64            // packets the element dropped because its own work (a writer) lagged
 	RTT, Jitter   [numMedia]float64 // seconds; 0 = unknown
 }
 
@@ -97,6 +99,7 @@ var (
 		[]string{"from", "to"}, nil)
 	filesOpenDesc     = prometheus.NewDesc("kms_recording_files_open", "Recordings being written.", nil, nil)
 	recordedBytesDesc = prometheus.NewDesc("kms_recording_bytes_written_total", "Bytes written by recorders.", nil, nil)
+	droppedDesc       = prometheus.NewDesc("kms_dropped_for_lag_total", "Packets elements dropped because their own work lagged, by class.", []string{"class"}, nil)
 	gstErrorsDesc     = prometheus.NewDesc("kms_gstreamer_errors_total", "Error messages posted on the buses of GStreamer pipelines.", nil, nil)
 )
 
@@ -104,17 +107,19 @@ var (
 // every scrape adds what each element counted since the previous one, and a released element's last
 // figures are added when it goes (Retire), so the totals never go down when elements are released.
 type liveCollector struct {
-	mu     sync.Mutex
-	source func() Snapshot
-	last   map[string]Figures // counters already added, by element id
-	totals Figures
-	rtt    prometheus.Histogram
-	jitter prometheus.Histogram
+	mu      sync.Mutex
+	source  func() Snapshot
+	last    map[string]Figures // counters already added, by element id
+	totals  Figures
+	dropped map[string]uint64 // DroppedForLag totals by class
+	rtt     prometheus.Histogram
+	jitter  prometheus.Histogram
 }
 
 func newLiveCollector() *liveCollector {
 	return &liveCollector{
-		last: map[string]Figures{},
+		last:    map[string]Figures{},
+		dropped: map[string]uint64{},
 		rtt: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "kms_rtt_seconds",
 			Help:    "Round-trip times to peers, one sample per endpoint stream at each scrape.",
@@ -165,6 +170,11 @@ func (c *liveCollector) absorb(f Figures) {
 	} else {
 		f.RecordedBytes = prev.RecordedBytes
 	}
+	if f.DroppedForLag > prev.DroppedForLag {
+		c.dropped[f.Class] += f.DroppedForLag - prev.DroppedForLag
+	} else {
+		f.DroppedForLag = prev.DroppedForLag
+	}
 	c.last[f.ID] = f
 }
 
@@ -173,7 +183,7 @@ func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	for _, d := range []*prometheus.Desc{sessionsDesc, connectionsDesc, pipelinesDesc, elementsDesc,
-		endpointsDesc, transcodersDesc, filesOpenDesc, recordedBytesDesc, gstErrorsDesc} {
+		endpointsDesc, transcodersDesc, filesOpenDesc, recordedBytesDesc, droppedDesc, gstErrorsDesc} {
 		ch <- d
 	}
 	c.rtt.Describe(ch)
@@ -190,6 +200,9 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 		c.absorb(f)
 	}
 	totals := c.totals
+	for class, n := range c.dropped {
+		ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(n), class)
+	}
 	c.mu.Unlock()
 
 	gauge := func(d *prometheus.Desc, v int, labels ...string) {

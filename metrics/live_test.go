@@ -58,6 +58,10 @@ func TestTotalsSurviveRelease(t *testing.T) {
 	if v := value(t, s, "kms_rtp_packets_lost_total", "video"); v != 9 {
 		t.Fatalf("lost = %v after a release, want 9", v)
 	}
+	s.Retire(Figures{ID: "r", Class: "RecorderEndpoint", DroppedForLag: 4})
+	if v := value(t, s, "kms_dropped_for_lag_total", "RecorderEndpoint"); v != 4 {
+		t.Fatalf("dropped for lag = %v, want 4", v)
+	}
 }
 
 // TestBoundedSeries: however many endpoints and requests with made-up method names, the number of

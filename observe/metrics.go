@@ -57,7 +57,7 @@ func figuresOf(e Element) metrics.Figures {
 	if e.figures != nil {
 		f = *e.figures
 	}
-	f.ID = e.ID
+	f.ID, f.Class, f.DroppedForLag = e.ID, e.Class, e.DroppedForLag
 	if e.RecordedBytes > 0 {
 		f.RecordedBytes = uint64(e.RecordedBytes)
 	}

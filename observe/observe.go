@@ -20,7 +20,7 @@ type rtpStatser interface {
 
 // recordingStatser is implemented by RecorderEndpoint.
 type recordingStatser interface {
-	RecordingStats() (bytes int64, writing bool)
+	RecordingStats() (bytes int64, drops uint64, writing bool)
 }
 
 // Pipeline is one MediaPipeline as the inspector shows it.
@@ -48,6 +48,7 @@ type Element struct {
 	FlowingIn       bool   `json:"flowingIn"`
 	FlowingOut      bool   `json:"flowingOut"`
 	RecordedBytes   int64  `json:"recordedBytes,omitempty"`
+	DroppedForLag   uint64 `json:"droppedForLag,omitempty"`
 	Recording       bool   `json:"recording,omitempty"`
 	LastError       string `json:"lastError,omitempty"`
 
@@ -168,7 +169,7 @@ func readElement(o objects.Object, e *objects.Element, transcoders map[*media.So
 		el.Streams, el.figures = rtpStreams(s.RTPStreams())
 	}
 	if s, ok := o.(recordingStatser); ok {
-		el.RecordedBytes, el.Recording = s.RecordingStats()
+		el.RecordedBytes, el.DroppedForLag, el.Recording = s.RecordingStats()
 	}
 	return el
 }

@@ -89,6 +89,7 @@ function figureLines(e, f) {
   if (e.streams && e.streams.length) lines.push(["quality", "loss " + (f.loss || "0%") + (f.rtt ? ", RTT " + f.rtt : "")]);
   if (e.connectionState) lines.push(["state", "connection " + e.connectionState.toLowerCase() + ", media " + e.mediaState.toLowerCase()]);
   if (e.recordedBytes) lines.push(["recorded", "recorded " + (e.recordedBytes / 1024).toFixed(0) + " KiB"]);
+  if (e.droppedForLag) lines.push(["dropped", "dropped for lag " + e.droppedForLag + " packets"]);
   for (const t of e.transcoders || []) lines.push(["transcoder", "transcoding " + t.from + " → " + t.to]);
   return lines;
 }
