@@ -49,6 +49,10 @@ type Config struct {
 	Observe  Observe
 	Cluster  Cluster
 
+	Access       Access
+	Limits       Limits
+	DrainTimeout time.Duration // SIGTERM: how long existing pipelines may run on; 0 = stop at once, as KMS
+
 	// Warnings are notes for the log (missing files, ignored values); the
 	// logger does not exist yet when Load runs.
 	Warnings []string
@@ -108,6 +112,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	}
 
 	var errs []error
+	var file lookup
 	data, err := os.ReadFile(c.ConfFile)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -115,9 +120,12 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	case err != nil:
 		return nil, err
 	default:
-		if err := loadMainFile(c, c.ConfFile, data); err != nil {
+		if file, err = loadMainFile(c, c.ConfFile, data); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := loadOperations(c, file, f, getenv); err != nil {
+		errs = append(errs, err)
 	}
 
 	mods := loadModuleDirs(c.ModulesConfigPath, &c.Warnings)
@@ -141,6 +149,7 @@ func defaults() *Config {
 		WebSocket: WebSocket{Port: 8888, IPv6: true, Path: "kurento", Threads: 10},
 		Modules:   defaultModules(),
 		Log:       Log{GstDebug: DefaultGstDebug, FileSizeMB: 100, FileCount: 10},
+		Limits:    DefaultLimits(),
 	}
 }
 
@@ -166,6 +175,9 @@ func Usage(program string) string {
   --cluster-advertise URI         Kurento URI routers use for this node (KMS_CLUSTER_ADVERTISE;
                                   default: this server's WebSocket address)
   --router                        be a cluster router, not a media node (KMS_ROUTER=true)
+  --auth-secret-file FILE         require JWTs signed (HS256) with the key in FILE (KMS_AUTH_SECRET_FILE)
+  --auth-tenant-isolation         sessions see only their token's tenant's objects
+  --drain-timeout SECONDS         on SIGTERM, let pipelines run up to this long (KMS_DRAIN_TIMEOUT, 0)
 Every long option can also be set as KURENTO_<OPTION> (e.g. KURENTO_CONF_FILE).
 `
 }

@@ -33,6 +33,9 @@ var options = []option{
 	{"cluster-store", 0, true},
 	{"cluster-advertise", 0, true},
 	{"router", 0, false},
+	{"auth-secret-file", 0, true},
+	{"auth-tenant-isolation", 0, false},
+	{"drain-timeout", 0, true},
 }
 
 type gstArg struct{ name, value string }

@@ -12,17 +12,17 @@ import (
 
 // loadMainFile reads kurento.conf.json into c. Unknown keys (and so the
 // "//" comment keys of the shipped file) are ignored.
-func loadMainFile(c *Config, file string, data []byte) error {
+func loadMainFile(c *Config, file string, data []byte) (lookup, error) {
 	root, err := decodeObject(file, data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if m, ok := root["metadata"]; ok {
 		// Re-encoding keeps the text valid JSON for getMetadata; key order
 		// is not preserved (boost's ptree would not keep types either).
 		b, err := json.Marshal(m)
 		if err != nil {
-			return fmt.Errorf("%s: metadata: %v", file, err)
+			return nil, fmt.Errorf("%s: metadata: %v", file, err)
 		}
 		c.Metadata = string(b)
 	}
@@ -62,7 +62,7 @@ func loadMainFile(c *Config, file string, data []byte) error {
 	ck.str(get, w+"secure.certificate", &ws.Secure.Certificate)
 	ck.str(get, w+"secure.password", &ws.Secure.Password)
 	ws.Secure.Certificate = resolve(filepath.Dir(file), ws.Secure.Certificate)
-	return errors.Join(ck.errs...)
+	return get, errors.Join(ck.errs...)
 }
 
 // resolve makes a relative path absolute against dir; "" stays "".

@@ -7,11 +7,14 @@ import (
 	"github.com/kurento-go/kms/endpoints"
 	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/objects"
+	"github.com/kurento-go/kms/uriguard"
 )
 
 // Define installs the element classes on the registry, with the module configuration as defaults.
 func Define(r *objects.Registry, cfg *config.Config) {
-	d := &definer{r: r, cfg: cfg}
+	d := &definer{r: r, cfg: cfg,
+		playerURIs:   uriguard.Policy(cfg.Access.Player),
+		recorderURIs: uriguard.Policy(cfg.Access.Recorder)}
 	d.defineBaseRtp()
 	d.defineWebRtc()
 	d.defineFilters()
@@ -26,6 +29,8 @@ func Define(r *objects.Registry, cfg *config.Config) {
 type definer struct {
 	r   *objects.Registry
 	cfg *config.Config
+	// The allow-lists of the URIs players read and recorders write.
+	playerURIs, recorderURIs uriguard.Policy
 }
 
 // sessionEvents turns the events every SDP endpoint shares into Kurento events; false for others.

@@ -48,6 +48,12 @@ func (d *definer) definePlayer() {
 	d.r.Define("PlayerEndpoint", objects.Class{
 		New: func(b *objects.Base, a objects.Args) (objects.Object, error) {
 			uri := a.String("uri")
+			u, err := recorder.ResolveURI(uri, d.cfg.Modules.UriEndpoint.DefaultPath)
+			if err == nil {
+				if err := d.playerURIs.Check(u); err != nil {
+					return nil, kerr.New(kerr.IllegalParam, "PlayerEndpoint uri refused: %v", err)
+				}
+			}
 			e := &playerEndpoint{Element: objects.NewElement(b, nil), uri: recorder.DecodeSlashes(uri)}
 			e.OnOtherEvent = func(ev media.Event) { uriEvents(e.Element, ev) }
 			cfg := player.Config{
@@ -64,7 +70,7 @@ func (d *definer) definePlayer() {
 				cfg.PortRange = fmt.Sprintf("%d-%d", r.Min, r.Max)
 			}
 			// Reachability (and even validity) of the URI is found out by play, as an Error event.
-			if u, err := recorder.ResolveURI(uri, d.cfg.Modules.UriEndpoint.DefaultPath); err != nil {
+			if err != nil {
 				cfg.Invalid = err
 			} else {
 				cfg.URI = u.String()

@@ -8,6 +8,7 @@ import (
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/objects"
+	"github.com/kurento-go/kms/uriguard"
 )
 
 // recorderEndpoint is the RecorderEndpoint class: the object side over endpoints/recorder.
@@ -37,6 +38,9 @@ func (e *recorderEndpoint) DotDescription() []string {
 	return []string{"recorder (Go muxer)", "uri " + e.uri, "state " + string(e.rec.State()),
 		fmt.Sprintf("%d frames, %d bytes written", st.Frames, st.Bytes)}
 }
+
+// Finalize ends a recording in progress at shutdown, with its Stopped event and its index written.
+func (e *recorderEndpoint) Finalize() { e.rec.StopAndWait(recorder.StopTimeout) }
 
 func (e *recorderEndpoint) onEvent(ev media.Event) {
 	switch ev := ev.(type) {
@@ -68,6 +72,14 @@ func (d *definer) defineRecorder() {
 			u, err := recorder.ResolveURI(uri, d.cfg.Modules.UriEndpoint.DefaultPath)
 			if err != nil {
 				return nil, kerr.New(kerr.IllegalParam, "%v", err)
+			}
+			if err := d.recorderURIs.Check(u); err != nil {
+				return nil, kerr.New(kerr.IllegalParam, "RecorderEndpoint uri refused: %v", err)
+			}
+			if u.Scheme == "file" {
+				if err := uriguard.CheckWritable(u.Path); err != nil {
+					return nil, kerr.New(kerr.IllegalParam, "RecorderEndpoint uri refused: %v", err)
+				}
 			}
 			e := &recorderEndpoint{Element: objects.NewElement(b, nil), uri: recorder.DecodeSlashes(uri)}
 			e.OnOtherEvent = e.onEvent

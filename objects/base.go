@@ -27,12 +27,14 @@ type Base struct {
 	pipeline Object
 	reg      *Registry
 	created  time.Time
+	tenant   string // the tenant of the session that created it (tenant isolation)
 
 	mu       sync.Mutex
 	name     string
 	tags     []tag
 	sendTags bool
 	children []Object // guarded by reg.mu, not mu
+	members  int      // of a pipeline: objects in it; guarded by reg.mu
 	sessions map[string]struct{}
 	released bool
 	lastErr  string // description of the last Error event, for the inspector

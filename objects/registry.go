@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -53,18 +54,26 @@ type Registry struct {
 	objects   map[string]Object
 	sessions  map[string]*session
 	subs      map[string]subscription
-	listeners map[listenKey]map[string]int // session id -> number of subscriptions
+	objSubs   map[string]map[string]struct{} // object id -> its subscription ids, for release
+	listeners map[listenKey]map[string]int   // session id -> number of subscriptions
+	pipelines int                            // live MediaPipelines
+	draining  bool
 	manager   *ServerManager
 	defaults  map[string]map[string]any // class -> property -> initial value
 
 	exceptionLimit float64      // see SetExceptionLimit; set before serving
 	onEmpty        func()       // see SetOnEmpty; set before serving
 	onDestroy      func(Object) // see SetOnDestroy; set before serving
+	limits         Limits       // see SetLimits
+	isolated       bool         // see SetTenantIsolation
+	refused        func(reason string)
 }
 
 type session struct {
-	refs  map[string]Object
-	inUse bool
+	refs   map[string]Object
+	inUse  bool
+	tenant string // with tenant isolation: the tenant of the token that started the session
+	admin  bool
 }
 
 type subscription struct {
@@ -83,6 +92,7 @@ func NewRegistry(schema *api.Schema, info ServerManagerInfo, log *slog.Logger) *
 		objects:   map[string]Object{},
 		sessions:  map[string]*session{},
 		subs:      map[string]subscription{},
+		objSubs:   map[string]map[string]struct{}{},
 		listeners: map[listenKey]map[string]int{},
 		defaults:  map[string]map[string]any{},
 	}
@@ -153,6 +163,15 @@ func (r *Registry) session(id string) *session {
 	return s
 }
 
+// lookupFor finds a live object the session may see; the caller holds r.mu.
+func (r *Registry) lookupFor(sid, id string) (Object, error) {
+	o, err := r.lookup(id)
+	if err == nil && !r.visible(sid, o) {
+		return nil, kerr.NotFound(id)
+	}
+	return o, err
+}
+
 // lookup finds a live object; the caller holds r.mu.
 func (r *Registry) lookup(id string) (Object, error) {
 	if strings.HasPrefix(id, newRefPrefix) && len(id) > len(newRefPrefix) {
@@ -183,16 +202,20 @@ func (r *Registry) ref(sid string, o Object) {
 	}
 }
 
-// resolver resolves object ids in parameters and checks their class.
-func (r *Registry) resolver(id, class string) (any, error) {
-	o, err := r.Get(id)
-	if err != nil {
-		return nil, err
+// resolverFor resolves object ids in the session's parameters and checks their class.
+func (r *Registry) resolverFor(sid string) func(id, class string) (any, error) {
+	return func(id, class string) (any, error) {
+		r.mu.Lock()
+		o, err := r.lookupFor(sid, id)
+		r.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if !o.objectBase().class.Is(class) {
+			return nil, kerr.New(kerr.MarshallError, "Object '%s' is not a %s", id, class)
+		}
+		return o, nil
 	}
-	if !o.objectBase().class.Is(class) {
-		return nil, kerr.New(kerr.MarshallError, "Object '%s' is not a %s", id, class)
-	}
-	return o, nil
 }
 
 // Create makes an object of the named class for the session and returns its id.
@@ -219,7 +242,7 @@ func (r *Registry) Create(sid, typeName string, constructorParams any) (string, 
 			return "", kerr.New(kerr.MarshallError, "'constructorParams' should be an object")
 		}
 	}
-	params, err := r.schema.DecodeParams("constructorParams", class.ConstructorParams(), constructorParams, r.resolver)
+	params, err := r.schema.DecodeParams("constructorParams", class.ConstructorParams(), constructorParams, r.resolverFor(sid))
 	if err != nil {
 		return "", asProtocolError(err)
 	}
@@ -231,11 +254,19 @@ func (r *Registry) Create(sid, typeName string, constructorParams any) (string, 
 			break
 		}
 	}
+	// Checked before the media is built, and again when the object goes in.
+	r.mu.Lock()
+	err = errors.Join(r.admitSession(sid), r.checkCreate(class.Name, parent))
+	r.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
 	id := uuid.NewString() + "_" + api.ModuleOf(class.Module) + "." + class.Name
 	if parent != nil {
 		id = parent.ID() + "/" + id
 	}
 	b := r.newBase(id, class, parent)
+	b.tenant = r.tenantOf(sid)
 	o, err := impl.New(b, args)
 	if err != nil {
 		return "", asProtocolError(err)
@@ -250,10 +281,19 @@ func (r *Registry) Create(sid, typeName string, constructorParams any) (string, 
 		closeObject(o)
 		return "", kerr.NotFound(parent.ID())
 	}
+	if err := errors.Join(r.admitSession(sid), r.checkCreate(class.Name, parent)); err != nil {
+		r.mu.Unlock()
+		closeObject(o)
+		return "", err
+	}
 	r.objects[id] = o
+	if class.Name == "MediaPipeline" {
+		r.pipelines++
+	}
 	if parent != nil {
 		pb := parent.objectBase()
 		pb.children = append(pb.children, o)
+		b.pipeline.objectBase().members++
 		for s := range pb.sessions {
 			r.ref(s, o)
 		}
@@ -268,7 +308,10 @@ func (r *Registry) Create(sid, typeName string, constructorParams any) (string, 
 // Describe refs the object into the session and returns its type information.
 func (r *Registry) Describe(sid, id string) (map[string]any, error) {
 	r.mu.Lock()
-	o, err := r.lookup(id)
+	o, err := r.lookupFor(sid, id)
+	if err == nil {
+		err = r.admitSession(sid)
+	}
 	if err == nil {
 		r.ref(sid, o)
 	}
@@ -284,7 +327,10 @@ func (r *Registry) Describe(sid, id string) (map[string]any, error) {
 // Invoke runs a method or property accessor on an object for the session.
 func (r *Registry) Invoke(sid, id, operation string, operationParams any) (any, error) {
 	r.mu.Lock()
-	o, err := r.lookup(id)
+	o, err := r.lookupFor(sid, id)
+	if err == nil {
+		err = r.admitSession(sid)
+	}
 	if err == nil {
 		r.ref(sid, o)
 	}
@@ -305,7 +351,7 @@ func (r *Registry) Invoke(sid, id, operation string, operationParams any) (any, 
 		// A setter checks its one parameter only: "'name' parameter should be a string".
 		operationParams = map[string]any{}
 	}
-	params, err := r.schema.DecodeParams("operationParams", m.Params, operationParams, r.resolver)
+	params, err := r.schema.DecodeParams("operationParams", m.Params, operationParams, r.resolverFor(sid))
 	if err != nil {
 		return nil, asProtocolError(err)
 	}
@@ -349,7 +395,10 @@ func asProtocolError(err error) error {
 func (r *Registry) Subscribe(sid, id, event string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	o, err := r.lookup(id)
+	o, err := r.lookupFor(sid, id)
+	if err == nil {
+		err = r.admitSession(sid)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -360,6 +409,10 @@ func (r *Registry) Subscribe(sid, id, event string) (string, error) {
 	key := listenKey{object: id, event: event}
 	subID := uuid.NewString()
 	r.subs[subID] = subscription{session: sid, key: key}
+	if r.objSubs[id] == nil {
+		r.objSubs[id] = map[string]struct{}{}
+	}
+	r.objSubs[id][subID] = struct{}{}
 	if r.listeners[key] == nil {
 		r.listeners[key] = map[string]int{}
 	}
@@ -381,6 +434,11 @@ func (r *Registry) Unsubscribe(sid, id, subID string) {
 
 func (r *Registry) dropSubscription(subID string, sub subscription) {
 	delete(r.subs, subID)
+	if os := r.objSubs[sub.key.object]; os != nil {
+		if delete(os, subID); len(os) == 0 {
+			delete(r.objSubs, sub.key.object)
+		}
+	}
 	l := r.listeners[sub.key]
 	if l[sub.session]--; l[sub.session] <= 0 {
 		delete(l, sub.session)
@@ -394,7 +452,10 @@ func (r *Registry) dropSubscription(subID string, sub subscription) {
 func (r *Registry) Ref(sid, id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	o, err := r.lookup(id)
+	o, err := r.lookupFor(sid, id)
+	if err == nil {
+		err = r.admitSession(sid)
+	}
 	if err != nil {
 		return err
 	}
@@ -406,7 +467,7 @@ func (r *Registry) Ref(sid, id string) error {
 // are ignored.
 func (r *Registry) Unref(sid, id string) {
 	r.mu.Lock()
-	o, err := r.lookup(id)
+	o, err := r.lookupFor(sid, id)
 	var dead []Object
 	if err == nil {
 		dead = r.unref(sid, o, nil)
@@ -422,38 +483,80 @@ func (r *Registry) unref(sid string, o Object, dead []Object) []Object {
 	if o == Object(r.manager) || b.released {
 		return dead
 	}
+	dead = r.unrefTree(sid, o, dead)
+	if b.released {
+		r.removeChild(o)
+	}
+	return dead
+}
+
+// unrefTree is unref without taking o out of its parent's children, which the caller does: removing
+// children one by one would copy the list once per child.
+func (r *Registry) unrefTree(sid string, o Object, dead []Object) []Object {
+	b := o.objectBase()
+	if b.released {
+		return dead
+	}
 	if s := r.sessions[sid]; s != nil {
 		delete(s.refs, b.id)
 	}
-	for _, c := range append([]Object(nil), b.children...) {
-		dead = r.unref(sid, c, dead)
+	before := len(dead)
+	for _, c := range b.children {
+		dead = r.unrefTree(sid, c, dead)
 	}
-	if b.released { // a child's release cannot detach its parent, but stay safe
-		return dead
+	if len(dead) > before && !b.released {
+		b.children = slices.DeleteFunc(b.children, func(c Object) bool { return c.objectBase().released })
 	}
 	delete(b.sessions, sid)
-	for subID, sub := range r.subs {
-		if sub.session == sid && sub.key.object == b.id {
+	for subID := range r.objSubs[b.id] {
+		if sub := r.subs[subID]; sub.session == sid {
 			r.dropSubscription(subID, sub)
 		}
 	}
 	if len(b.sessions) == 0 {
-		dead = r.detach(o, dead)
+		dead = r.detachTree(o, dead)
 	}
 	return dead
 }
 
 // detach removes o and what remains of its subtree from the registry; the caller holds r.mu and
-// destroys the returned objects after unlocking.
+// destroys the returned objects after unlocking. It takes time linear in the subtree's size.
 func (r *Registry) detach(o Object, dead []Object) []Object {
 	b := o.objectBase()
 	if b.released {
 		return dead
 	}
-	for len(b.children) > 0 {
-		dead = r.detach(b.children[0], dead)
+	dead = r.detachTree(o, dead)
+	r.removeChild(o)
+	return dead
+}
+
+// removeChild takes a detached object out of its parent's children.
+func (r *Registry) removeChild(o Object) {
+	if p := o.objectBase().parent; p != nil {
+		pb := p.objectBase()
+		if i := slices.Index(pb.children, o); i >= 0 {
+			pb.children = slices.Delete(pb.children, i, i+1)
+		}
 	}
+}
+
+// detachTree is detach without taking o out of its parent's children, which the caller does.
+func (r *Registry) detachTree(o Object, dead []Object) []Object {
+	b := o.objectBase()
+	if b.released {
+		return dead
+	}
+	for _, c := range b.children {
+		dead = r.detachTree(c, dead)
+	}
+	b.children = nil
 	b.released = true
+	if b.class.Name == "MediaPipeline" {
+		r.pipelines--
+	} else if b.pipeline != nil && b.parent != nil {
+		b.pipeline.objectBase().members--
+	}
 	delete(r.objects, b.id)
 	for s := range b.sessions {
 		if sess := r.sessions[s]; sess != nil {
@@ -461,19 +564,8 @@ func (r *Registry) detach(o Object, dead []Object) []Object {
 		}
 	}
 	b.sessions = map[string]struct{}{}
-	if p := b.parent; p != nil {
-		pb := p.objectBase()
-		for i, c := range pb.children {
-			if c == o {
-				pb.children = append(pb.children[:i:i], pb.children[i+1:]...)
-				break
-			}
-		}
-	}
-	for subID, sub := range r.subs {
-		if sub.key.object == b.id {
-			r.dropSubscription(subID, sub)
-		}
+	for subID := range r.objSubs[b.id] {
+		r.dropSubscription(subID, r.subs[subID])
 	}
 	return append(dead, o)
 }
@@ -500,11 +592,11 @@ func closeObject(o Object) {
 
 // Release destroys an object and its children whoever holds them; unknown ids and the ServerManager
 // are ignored.
-func (r *Registry) Release(id string) {
+func (r *Registry) Release(sid, id string) {
 	r.mu.Lock()
-	o, ok := r.objects[id]
+	o, err := r.lookupFor(sid, id)
 	var dead []Object
-	if ok && o != Object(r.manager) {
+	if err == nil && o != Object(r.manager) {
 		dead = r.detach(o, nil)
 	}
 	r.mu.Unlock()

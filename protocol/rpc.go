@@ -10,6 +10,8 @@ import (
 	"unicode"
 
 	"github.com/google/uuid"
+	"github.com/kurento-go/kms/auth"
+	"github.com/kurento-go/kms/config"
 	"github.com/kurento-go/kms/kerr"
 )
 
@@ -21,7 +23,7 @@ type Backend interface {
 	Invoke(sid, id, operation string, operationParams any) (any, error)
 	Subscribe(sid, id, event string) (string, error)
 	Unsubscribe(sid, id, subscriptionID string)
-	Release(id string)
+	Release(sid, id string)
 	Ref(sid, id string) error
 	Unref(sid, id string)
 	// KeepAlive marks a known session in use; unknown sessions fail with 40007.
@@ -30,6 +32,9 @@ type Backend interface {
 	// CollectGarbage drops the sessions not marked in use since the previous pass and unmarks the
 	// others.
 	CollectGarbage()
+	// Admit checks that the token (nil when access control is off) allows the method, on the object
+	// and operation it names, in the session.
+	Admit(c *auth.Claims, sid, method, object, operation string) error
 }
 
 // PlacingBackend is a Backend that also takes the "properties" of a create request: the cluster
@@ -60,7 +65,6 @@ func init() {
 		"ref":          (*dispatcher).ref,
 		"unref":        (*dispatcher).unref,
 		"keepAlive":    (*dispatcher).keepAlive,
-		"transaction":  (*dispatcher).transaction,
 		"closeSession": (*dispatcher).closeSession,
 	}
 }
@@ -76,6 +80,14 @@ func init() {
 type dispatcher struct {
 	backend  Backend
 	serverID string
+	limits   *config.Limits
+	refused  func(reason string)
+}
+
+// newSession are the methods that make up a session id when the request has none; it is made before
+// the call so that the access rules see the session the method will use.
+var newSession = map[string]bool{
+	"create": true, "describe": true, "invoke": true, "subscribe": true, "release": true, "transaction": true,
 }
 
 // decode parses one message the way the server reads requests: numbers kept exact.
@@ -117,7 +129,7 @@ func unexpected(what string) error {
 // process handles one decoded request and returns its response (nil for a notification that needs
 // none) and whether it succeeded. sessionID is the session bound to the connection, injected into
 // params when the request names none, as KMS does.
-func (d *dispatcher) process(msg any, sessionID string) (object, bool) {
+func (d *dispatcher) process(msg any, sessionID string, caller *auth.Claims) (object, bool) {
 	req, ok := msg.(object)
 	if !ok || req["jsonrpc"] != "2.0" {
 		return errorResponse(nil, invalidRequest), false
@@ -132,11 +144,17 @@ func (d *dispatcher) process(msg any, sessionID string) (object, bool) {
 		return errorResponse(nil, invalidRequest), false
 	}
 	m := methods[name]
+	if name == "transaction" {
+		m = func(d *dispatcher, params object) (object, error) { return d.transaction(params, caller) }
+	}
 	if m == nil {
 		return errorResponse(id, kerr.New(kerr.MethodNotFound, "Method not found.")), false
 	}
 	params, err := paramsOf(req, sessionID)
 	if err != nil {
+		return errorResponse(id, err), false
+	}
+	if err := d.admit(caller, name, params); err != nil {
 		return errorResponse(id, err), false
 	}
 	result, err := d.call(m, params)
@@ -155,6 +173,26 @@ func (d *dispatcher) process(msg any, sessionID string) (object, bool) {
 		r = result
 	}
 	return object{"jsonrpc": "2.0", "id": id, "result": r}, true
+}
+
+// admit asks the backend whether the caller may run the method; with a token, a method that makes up
+// its session gets it here.
+func (d *dispatcher) admit(caller *auth.Claims, method string, params object) error {
+	if caller == nil {
+		return nil
+	}
+	sid := ""
+	if params != nil {
+		if stringLike(params, "sessionId") {
+			sid, _ = str(params, "sessionId")
+		} else if newSession[method] {
+			sid = uuid.NewString()
+			params["sessionId"] = sid
+		}
+	}
+	obj, _ := params["object"].(string)
+	op, _ := params["operation"].(string)
+	return d.backend.Admit(caller, sid, method, obj, op)
 }
 
 // call runs a method, turning a panic into the internal error KMS reports for unexpected exceptions,
@@ -381,7 +419,7 @@ func (d *dispatcher) release(params object) (object, error) {
 	}
 	id := v[0]
 	sid := sessionOf(params)
-	d.backend.Release(id)
+	d.backend.Release(sid, id)
 	return object{"sessionId": sid}, nil
 }
 
@@ -443,7 +481,7 @@ const newRef = "newref:"
 // replacing "newref:N" strings with the value returned by operation N, and stops at the first
 // failure; the call itself succeeds with the responses so far. Problems with the operation list
 // itself (ids, newrefs) fail the whole call with 40008.
-func (d *dispatcher) transaction(params object) (object, error) {
+func (d *dispatcher) transaction(params object, caller *auth.Claims) (object, error) {
 	if err := requireParams(params); err != nil {
 		return nil, err
 	}
@@ -455,6 +493,12 @@ func (d *dispatcher) transaction(params object) (object, error) {
 	list, ok := ops.([]any)
 	if !ok {
 		return nil, kerr.New(kerr.ServerError, "'operations' parameter should be an array")
+	}
+	if max := d.limits.MaxTransactionRequests; max > 0 && len(list) > max {
+		d.refused("transaction_requests")
+		return nil, kerr.New(kerr.NotEnoughResources,
+			"Too many operations in a transaction: %d, at most %d (mediaServer.limits.maxTransactionRequests)",
+			len(list), max)
 	}
 	responses := []any{}
 	for i, raw := range list {
@@ -482,7 +526,7 @@ func (d *dispatcher) transaction(params object) (object, error) {
 		}
 		// KMS gives each operation a unique string id, so none is taken for a notification.
 		op["id"] = fmt.Sprintf("transaction_%d", i)
-		resp, ok := d.process(op, "")
+		resp, ok := d.process(op, "", caller)
 		resp["id"] = i
 		responses = append(responses, resp)
 		if !ok {

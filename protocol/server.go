@@ -7,7 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,6 +18,10 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
+	"github.com/kurento-go/kms/auth"
+	"github.com/kurento-go/kms/config"
+	"github.com/kurento-go/kms/kerr"
+	"golang.org/x/time/rate"
 )
 
 // Server serves the Kurento Protocol on HTTP connections that upgrade to WebSocket.
@@ -28,12 +34,19 @@ type Server struct {
 	// OnRequest, when set (before serving), is told of every answered request: its method ("" when
 	// unreadable), its JSON-RPC error code (0 on success) and how long it took. For metrics.
 	OnRequest func(method string, code int, took time.Duration)
+	// Limits bound the connections and what each may send or make the server hold; set before serving.
+	Limits config.Limits
+	// Verifier, when set, turns access control on: the upgrade needs a valid token.
+	Verifier *auth.Verifier
+	// Refused, when set, is told the reason of each refusal by a limit or access rule (for metrics).
+	Refused func(reason string)
 
 	dispatcher dispatcher
 
 	mu       sync.Mutex
 	bound    map[string]*conn // session id -> its current connection
 	conns    map[*conn]struct{}
+	perAddr  map[string]int // open connections by source address
 	closed   bool
 	done     chan struct{}
 	wg       sync.WaitGroup
@@ -43,15 +56,29 @@ type Server struct {
 
 // NewServer makes a server over a backend.
 func NewServer(backend Backend, path string, gcPeriod time.Duration, log *slog.Logger) *Server {
-	return &Server{
-		Path:       path,
-		GCPeriod:   gcPeriod,
-		Log:        log,
-		dispatcher: dispatcher{backend: backend, serverID: uuid.NewString()},
-		bound:      map[string]*conn{},
-		conns:      map[*conn]struct{}{},
-		done:       make(chan struct{}),
+	s := &Server{
+		Path:     path,
+		GCPeriod: gcPeriod,
+		Log:      log,
+		Limits:   config.DefaultLimits(),
+		bound:    map[string]*conn{},
+		conns:    map[*conn]struct{}{},
+		perAddr:  map[string]int{},
+		done:     make(chan struct{}),
 	}
+	s.dispatcher = dispatcher{backend: backend, serverID: uuid.NewString(), limits: &s.Limits, refused: s.refuse}
+	return s
+}
+
+func (s *Server) refuse(reason string) {
+	if s.Refused != nil {
+		s.Refused(reason)
+	}
+}
+
+// limitError is the answer to a request refused by a limit: KMS's 40009 NOT_ENOUGH_RESOURCES.
+func limitError(format string, args ...any) error {
+	return kerr.New(kerr.NotEnoughResources, format, args...)
 }
 
 // Start runs the session garbage collector until Close. As in KMS, the collector runs every period
@@ -157,6 +184,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
+	var claims *auth.Claims
+	if s.Verifier != nil {
+		c, err := s.Verifier.Check(r)
+		if err != nil {
+			s.refuse("auth_" + auth.Reason(err))
+			auth.Unauthorized(w, err)
+			return
+		}
+		claims = c
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return // Accept has written the HTTP error
@@ -167,26 +204,73 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.Close(websocket.StatusProtocolError, "Invalid path")
 		return
 	}
-	c := &conn{server: s, ws: ws, out: make(chan []byte, sendQueue), closing: make(chan struct{}), busy: make(chan struct{}, 1)}
+	c := &conn{server: s, ws: ws, out: make(chan []byte, sendQueue), closing: make(chan struct{}),
+		busy: make(chan struct{}, 1), claims: claims}
+	if n := s.Limits.RequestsPerSecond; n > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(n), 2*n)
+	}
+	addr := sourceAddress(r)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		ws.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
+	if err := s.admitConnection(addr); err != nil {
+		s.mu.Unlock()
+		refuseConnection(ws, err)
+		return
+	}
 	s.conns[c] = struct{}{}
+	s.perAddr[addr]++
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
 	c.serve(r.Context())
 	s.mu.Lock()
 	delete(s.conns, c)
+	if s.perAddr[addr]--; s.perAddr[addr] <= 0 {
+		delete(s.perAddr, addr)
+	}
 	for sid, bc := range s.bound {
 		if bc == c {
 			delete(s.bound, sid)
 		}
 	}
 	s.mu.Unlock()
+}
+
+// admitConnection applies the connection limits; the caller holds s.mu.
+func (s *Server) admitConnection(addr string) error {
+	if max := s.Limits.MaxConnections; max > 0 && len(s.conns) >= max {
+		s.refuse("connections")
+		return limitError("Too many connections: the server takes at most %d (mediaServer.limits.maxConnections)", max)
+	}
+	if max := s.Limits.MaxConnectionsPerAddr; max > 0 && s.perAddr[addr] >= max {
+		s.refuse("connections_per_address")
+		return limitError("Too many connections from %s: at most %d (mediaServer.limits.maxConnectionsPerAddress)", addr, max)
+	}
+	return nil
+}
+
+// refuseConnection tells a client over a limit why, as a JSON-RPC error, and closes with 1013 Try
+// Again Later.
+func refuseConnection(ws *websocket.Conn, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if msg, e := json.Marshal(errorResponse(nil, err)); e == nil {
+		ws.Write(ctx, websocket.MessageText, msg)
+	}
+	ws.Close(websocket.StatusTryAgainLater, "too many connections")
+}
+
+// sourceAddress is the client's IP address, without the port.
+func sourceAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func headerHas(h http.Header, name, token string) bool {
@@ -226,23 +310,29 @@ func (s *Server) Notify(sid string, msg []byte) {
 	if c == nil {
 		return
 	}
+	if !c.reserve(len(msg)) {
+		return
+	}
 	select {
 	case c.out <- msg:
 	default:
+		c.queued.Add(-int64(len(msg)))
 		if s.dropped.Add(1)%100 == 1 {
 			s.Log.Warn("connection too slow, dropping events", "session", sid, "dropped", s.dropped.Load())
 		}
 	}
 }
 
-// sendQueue bounds what one connection may have waiting to be written.
+// sendQueue bounds the number of messages one connection may have waiting to be written; Limits'
+// MaxQueuedBytes bounds their size.
 const sendQueue = 1024
 
 // writeTimeout bounds one frame write, so that a stuck peer cannot hold its connection forever.
 const writeTimeout = 10 * time.Second
 
-// maxMessage bounds one request; SDPs and transactions stay far below it.
-const maxMessage = 16 << 20
+// tooBigFactor: a request this many times over the size limit is not even read to its end; the
+// connection is closed (1009) instead of answered.
+const tooBigFactor = 4
 
 // conn is one WebSocket connection. Its requests are executed one at a time, in order: the next frame
 // is read only when the previous request has been answered.
@@ -253,6 +343,9 @@ type conn struct {
 	closing   chan struct{} // closed by shutdown
 	closeOnce sync.Once
 	busy      chan struct{} // holds a token while a request is handled and its answer queued
+	claims    *auth.Claims  // the token's, nil when access control is off
+	limiter   *rate.Limiter // requests per second; nil = no limit
+	queued    atomic.Int64  // bytes in out
 
 	mu      sync.Mutex
 	session string
@@ -276,7 +369,7 @@ func (c *conn) serve(ctx context.Context) {
 	defer c.ws.CloseNow()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c.ws.SetReadLimit(maxMessage)
+	c.ws.SetReadLimit(int64(c.server.Limits.MaxMessageBytes) * tooBigFactor)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -286,10 +379,15 @@ func (c *conn) serve(ctx context.Context) {
 	defer func() { <-writerDone }()
 	defer cancel()
 	for {
-		// Binary frames are requests too: websocketpp hands any payload to the handler, and
-		// kurento-client's websocket-stream sends binary frames.
-		_, data, err := c.ws.Read(ctx)
-		if err != nil {
+		data, err := c.read(ctx)
+		var resp []byte
+		switch {
+		case errors.Is(err, errTooBig):
+			max := c.server.Limits.MaxMessageBytes
+			c.server.refuse("message_size")
+			resp, _ = json.Marshal(errorResponse(nil, limitError(
+				"Request too large: more than %d bytes (mediaServer.limits.maxMessageSize)", max)))
+		case err != nil:
 			if !isNormalClose(err) {
 				c.server.Log.Debug("connection closed", "err", err)
 			}
@@ -300,8 +398,13 @@ func (c *conn) serve(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		resp := c.handle(data)
+		if resp == nil {
+			resp = c.handle(data)
+		}
 		if resp != nil {
+			if !c.reserve(len(resp)) {
+				return
+			}
 			select {
 			case c.out <- resp:
 			case <-ctx.Done():
@@ -310,6 +413,53 @@ func (c *conn) serve(ctx context.Context) {
 		}
 		<-c.busy
 	}
+}
+
+var errTooBig = errors.New("request over the size limit")
+
+// read reads one request, up to the size limit; a larger one is read away and reported as errTooBig.
+// With an idle timeout, a connection that sends nothing for that long is closed.
+func (c *conn) read(ctx context.Context) ([]byte, error) {
+	if idle := c.server.Limits.IdleTimeout; idle > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, idle)
+		defer cancel()
+	}
+	// Binary frames are requests too: websocketpp hands any payload to the handler, and
+	// kurento-client's websocket-stream sends binary frames.
+	_, r, err := c.ws.Reader(ctx)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			c.server.refuse("idle_timeout")
+		}
+		return nil, err
+	}
+	max := c.server.Limits.MaxMessageBytes
+	data, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > max {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return nil, err
+		}
+		return nil, errTooBig
+	}
+	return data, nil
+}
+
+// reserve counts a message into the connection's queued bytes; over the limit, the connection (a
+// client that does not read) is closed instead, and the server keeps its memory.
+func (c *conn) reserve(n int) bool {
+	max := int64(c.server.Limits.MaxQueuedBytes)
+	if max <= 0 || c.queued.Add(int64(n)) <= max {
+		return true
+	}
+	c.queued.Add(-int64(n))
+	c.server.refuse("queued_bytes")
+	c.server.Log.Warn("closing a connection that does not read its answers", "queuedBytes", c.queued.Load(), "limit", max)
+	c.ws.CloseNow()
+	return false
 }
 
 func isNormalClose(err error) bool {
@@ -325,6 +475,7 @@ func (c *conn) writeLoop(ctx context.Context) {
 	write := func(msg []byte) bool {
 		wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 		defer cancel()
+		defer c.queued.Add(-int64(len(msg)))
 		if err := c.ws.Write(wctx, websocket.MessageText, msg); err != nil {
 			c.ws.CloseNow()
 			return false
@@ -369,8 +520,12 @@ func (c *conn) handle(data []byte) []byte {
 		resp = object{"jsonrpc": "2.0", "id": nil, "error": object{"code": -32700, "message": "Parse error."}}
 	} else if _, isBatch := msg.([]any); isBatch {
 		resp = errorResponse(nil, invalidRequest)
+	} else if c.limiter != nil && !c.limiter.Allow() {
+		c.server.refuse("request_rate")
+		resp = errorResponse(requestID(msg), limitError(
+			"Too many requests: at most %d per second (mediaServer.limits.maxRequestsPerSecond)", c.server.Limits.RequestsPerSecond))
 	} else {
-		resp, _ = c.server.dispatcher.process(msg, c.currentSession())
+		resp, _ = c.server.dispatcher.process(msg, c.currentSession(), c.claims)
 	}
 	if c.server.OnRequest != nil {
 		c.server.OnRequest(methodOf(msg), codeOf(resp), time.Since(start))
@@ -411,4 +566,16 @@ func codeOf(resp object) int {
 		}
 	}
 	return 0
+}
+
+// requestID is the id of a request, for an answer given without processing it.
+func requestID(msg any) any {
+	if req, ok := msg.(object); ok {
+		switch id := req["id"].(type) {
+		case object, []any:
+		default:
+			return id
+		}
+	}
+	return nil
 }

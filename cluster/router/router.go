@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kurento-go/kms/auth"
 	"github.com/kurento-go/kms/cluster"
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
@@ -701,7 +702,16 @@ func (r *Router) Unsubscribe(sid, id, subID string) {
 
 // Release implements protocol.Backend. Releases carry no session: they go on the node's control
 // connection.
-func (r *Router) Release(id string) {
+// Admit applies the token's scope; tenant isolation is not available through a router (its
+// sessions live on the nodes, which see no tokens).
+func (r *Router) Admit(c *auth.Claims, _, method, object, operation string) error {
+	if c == nil {
+		return nil
+	}
+	return objects.CheckScope(c, method, object, operation)
+}
+
+func (r *Router) Release(_, id string) {
 	n, known, err := r.route(id)
 	if err != nil || !known {
 		return

@@ -101,7 +101,7 @@ func runRouter(cfg *config.Config, logs *logging.Logging, stderr io.Writer) int 
 		return fail(err)
 	}
 	log.Info("cluster router started", "store", cfg.Cluster.Store)
-	code := serve(listeners, log)
+	code := serve(listeners, log, func(<-chan os.Signal) {}) // a router holds no media to drain
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	opsServer.Shutdown(ctx)

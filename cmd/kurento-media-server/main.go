@@ -20,10 +20,12 @@ import (
 	"github.com/kurento-go/kms/api"
 	"github.com/kurento-go/kms/config"
 	"github.com/kurento-go/kms/elements"
+	"github.com/kurento-go/kms/internal/guard"
 	"github.com/kurento-go/kms/logging"
 	"github.com/kurento-go/kms/objects"
 	"github.com/kurento-go/kms/ops"
 	"github.com/kurento-go/kms/protocol"
+	"github.com/kurento-go/kms/tlsreload"
 )
 
 func main() {
@@ -103,6 +105,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		logs.Logger("KurentoWebSocketTransport"))
 	registry.SetNotifier(server)
 	opsServer := ops.ForServer(cfg, registry, server, logs.Logger("KurentoOperations"))
+	if err := guard.Apply(cfg, registry, server, opsServer); err != nil {
+		log.Error("access control", "err", err)
+		fmt.Fprintf(stderr, "kurento-media-server: %v\n", err)
+		return 1
+	}
 	server.Start()
 	if addr := cfg.Observe.MetricsAddress; addr != "" {
 		if err := opsServer.Listen(addr); err != nil {
@@ -128,13 +135,19 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		server.Close()
 		return 1
 	}
-	code := serve(listeners, log)
+	code := serve(listeners, log, func(signals <-chan os.Signal) {
+		if cfg.DrainTimeout > 0 {
+			drain(registry, cfg.DrainTimeout, signals, log)
+		}
+	})
 	stopNode()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	opsServer.Shutdown(ctx)
-	// Release everything while the connections are still open, so that subscribed clients see the
-	// ObjectDestroyed events; then close them, and release what requests created meanwhile.
+	// Finish the recordings and release everything while the connections are still open, so that
+	// subscribed clients see the Stopped and ObjectDestroyed events; then close them (their queued
+	// events are written first), and release what requests created meanwhile.
+	registry.FinalizeAll()
 	released := registry.Len() - 1
 	registry.ReleaseAll()
 	server.Close()
@@ -145,7 +158,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 // serve runs the listeners until a signal or a listener failure, then shuts them down; it returns the
 // exit code.
-func serve(listeners []listener, log *slog.Logger) int {
+func serve(listeners []listener, log *slog.Logger, onSignal func(signals <-chan os.Signal)) int {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	signal.Ignore(syscall.SIGPIPE)
@@ -157,6 +170,7 @@ func serve(listeners []listener, log *slog.Logger) int {
 	select {
 	case sig := <-signals:
 		log.Info("signal received, shutting down", "signal", sig.String())
+		onSignal(signals)
 	case err := <-failed:
 		log.Error("listener failed", "err", err)
 		code = 1
@@ -167,6 +181,29 @@ func serve(listeners []listener, log *slog.Logger) int {
 		l.srv.Shutdown(ctx)
 	}
 	return code
+}
+
+// drain refuses new pipelines and waits until the existing ones are released, the timeout passes or a
+// second signal comes.
+func drain(reg *objects.Registry, timeout time.Duration, signals <-chan os.Signal, log *slog.Logger) {
+	reg.Drain()
+	log.Info("draining: no new pipelines, waiting for the existing ones", "pipelines", reg.PipelineCount(), "timeout", timeout)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for reg.PipelineCount() > 0 {
+		select {
+		case <-deadline.C:
+			log.Info("drain timeout reached, stopping", "pipelines", reg.PipelineCount())
+			return
+		case sig := <-signals:
+			log.Info("second signal, stopping now", "signal", sig.String())
+			return
+		case <-tick.C:
+		}
+	}
+	log.Info("drained: every pipeline released")
 }
 
 // applyDefaults gives new objects the settings of the module configuration files.
@@ -215,7 +252,7 @@ func listen(cfg *config.Config, handler http.Handler, log *slog.Logger) ([]liste
 		out = append(out, listener{ln: ln, srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}})
 	}
 	if s := ws.Secure; s.Port != 0 {
-		cert, err := tls.LoadX509KeyPair(s.Certificate, s.Certificate)
+		certs, err := tlsreload.New(s.Certificate, log)
 		if err != nil {
 			log.Warn("secure WebSocket disabled: cannot load certificate", "file", s.Certificate, "err", err)
 		} else {
@@ -226,7 +263,7 @@ func listen(cfg *config.Config, handler http.Handler, log *slog.Logger) ([]liste
 			}
 			log.Info("secure WebSocket server listening", "url", fmt.Sprintf("wss://%s/%s", ln.Addr(), ws.Path))
 			srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
-				TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+				TLSConfig: &tls.Config{GetCertificate: certs.GetCertificate}}
 			out = append(out, listener{ln: ln, srv: srv, tls: true})
 		}
 	}

@@ -72,19 +72,46 @@ func newMKVMuxer(out *sink, c Container, tracks []*trackInfo) (*mkvMuxer, error)
 		m.index[t.id] = i
 		entries = append(entries, e)
 	}
-	ws, err := webm.NewSimpleBlockWriter(out, entries,
+	opts := []mkvcore.BlockWriterOption{
 		mkvcore.WithEBMLHeader(&header),
 		mkvcore.WithSegmentInfo(info),
 		mkvcore.WithBlockInterceptor(webm.DefaultBlockInterceptor),
 		// ebml-go's default fatal handler panics: a failure becomes an Error event instead.
 		mkvcore.WithOnFatalHandler(func(err error) { m.fatal.Store(&err) }),
 		mkvcore.WithOnErrorHandler(func(error) {}), // a frame too old for its cluster: dropped
-	)
+		// Clusters start at a video keyframe when one comes after clusterMinMs, and at the latest
+		// after clusterMaxMs: the places a player can seek to.
+		mkvcore.WithMinMaxClusterDuration(mainTrack(entries), clusterMinMs, clusterMaxMs),
+	}
+	if out.Seekable() {
+		// A SeekHead and the Cues (the seek index) in a Void reserved after the header, written when
+		// the recording ends; a file cut short keeps the Void and stays readable, without index.
+		opts = append(opts, mkvcore.WithSeekHead(true), mkvcore.WithCues(cuesReserved))
+	}
+	ws, err := webm.NewSimpleBlockWriter(out, entries, opts...)
 	if err != nil {
 		return nil, err
 	}
 	m.writers = ws
 	return m, nil
+}
+
+// Cluster lengths, and the room for the Cues: about 20 bytes a cluster, so an hour at one cluster
+// every 2 s; a longer recording gets every other cue point (ebml-go thins them to fit).
+const (
+	clusterMinMs = 2000
+	clusterMaxMs = 5000
+	cuesReserved = 64 << 10
+)
+
+// mainTrack is the track whose keyframes start clusters: the video track, else the first.
+func mainTrack(entries []webm.TrackEntry) uint64 {
+	for _, e := range entries {
+		if e.TrackType == 1 {
+			return e.TrackNumber
+		}
+	}
+	return 1
 }
 
 // write hands a frame to ebml-go, which keeps data: the caller must not reuse it.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/client"
+	"github.com/kurento-go/kms/internal/testmedia"
 	"github.com/kurento-go/kms/internal/testpeer"
 	"github.com/kurento-go/kms/internal/testserver"
 )
@@ -83,6 +84,13 @@ func (r *recording) check(t *testing.T, name string) *probe {
 	}
 	if errs := decodeErrors(t, r.file); errs != "" {
 		t.Errorf("%s: ffmpeg decoding reports errors:\n%s", name, errs)
+	}
+	if ext := filepath.Ext(r.file); (ext == ".webm" || ext == ".mkv") && !r.fromPackets {
+		// Players seek with the Cues: one at least every 5 s (the longest cluster), to the end.
+		cues := testmedia.CueTimes(t, r.file)
+		if len(cues) == 0 || cues[len(cues)-1].Seconds() < want-5.5 {
+			t.Errorf("%s: cues %v for %.3f s recorded", name, cues, want)
+		}
 	}
 	return p
 }

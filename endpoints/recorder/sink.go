@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kurento-go/kms/uriguard"
 	"io"
 	"net/http"
 	"net/url"
@@ -82,6 +83,9 @@ func checkDestination(u *url.URL) *sinkError {
 		if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
 			return &sinkError{ErrTypeOpen, fmt.Errorf("cannot open %s for writing: %w", u.Path, err)}
 		}
+		if err := uriguard.CheckWritable(u.Path); err != nil {
+			return &sinkError{ErrTypeOpen, err}
+		}
 	case "http", "https":
 	default:
 		return &sinkError{ErrTypeInvalidURI, fmt.Errorf("cannot record to %q: only file://, http:// and https:// URIs are supported", u.String())}
@@ -94,7 +98,7 @@ func openSink(u *url.URL, client *http.Client) (*sink, error) {
 	s := &sink{head: make([]byte, 0, headKeep)}
 	switch u.Scheme {
 	case "file":
-		f, err := os.OpenFile(u.Path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+		f, err := uriguard.OpenRegular(u.Path)
 		if err != nil {
 			return nil, &sinkError{ErrTypeOpen, err}
 		}
@@ -203,6 +207,14 @@ func (s *sink) PatchAt(off int64, b []byte) error {
 		return s.err
 	}
 	return nil
+}
+
+// WriteAt is PatchAt as io.WriterAt, for the muxer library's index written at the end.
+func (s *sink) WriteAt(b []byte, off int64) (int, error) {
+	if err := s.PatchAt(off, b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // uploadWait bounds how long finishing an upload waits for the server's answer.

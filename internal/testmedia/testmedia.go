@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/at-wat/ebml-go"
+	"github.com/at-wat/ebml-go/webm"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 )
 
@@ -72,6 +74,44 @@ func Duration(t testing.TB, file string) time.Duration {
 		t.Fatalf("ffprobe duration %q: %v", b, err)
 	}
 	return time.Duration(s * float64(time.Second))
+}
+
+// CueTimes are the seek index (Cues) of a WebM or Matroska file, each checked to point at a Cluster;
+// nil when the file has none. (ffprobe reads Cues but prints them nowhere for a file that has them
+// before its clusters, so the file is parsed with ebml-go.)
+func CueTimes(t testing.TB, file string) []time.Duration {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Segment struct {
+			SeekHead struct {
+				Seek []struct {
+					SeekID       []byte `ebml:"SeekID"`
+					SeekPosition uint64 `ebml:"SeekPosition"`
+				} `ebml:"Seek"`
+			} `ebml:"SeekHead"`
+			Cues webm.Cues `ebml:"Cues"`
+		} `ebml:"Segment"`
+	}
+	if err := ebml.Unmarshal(bytes.NewReader(data), &doc, ebml.WithIgnoreUnknown(true)); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("%s: %v", file, err)
+	}
+	// Positions count from the Segment's data: the SeekHead is its first element.
+	segmentData := bytes.Index(data, []byte{0x11, 0x4D, 0x9B, 0x74})
+	var out []time.Duration
+	for _, cp := range doc.Segment.Cues.CuePoint {
+		for _, tp := range cp.CueTrackPositions {
+			at := segmentData + int(tp.CueClusterPosition)
+			if segmentData < 0 || at+4 > len(data) || !bytes.Equal(data[at:at+4], []byte{0x1F, 0x43, 0xB6, 0x75}) {
+				t.Errorf("%s: cue at %d ms points at no Cluster (position %d)", file, cp.CueTime, tp.CueClusterPosition)
+			}
+		}
+		out = append(out, time.Duration(cp.CueTime)*time.Millisecond)
+	}
+	return out
 }
 
 // LastRGB decodes a video file and returns its last frame, w x h, as RGB24.

@@ -15,6 +15,7 @@ import (
 	"github.com/kurento-go/kms/client"
 	"github.com/kurento-go/kms/config"
 	"github.com/kurento-go/kms/elements"
+	"github.com/kurento-go/kms/internal/guard"
 	"github.com/kurento-go/kms/objects"
 	"github.com/kurento-go/kms/ops"
 	"github.com/kurento-go/kms/protocol"
@@ -64,7 +65,12 @@ func StartWith(t testing.TB, configure func(*config.Config), env ...string) *Ser
 	out := &Server{Registry: reg}
 	if addr := cfg.Observe.MetricsAddress; addr != "" {
 		out.Ops = ops.ForServer(cfg, reg, srv, log)
-		if err := out.Ops.Listen(addr); err != nil {
+	}
+	if err := guard.Apply(cfg, reg, srv, out.Ops); err != nil {
+		t.Fatal(err)
+	}
+	if out.Ops != nil {
+		if err := out.Ops.Listen(cfg.Observe.MetricsAddress); err != nil {
 			t.Fatalf("metrics address: %v", err)
 		}
 		out.OpsURL = "http://" + out.Ops.Addr()
