@@ -38,6 +38,9 @@ type server struct {
 type options struct {
 	gcPeriod       time.Duration // 0 = KMS's 240 s
 	exceptionLimit float64       // 0 = no resource check
+	// setup, when set, changes the registry and the protocol server (limits, access control)
+	// before they serve.
+	setup func(*objects.Registry, *protocol.Server)
 }
 
 // start runs a server with the core classes only (MediaPipeline, PassThrough, ServerManager), as the
@@ -52,6 +55,9 @@ func start(t testing.TB, o options) *server {
 	reg.SetExceptionLimit(o.exceptionLimit)
 	ps := protocol.NewServer(reg, "kurento", o.gcPeriod, log)
 	reg.SetNotifier(ps)
+	if o.setup != nil {
+		o.setup(reg, ps)
+	}
 	ps.Start()
 	hs := httptest.NewServer(ps)
 	t.Cleanup(func() {
@@ -94,9 +100,15 @@ type client struct {
 
 func dial(t testing.TB, url string) *client {
 	t.Helper()
+	return dialWith(t, url, nil)
+}
+
+// dialWith is dial with options (headers, say).
+func dialWith(t testing.TB, url string, opts *websocket.DialOptions) *client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, nil)
+	ws, _, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
