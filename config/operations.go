@@ -45,7 +45,7 @@ func DefaultLimits() Limits {
 		MaxPipelines:           10000,
 		MaxElementsPerPipeline: 10000,
 		MaxMessageBytes:        16 << 20,
-		RequestsPerSecond:      1000,
+		RequestsPerSecond:      5000,
 		MaxConnections:         10000,
 		MaxConnectionsPerAddr:  1000,
 		MaxTransactionRequests: 1000,
