@@ -458,6 +458,9 @@ func (e *Endpoint) startStream(l *localMedia, r *remoteMedia, remoteKey *sdesKey
 		st.remoteRTCP.Store(&rtcpAddr)
 	}
 	st.latch = r.comedia || !r.addr.IsValid()
+	if r.addr.IsLoopback() {
+		st.hostAddrs = hostAddresses()
+	}
 	if l.key != nil {
 		var err error
 		if st.out, err = l.key.context(); err != nil {

@@ -76,6 +76,20 @@ func localPort(c *net.UDPConn) int {
 // localAddress is the address written in our SDP: the first address of the wanted family on an
 // interface that is up (KMS takes the first address the host lists), loopback when there is none.
 func localAddress(ipv6 bool) netip.Addr {
+	for _, ip := range hostAddresses() {
+		if ip.Is4() == !ipv6 && ip.IsGlobalUnicast() {
+			return ip
+		}
+	}
+	if ipv6 {
+		return netip.IPv6Loopback()
+	}
+	return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+}
+
+// hostAddresses are the addresses of this machine's interfaces that are up, loopback excluded.
+func hostAddresses() []netip.Addr {
+	var out []netip.Addr
 	ifaces, _ := net.Interfaces()
 	for _, ifc := range ifaces {
 		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
@@ -83,22 +97,12 @@ func localAddress(ipv6 bool) netip.Addr {
 		}
 		addrs, _ := ifc.Addrs()
 		for _, a := range addrs {
-			ipn, ok := a.(*net.IPNet)
-			if !ok {
-				continue
-			}
-			ip, ok := netip.AddrFromSlice(ipn.IP)
-			if !ok {
-				continue
-			}
-			ip = ip.Unmap()
-			if ip.Is4() == !ipv6 && ip.IsGlobalUnicast() {
-				return ip
+			if ipn, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+					out = append(out, ip.Unmap())
+				}
 			}
 		}
 	}
-	if ipv6 {
-		return netip.IPv6Loopback()
-	}
-	return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	return out
 }

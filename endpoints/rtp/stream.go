@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,15 @@ const decryptReportInterval = 5 * time.Second
 
 const maxPacket = 1500
 
+// Retransmission limits: a NACK is a small packet that asks for many big ones, so what one peer can
+// get resent is bounded per packet and in bytes. The byte budget earns one byte for every two bytes
+// of media sent (retransmissions never exceed half the stream's own rate over time) and banks at most
+// retransmitBurst, for a loss burst.
+const (
+	maxResendsPerPacket = 2
+	retransmitBurst     = 256 << 10
+)
+
 // stream is the transport of one negotiated m-line: its sockets, the peer's addresses, SRTP state,
 // RTCP statistics, and the pads it connects to the graph.
 type stream struct {
@@ -36,6 +46,16 @@ type stream struct {
 
 	remoteRTP  atomic.Pointer[netip.AddrPort]
 	remoteRTCP atomic.Pointer[netip.AddrPort]
+	// A latching stream learns its peer from the first valid RTP packet, and again only after that
+	// peer was silent for MediaTimeout: one spoofed packet cannot redirect a running stream.
+	learnt atomic.Bool
+	// rtpHost is the host of the first valid RTP packet: RTCP is taken from it too (a peer may
+	// send from another of its addresses than the one its SDP names).
+	rtpHost atomic.Pointer[netip.Addr]
+	// hostAddrs are this machine's addresses when the SDP names a loopback address: such a peer
+	// is on this machine and may send from any of them (ffmpeg's first RTCP comes before its RTP).
+	hostAddrs    []netip.Addr
+	lastFromPeer atomic.Int64 // unix nanos of the last valid RTP packet from the learnt peer
 
 	send, recv bool
 	fb         feedback
@@ -63,6 +83,7 @@ type stream struct {
 	protected     uint64
 	softLimitSent bool
 	cache         *packetCache
+	rtxBudget     int // bytes that may still be retransmitted
 	firSeq        uint8
 
 	recvMu        sync.Mutex
@@ -108,22 +129,48 @@ func (s *stream) readLoop(conn *net.UDPConn, rtcpOnly bool) {
 	}
 }
 
+func unmapped(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
+
 func (s *stream) learn(dst *atomic.Pointer[netip.AddrPort], from netip.AddrPort) {
 	if cur := dst.Load(); cur == nil || *cur != from {
-		a := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		dst.Store(&a)
+		dst.Store(&from)
 	}
+}
+
+func sameHost(a *netip.AddrPort, from netip.AddrPort) bool {
+	return a != nil && a.Addr() == from.Addr()
+}
+
+// fromPeer tells whether a datagram comes from the peer's host: the one the SDP named, the one
+// the stream learnt, or the one its RTP comes from. Ports are not compared: peers behind NAT send
+// RTCP from other ports.
+func (s *stream) fromPeer(from netip.AddrPort) bool {
+	if h := s.rtpHost.Load(); h != nil && *h == from.Addr() || slices.Contains(s.hostAddrs, from.Addr()) {
+		return true
+	}
+	return sameHost(s.remoteRTP.Load(), from) || sameHost(s.remoteRTCP.Load(), from)
+}
+
+// mayLearnFrom tells whether a latching stream takes RTP from this address: before it learnt its
+// peer, from that peer, or from anyone once that peer went silent.
+func (s *stream) mayLearnFrom(from netip.AddrPort, now int64) bool {
+	if !s.learnt.Load() {
+		return true
+	}
+	if cur := s.remoteRTP.Load(); cur != nil && *cur == from {
+		return true
+	}
+	return now-s.lastFromPeer.Load() > int64(MediaTimeout)
 }
 
 func (s *stream) handleRTP(data []byte, from netip.AddrPort, dec []byte, p *rtp.Packet, h *rtp.Header) {
 	if len(data) < 12 || data[0]>>6 != 2 {
 		return
 	}
-	if s.latch {
-		s.learn(&s.remoteRTP, from)
-		if s.mux {
-			s.learn(&s.remoteRTCP, from)
-		}
+	from = unmapped(from)
+	now := time.Now()
+	if s.latch && !s.mayLearnFrom(from, now.UnixNano()) {
+		return
 	}
 	if s.inRTP != nil {
 		plain, err := s.inRTP.DecryptRTP(dec, data, h)
@@ -133,17 +180,33 @@ func (s *stream) handleRTP(data []byte, from netip.AddrPort, dec []byte, p *rtp.
 		}
 		data = plain
 	}
-	if !s.recv || p.Unmarshal(data) != nil {
+	if p.Unmarshal(data) != nil {
 		return
 	}
 	c := s.recvCodecs[p.PayloadType&0x7f]
 	if c == nil {
 		return
 	}
+	if s.latch {
+		// Learnt only from a packet that authenticated and carries a negotiated codec.
+		s.learn(&s.remoteRTP, from)
+		if s.mux {
+			s.learn(&s.remoteRTCP, from)
+		} else if !sameHost(s.remoteRTCP.Load(), from) {
+			s.learn(&s.remoteRTCP, netip.AddrPortFrom(from.Addr(), from.Port()+1)) // until its RTCP comes
+		}
+		s.learnt.Store(true)
+		s.lastFromPeer.Store(now.UnixNano())
+	} else if s.rtpHost.Load() == nil {
+		host := from.Addr()
+		s.rtpHost.CompareAndSwap(nil, &host)
+	}
+	if !s.recv {
+		return
+	}
 	if cur := s.src.Codec(); cur != c {
 		s.src.SetCodec(c)
 	}
-	now := time.Now()
 	s.ep.lastActivity.Store(now.UnixNano())
 	s.track(p, now)
 	s.src.WriteRTP(p)
@@ -204,7 +267,11 @@ func (s *stream) handleRTCP(data []byte, from netip.AddrPort, dec []byte) {
 	if len(data) < 8 || data[0]>>6 != 2 {
 		return
 	}
-	if s.latch {
+	from = unmapped(from)
+	if !s.fromPeer(from) {
+		return // feedback from anyone else would make us send (NACK answers) where it says
+	}
+	if s.latch && !s.mux && s.learnt.Load() {
 		s.learn(&s.remoteRTCP, from)
 	}
 	if s.inRTCP != nil {
@@ -301,6 +368,7 @@ func (s *stream) writeRTP(h *rtp.Header, payload []byte) error {
 	}
 	s.sentPackets++
 	s.sentOctets += uint32(len(payload))
+	s.rtxBudget = min(s.rtxBudget+len(pkt)/2, retransmitBurst)
 	s.lastTS, s.lastSentAt = h.Timestamp, time.Now()
 	_, err = s.rtpConn.WriteToUDPAddrPort(pkt, *dst)
 	return err
@@ -345,7 +413,8 @@ func (s *stream) writeRTCP(pkts []rtcp.Packet) {
 	_, _ = conn.WriteToUDPAddrPort(raw, *dst)
 }
 
-// serveNack resends what the peer lost from the packets we sent.
+// serveNack resends what the peer lost from the packets we sent, each packet at most
+// maxResendsPerPacket times and within the retransmission byte budget.
 func (s *stream) serveNack(n *rtcp.TransportLayerNack) {
 	if s.cache == nil {
 		return
@@ -357,7 +426,10 @@ func (s *stream) serveNack(n *rtcp.TransportLayerNack) {
 	for _, pair := range n.Nacks {
 		for _, seq := range pair.PacketList() {
 			s.outMu.Lock()
-			pkt := s.cache.get(seq)
+			pkt := s.cache.take(seq, s.rtxBudget)
+			if pkt != nil {
+				s.rtxBudget -= len(pkt)
+			}
 			if pkt != nil && s.out != nil {
 				enc, err := s.out.EncryptRTP(s.encBuf[:0], pkt, nil)
 				if err != nil {
@@ -448,10 +520,11 @@ func (s *stream) close() {
 // packetCache keeps the last packets sent, by sequence number, to answer NACKs.
 type packetCache struct {
 	slots [256]struct {
-		seq   uint16
-		n     int
-		valid bool
-		buf   [maxPacket]byte
+		seq     uint16
+		n       int
+		valid   bool
+		resends uint8
+		buf     [maxPacket]byte
 	}
 }
 
@@ -460,13 +533,16 @@ func (c *packetCache) store(seq uint16, pkt []byte) {
 		return
 	}
 	sl := &c.slots[seq%uint16(len(c.slots))]
-	sl.seq, sl.n, sl.valid = seq, copy(sl.buf[:], pkt), true
+	sl.seq, sl.n, sl.valid, sl.resends = seq, copy(sl.buf[:], pkt), true, 0
 }
 
-func (c *packetCache) get(seq uint16) []byte {
+// take returns a packet to resend, nil when it is gone, was resent maxResendsPerPacket times, or is
+// larger than budget bytes.
+func (c *packetCache) take(seq uint16, budget int) []byte {
 	sl := &c.slots[seq%uint16(len(c.slots))]
-	if !sl.valid || sl.seq != seq {
+	if !sl.valid || sl.seq != seq || sl.resends >= maxResendsPerPacket || sl.n > budget {
 		return nil
 	}
+	sl.resends++
 	return sl.buf[:sl.n]
 }

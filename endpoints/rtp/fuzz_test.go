@@ -1,0 +1,134 @@
+package rtp
+
+import (
+	"fmt"
+	"net"
+	"testing"
+
+	"github.com/kurento-go/kms/internal/fuzzseed"
+	"github.com/kurento-go/kms/media"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// muteRemotes forgets the peer addresses an SDP named, so that a fuzzed description never makes the
+// endpoint send reports or BYE to an address it chose.
+func muteRemotes(e *Endpoint) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, st := range e.streams {
+		st.remoteRTP.Store(nil)
+		st.remoteRTCP.Store(nil)
+	}
+}
+
+// FuzzProcessOffer answers fuzzed offers (and, on a second endpoint, processes them as answers to
+// an offer): a description or a Kurento error, never a panic; an answer parses and has one m-line
+// per offered one.
+func FuzzProcessOffer(f *testing.F) {
+	for _, s := range fuzzseed.SDPs() {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, sdp string, srtp bool) {
+		p := media.NewPipeline()
+		defer p.Close()
+		settings := loopbackSettings()
+		if srtp {
+			settings.Crypto = &Crypto{Suite: "AES_128_CM_HMAC_SHA1_80"}
+		}
+		ep := New(p.NewElement(nil, nil), quiet)
+		answer, err := ep.ProcessOffer(sdp, settings)
+		muteRemotes(ep)
+		ep.Close()
+		if err == nil {
+			_, offered, _ := parseSDP(sdp)
+			_, answered, perr := parseSDP(answer)
+			if perr != nil || len(answered) != len(offered) {
+				t.Fatalf("answer does not parse into %d m-lines (%v):\n%s", len(offered), perr, answer)
+			}
+		}
+		gen := New(p.NewElement(nil, nil), quiet)
+		if _, err := gen.GenerateOffer(true, true, settings); err == nil {
+			_, _ = gen.ProcessAnswer(sdp)
+		}
+		muteRemotes(gen)
+		gen.Close()
+	})
+}
+
+// FuzzStreamPackets sends fuzzed datagrams from the negotiated peer into a stream that has sent
+// video: RTCP (NACK, PLI, FIR, REMB, SR/RR, BYE) and RTP. Nothing panics and no packet is resent
+// more than maxResendsPerPacket times.
+func FuzzStreamPackets(f *testing.F) {
+	for _, pkts := range [][]rtcp.Packet{
+		{&rtcp.TransportLayerNack{MediaSSRC: 1, Nacks: []rtcp.NackPair{{PacketID: 0, LostPackets: 0xffff}, {PacketID: 17, LostPackets: 0xffff}}}},
+		{&rtcp.SenderReport{SSRC: 7, NTPTime: 1 << 40, Reports: []rtcp.ReceptionReport{{SSRC: 1, LastSequenceNumber: 40}}}, &rtcp.PictureLossIndication{MediaSSRC: 1}},
+		{&rtcp.ReceiverReport{SSRC: 7}, &rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: 3e5, SSRCs: []uint32{1}}, &rtcp.Goodbye{Sources: []uint32{7}}},
+		{&rtcp.FullIntraRequest{MediaSSRC: 1, FIR: []rtcp.FIREntry{{SSRC: 1, SequenceNumber: 4}}}},
+	} {
+		b, _ := rtcp.Marshal(pkts)
+		f.Add(b)
+	}
+	vp8, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 9, Timestamp: 3000, SSRC: 7, Marker: true},
+		Payload: []byte{0x10, 0, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01}}).Marshal()
+	f.Add(vp8)
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer peer.Close()
+	go func() { // the peer reads what it is sent, so that its socket buffer never fills
+		buf := make([]byte, 2000)
+		for {
+			if _, _, err := peer.ReadFromUDP(buf); err != nil {
+				return
+			}
+		}
+	}()
+	port := peer.LocalAddr().(*net.UDPAddr).Port
+	offer := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=video %d RTP/AVPF 96\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\na=rtcp-fb:96 goog-remb\r\na=rtcp-mux\r\n", port)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := media.NewPipeline()
+		defer p.Close()
+		ep, el, _ := newEndpoint(t, p)
+		producer := p.NewElement(nil, nil)
+		src := producer.Source(media.Video, media.DefaultPad)
+		src.SetCodec(&media.Codec{MimeType: "video/VP8", ClockRate: 90000})
+		if err := media.Connect(producer, el, media.Video, media.DefaultPad, media.DefaultPad); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ep.ProcessOffer(offer, loopbackSettings()); err != nil {
+			t.Fatal(err)
+		}
+		sendFramesFast(src, 40)
+		st := ep.streams[0]
+		from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+		dec := make([]byte, 0, maxPacket+100)
+		var pkt rtp.Packet
+		var h rtp.Header
+		for range 3 { // a peer repeating itself
+			if isRTCP(data) {
+				st.handleRTCP(data, from, dec)
+			} else {
+				st.handleRTP(data, from, dec, &pkt, &h)
+			}
+		}
+		if st.cache != nil {
+			for i := range st.cache.slots {
+				if n := st.cache.slots[i].resends; n > maxResendsPerPacket {
+					t.Fatalf("packet %d resent %d times", st.cache.slots[i].seq, n)
+				}
+			}
+		}
+	})
+}
+
+// sendFramesFast writes n one-packet VP8 keyframes at once.
+func sendFramesFast(src *media.Source, n int) {
+	payload := []byte{0x10, 0x00, 0x9d, 0x01, 0x2a}
+	for i := range n {
+		src.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, SequenceNumber: uint16(i), Timestamp: uint32(i * 3000), SSRC: 42}, Payload: payload})
+	}
+}
