@@ -21,6 +21,7 @@ import "C"
 
 import (
 	"errors"
+	"os"
 	"fmt"
 	"sync"
 	"unsafe"
@@ -36,6 +37,12 @@ var (
 // Init initialises GStreamer once per process; later calls return the first result.
 func Init() error {
 	initOnce.Do(func() {
+		// OpenCV (facedetect of FaceOverlayFilter) writes raw lines to stderr, one per optional
+		// cascade it cannot load; our own code reports a missing face model. Silent unless the
+		// operator asks for its logs.
+		if _, set := os.LookupEnv("OPENCV_LOG_LEVEL"); !set {
+			os.Setenv("OPENCV_LOG_LEVEL", "SILENT")
+		}
 		gogst.Init(nil)
 		if C.gst_is_initialized() == 0 {
 			initErr = errors.New("gst: GStreamer could not be initialised")

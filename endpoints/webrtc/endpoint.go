@@ -116,7 +116,7 @@ func (e *Endpoint) peerConnection(s Settings) error {
 	if e.closed {
 		return kerr.New(kerr.SdpCreateError, "Endpoint released")
 	}
-	se := webrtc.SettingEngine{}
+	se := webrtc.SettingEngine{LoggerFactory: newPionLogs(e.log)}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(s.IncludeLoopback)
 	if s.MinPort != 0 || s.MaxPort != 0 {

@@ -384,6 +384,10 @@ func (p *Peer) StartMedia() {
 	}()
 }
 
+// WriteVideo sends one packet on the peer's video track as given (pion sets its SSRC and payload
+// type), for tests that send what no encoder would: oversized packets, forged keyframe headers.
+func (p *Peer) WriteVideo(pkt *rtp.Packet) error { return p.video.WriteRTP(pkt) }
+
 // Close stops the media and the peer connection.
 func (p *Peer) Close() {
 	select {
