@@ -21,8 +21,8 @@ import "C"
 
 import (
 	"errors"
-	"os"
 	"fmt"
+	"os"
 	"sync"
 	"unsafe"
 
