@@ -3,7 +3,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := bin/kurento-media-server
 
-.PHONY: run build test test-go test-node deps-run deps-test vet bench soak leak clean
+.PHONY: run build test test-go test-node test-node-cluster deps-run deps-test vet bench soak leak clean
 
 run: deps-run build
 	exec ./$(BIN) -f etc/kurento.conf.json
@@ -26,8 +26,16 @@ test: deps-test vet build test-go test-node
 test-go:
 	$(GO) test -count=1 -p 1 -timeout 20m ./...
 
+# The suite, then the files that exercise routing (sessions, transactions, reconnection, events)
+# through a cluster: redis, two nodes and a router (docs/CLUSTER.md). make test-node-cluster: all files.
+CLUSTER_NODE_TESTS := test/01-server-manager.test.js test/04-connections.test.js test/05-transactions.test.js \
+	test/07-reconnect.test.js test/09-subscriptions.test.js
 test-node: build
 	KMS_BIN=$(CURDIR)/$(BIN) ./test/node/run.sh
+	KMS_CLUSTER=1 KMS_BIN=$(CURDIR)/$(BIN) ./test/node/run.sh $(CLUSTER_NODE_TESTS)
+
+test-node-cluster: build
+	KMS_CLUSTER=1 KMS_BIN=$(CURDIR)/$(BIN) ./test/node/run.sh
 
 # Our server and Janus EchoTest side by side, ~1.5 min (root, 2 cores); bench/run.sh --full for the ramp.
 bench: deps-test
