@@ -53,9 +53,9 @@ func (p *panicWatch) Subscribe(sid, id, event string) (string, error) {
 	return p.Registry.Subscribe(sid, id, event)
 }
 
-func (p *panicWatch) Release(id string) {
+func (p *panicWatch) Release(sid, id string) {
 	defer p.watch()
-	p.Registry.Release(id)
+	p.Registry.Release(sid, id)
 }
 
 // FuzzRequest sends whole messages through a connection's handler, as they arrive from the
