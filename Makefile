@@ -3,7 +3,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := bin/kurento-media-server
 
-.PHONY: run build test test-go test-node test-node-cluster deps-run deps-test vet bench soak leak clean
+.PHONY: run build test test-go test-node test-node-cluster deps-run deps-test vet bench soak leak fuzz clean
 
 run: deps-run build
 	exec ./$(BIN) -f etc/kurento.conf.json
@@ -52,6 +52,18 @@ soak:
 LEAK_CYCLES ?= 10000
 leak:
 	LEAK_CYCLES=$(LEAK_CYCLES) $(GO) test -count=1 -run TestLeakCycles -timeout 2h -v ./test/leak
+
+# Every fuzz target in turn for FUZZTIME each (one worker, so the machine stays usable); make test runs
+# their seeds as normal tests. A crash leaves its input in the package's testdata/fuzz/FuzzXxx/.
+FUZZTIME ?= 5m
+FUZZ_TARGETS := protocol:FuzzRequest config:FuzzLoad media:FuzzFeedback \
+	endpoints/rtp:FuzzProcessOffer endpoints/rtp:FuzzStreamPackets \
+	endpoints/webrtc:FuzzProcessOffer endpoints/webrtc:FuzzAddIceCandidate endpoints/webrtc:FuzzSenderFeedback
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t%%:*} $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test ./$${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -parallel 1; \
+	done
 
 clean:
 	rm -rf bin
