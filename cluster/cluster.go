@@ -52,6 +52,12 @@ type Store interface {
 	// Nodes lists the live nodes.
 	Nodes(ctx context.Context) ([]NodeInfo, error)
 
+	// AddPlacement records that a router placed a pipeline on a node at a time; Placements counts,
+	// per node, the placements after the given time (that of the node's record), so that every router
+	// sees the placements its peers made since the nodes last published.
+	AddPlacement(ctx context.Context, node string, at time.Time) error
+	Placements(ctx context.Context, since map[string]time.Time) (map[string]int, error)
+
 	// SetRoute records the node of a pipeline; Route reads it (ErrNotFound when unknown).
 	SetRoute(ctx context.Context, pipeline, node string) error
 	Route(ctx context.Context, pipeline string) (string, error)

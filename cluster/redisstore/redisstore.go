@@ -10,8 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/kurento-go/kms/cluster"
 	"github.com/redis/go-redis/v9"
@@ -87,6 +90,42 @@ func (s *Store) Nodes(ctx context.Context) ([]cluster.NodeInfo, error) {
 		if json.Unmarshal([]byte(str), &n) == nil {
 			out = append(out, n)
 		}
+	}
+	return out, nil
+}
+
+func placedKey(node string) string { return "kms:placed:" + node }
+
+// placementMemory is how long placements are kept: far longer than a node record's age.
+const placementMemory = time.Minute
+
+// AddPlacement implements cluster.Store.
+func (s *Store) AddPlacement(ctx context.Context, node string, at time.Time) error {
+	ms := at.UnixMilli()
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, placedKey(node), redis.Z{Score: float64(ms), Member: uuid.NewString()})
+		p.ZRemRangeByScore(ctx, placedKey(node), "-inf", strconv.FormatInt(ms-placementMemory.Milliseconds(), 10))
+		p.Expire(ctx, placedKey(node), placementMemory)
+		return nil
+	})
+	return err
+}
+
+// Placements implements cluster.Store.
+func (s *Store) Placements(ctx context.Context, since map[string]time.Time) (map[string]int, error) {
+	cmds := map[string]*redis.IntCmd{}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for node, t := range since {
+			cmds[node] = p.ZCount(ctx, placedKey(node), "("+strconv.FormatInt(t.UnixMilli(), 10), "+inf")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(cmds))
+	for node, c := range cmds {
+		out[node] = int(c.Val())
 	}
 	return out, nil
 }

@@ -563,16 +563,32 @@ func (r *Router) choose(tag string) (cluster.NodeInfo, error) {
 		}
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	nodes := r.liveNodesLocked()
 	pending := map[string]int{}
 	for id, p := range r.placed {
 		pending[id] = len(p)
 	}
-	n, ok := cluster.Place(r.liveNodesLocked(), pending)
+	r.mu.Unlock()
+	// Every router's placements since each node's record, from the store; this router's own when
+	// the store does not answer.
+	since := map[string]time.Time{}
+	for _, n := range nodes {
+		since[n.ID] = n.Updated
+	}
+	ctx, cancel := storeCtx()
+	defer cancel()
+	if all, err := r.store.Placements(ctx, since); err == nil {
+		pending = all
+	}
+	n, ok := cluster.Place(nodes, pending)
 	if !ok {
 		return cluster.NodeInfo{}, noNode()
 	}
-	r.placed[n.ID] = append(r.placed[n.ID], time.Now())
+	now := time.Now()
+	r.mu.Lock()
+	r.placed[n.ID] = append(r.placed[n.ID], now)
+	r.mu.Unlock()
+	r.store.AddPlacement(ctx, n.ID, now)
 	return n, nil
 }
 
