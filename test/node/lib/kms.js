@@ -131,7 +131,8 @@ async function startProcess(options = {}) {
   let up = false;
   while (Date.now() < deadline) {
     if (exited) break;
-    if (await tryWebSocket(uri, 1000)) { up = true; break; }
+    // options.probeQuery: what the readiness probe adds to the URL (a token when access control is on).
+    if (await tryWebSocket(uri + (options.probeQuery || ''), 1000)) { up = true; break; }
     await sleep(100);
   }
   if (!up) {
