@@ -40,6 +40,9 @@ func FuzzLoad(f *testing.F) {
 			t.Fatal(err)
 		}
 		name := kmsEnv[int(envVar)%len(kmsEnv)].env
+		if envValue == "auto" {
+			return // KMS_EXTERNAL_IPV4=auto asks public DNS servers: never a target of a test
+		}
 		getenv := func(k string) string {
 			if k == name {
 				return envValue
