@@ -12,8 +12,13 @@
 #   bench/run.sh --soak          the soak (make soak): 50 sessions for SOAK_DURATION (default 10m) with
 #                                netem loss, jitter and reordering both ways; our server only; results
 #                                in bench/results/soak/
+#   bench/run.sh --router        loopback and one-to-many straight to a cluster node, then through a router
+#                                (redis-server, node and router in the servers' namespace): processOffer
+#                                round trips, the router's CPU per request and I/O against the link's
+#                                bytes; results in bench/results/router/
 #
-# Needs root (ip netns, tc), taskset, janus (Debian package; not for --soak) and, if bench/media is
+# Needs root (ip netns, tc), taskset, janus (Debian package; not for --soak or --router), redis-server
+# (--router only) and, if bench/media is
 # missing, ffmpeg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +33,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --full) mode=full; shift ;;
     --soak) mode=soak; shift ;;
+    --router) mode=router; shift ;;
     --profile) profile=1; shift ;;
     --server-rev) rev=$2; shift 2 ;;
     --server-bin) bin=$2; shift 2 ;;
@@ -37,7 +43,7 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: needs root for network namespaces" >&2; exit 1; }
-needs="ip taskset janus"; [ $mode = soak ] && needs="ip tc taskset"
+needs="ip taskset janus"; [ $mode = soak ] && needs="ip tc taskset"; [ $mode = router ] && needs="ip taskset redis-server"
 for c in $needs; do command -v $c >/dev/null || { echo "bench/run.sh: $c not installed (apt-get install iproute2 util-linux janus)" >&2; exit 1; }; done
 ncpu=$(nproc)
 SRV_CPU=0; CLI_CPU=1
@@ -70,6 +76,9 @@ SRV_IP=10.200.77.1; CLI_IP=10.200.77.2
 if [ $mode = soak ]; then
   tag=soak$$
   SRV_IP=10.200.78.1; CLI_IP=10.200.78.2
+elif [ $mode = router ]; then
+  tag=rb$$
+  SRV_IP=10.200.79.1; CLI_IP=10.200.79.2
 fi
 SRV=${tag}s; CLI=${tag}c
 SRV_IF=${tag}s0; CLI_IF=${tag}c0
@@ -153,6 +162,44 @@ if [ $mode = soak ]; then
   wait $tool_pid || status=$?
   if grep -qiE "panic|fatal error" "$work/kms.log" "$work/kms.gc"; then
     echo "our server logged a panic:"; grep -ihE -A20 "panic|fatal error" "$work/kms.log" "$work/kms.gc" | head -40; status=1
+  fi
+  exit $status
+fi
+
+if [ $mode = router ]; then
+  # The server above stays unused: a cluster node and a router of the same binary, with Redis, all in the
+  # servers' namespace on CPU SRV_CPU. The node advertises its loopback address, so the router reaches it
+  # there, and the veth to the clients carries the media and the clients' signalling only.
+  kill $kms_pid; wait $kms_pid 2>/dev/null || true
+  setsid ip netns exec "$SRV" taskset -c $SRV_CPU redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
+    >"$work/redis.log" 2>&1 &
+  pids+=($!)
+  store=redis://127.0.0.1:6379/0
+  sed 's/8888/8890/' "$work/kms/kurento.conf.json" >"$work/kms/node.conf.json"
+  KMS_CLUSTER_STORE=$store KMS_CLUSTER_ADVERTISE=ws://127.0.0.1:8890/kurento KMS_NETWORK_INTERFACES=$SRV_IF GST_DEBUG=1 \
+    setsid ip netns exec "$SRV" nice -n $NICE taskset -c $SRV_CPU "$work/kurento-media-server" -f "$work/kms/node.conf.json" \
+    >"$work/kms.log" 2>&1 &
+  node_pid=$!; pids+=($node_pid); prio $node_pid
+  for i in $(seq 100); do ready 8890 && break; sleep 0.1; done
+  setsid ip netns exec "$SRV" nice -n $NICE taskset -c $SRV_CPU "$work/kurento-media-server" --router --cluster-store $store \
+    -f "$work/kms/kurento.conf.json" >"$work/router.log" 2>&1 &
+  router_pid=$!; pids+=($router_pid); prio $router_pid
+  for i in $(seq 100); do ready 8888 && break; sleep 0.1; done
+  ready 8890 || { echo "the node did not start:"; tail -20 "$work/kms.log"; exit 1; }
+  ready 8888 || { echo "the router did not start:"; tail -20 "$work/router.log"; exit 1; }
+  for i in $(seq 100); do
+    [ -n "$(ip netns exec "$SRV" redis-cli -p 6379 --scan --pattern 'kms:node:*')" ] && break; sleep 0.1
+  done
+  setsid ip netns exec "$CLI" nice -n $NICE taskset -c $CLI_CPU "$work/kms-bench" -kms-url ws://$SRV_IP:8890/kurento -kms-pid $node_pid \
+    -router-url ws://$SRV_IP:8888/kurento -router-pid $router_pid -client-ip $CLI_IP -idle 0 -direct 0 \
+    -scenarios loopback,one2many -loopback-n 20 -one2many-n 50 -label router -out bench/results/router \
+    -note "our server: $server_desc; node, router and redis-server pinned to CPU $SRV_CPU, kms-bench to CPU $CLI_CPU, veth between two namespaces; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" \
+    "${extra[@]}" &
+  tool_pid=$!; pids+=($tool_pid); prio $tool_pid
+  status=0
+  wait $tool_pid || status=$?
+  if grep -qiE "panic|fatal error" "$work/kms.log" "$work/router.log"; then
+    echo "a server logged a panic:"; grep -ihE -A20 "panic|fatal error" "$work/kms.log" "$work/router.log" | head -40; status=1
   fi
   exit $status
 fi

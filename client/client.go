@@ -207,6 +207,9 @@ func (c *Client) Call(ctx context.Context, method string, params map[string]any,
 	}
 }
 
+// Requests is how many requests this client has sent (ids are taken in order from 1).
+func (c *Client) Requests() int64 { return c.nextID.Load() }
+
 // Create makes an object and returns its id.
 func (c *Client) Create(ctx context.Context, typ string, constructorParams map[string]any) (string, error) {
 	var id string

@@ -39,6 +39,15 @@ type Row struct {
 	FirstFrameMaxms float64 `json:"first_frame_max_ms"`
 	NoMedia         int     `json:"no_media"` // receivers that got no video frame before the window ended
 
+	// The step's signalling (set-up and window), Kurento targets only; router figures with -router-url.
+	Requests              int64   `json:"requests,omitempty"`             // Kurento requests sent
+	OfferP50ms            float64 `json:"process_offer_p50_ms,omitempty"` // processOffer round trips of the new peers
+	OfferP99ms            float64 `json:"process_offer_p99_ms,omitempty"`
+	LinkMB                float64 `json:"link_mb,omitempty"` // bytes both ways on the clients' link: media and signalling
+	RouterCPUSec          float64 `json:"router_cpu_s,omitempty"`
+	RouterCPUmsPerRequest float64 `json:"router_cpu_ms_per_request,omitempty"`
+	RouterIOMB            float64 `json:"router_io_mb,omitempty"` // the router's socket reads and writes (clients, nodes, Redis)
+
 	SendKbps    float64 `json:"send_kbps_per_publisher"`
 	ToolCPUCore float64 `json:"tool_cpu_core"` // the load tool's own CPU: near 1 means the tool, not the server, is the limit
 	Pass        bool    `json:"pass"`          // loss <= max-loss and p99 <= max-p99
@@ -46,10 +55,12 @@ type Row struct {
 }
 
 type target struct {
-	name string
-	pid  int
-	kms  *kurento
-	jan  *janus
+	name      string
+	pid       int // the server that holds the media: its CPU and RSS are the row's
+	kms       *kurento
+	jan       *janus
+	routerPID int       // the router kms is reached through, if any
+	last      stepMarks // counters when the last row ended
 }
 
 type runner struct {
@@ -115,6 +126,7 @@ func (r *runner) runScenario(ctx context.Context, t *target, name string, s scen
 		r.waitMedia(ctx, s.receivers()[joined:], 10*time.Second)
 		row := r.measure(ctx, t, name, s, joined, before.RSS, prevEps)
 		row.N = s.units()
+		r.signalling(t, &row)
 		if gerr != nil {
 			row.Note = "set-up error: " + gerr.Error()
 			row.Pass = false

@@ -29,6 +29,8 @@ var osPID = os.Getpid()
 type config struct {
 	kmsURL, janusURL string
 	kmsPID, janusPID int
+	routerURL        string
+	routerPID        int
 	clientIP         string
 	video, audio     string
 	scenarios        []string
@@ -83,6 +85,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	var scen, loopN, o2mN, grpK string
 	fs.StringVar(&c.kmsURL, "kms-url", "", "our server's Kurento Protocol URL (ws://10.200.1.1:8888/kurento); empty: skip")
 	fs.IntVar(&c.kmsPID, "kms-pid", 0, "our server's process id, for CPU and RSS")
+	fs.StringVar(&c.routerURL, "router-url", "", "a cluster router in front of -kms-url's node: the Kurento scenarios run again through it (server \"router\"), CPU and RSS still the node's")
+	fs.IntVar(&c.routerPID, "router-pid", 0, "the router's process id, for its CPU and I/O per step")
 	fs.StringVar(&c.janusURL, "janus-url", "", "Janus HTTP API URL (http://10.200.2.1:8088/janus); empty: skip")
 	fs.IntVar(&c.janusPID, "janus-pid", 0, "Janus's process id")
 	fs.StringVar(&c.clientIP, "client-ip", "127.0.0.1", "the only address the clients gather candidates on")
@@ -157,6 +161,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if c.kmsURL == "" && c.janusURL == "" {
 		return nil, errors.New("give -kms-url and/or -janus-url")
 	}
+	if c.routerURL != "" && (c.kmsURL == "" || c.routerPID == 0) {
+		return nil, errors.New("-router-url needs -kms-url (its node) and -router-pid")
+	}
 	if c.kmsURL != "" && c.kmsPID == 0 || c.janusURL != "" && c.janusPID == 0 {
 		return nil, errors.New("each server needs its process id (-kms-pid, -janus-pid)")
 	}
@@ -219,24 +226,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	if cfg.kmsURL != "" {
-		k, err := dialKurento(ctx, cfg.kmsURL, cfg.conns)
-		if err != nil {
+		if err := r.runKurento(ctx, "ours", cfg.kmsURL, 0); err != nil {
 			return err
 		}
-		t := &target{name: "ours", pid: cfg.kmsPID, kms: k}
-		r.idle(ctx, t, cfg.idle)
-		b := func() base { return base{api: api, clip: clip, hst: cfg.hst} }
-		for _, s := range cfg.scenarios {
-			switch s {
-			case "loopback":
-				r.runScenario(ctx, t, s, &kmsLoopback{base: b(), k: k}, cfg.loopbackN)
-			case "one2many":
-				r.runScenario(ctx, t, s, &kmsOneToMany{base: b(), k: k}, cfg.one2manyN)
-			case "group":
-				r.runScenario(ctx, t, s, &kmsGroup{base: b(), k: k, m: cfg.groupM}, cfg.groupK)
-			}
+	}
+	if cfg.routerURL != "" && ctx.Err() == nil {
+		if err := r.runKurento(ctx, "router", cfg.routerURL, cfg.routerPID); err != nil {
+			return err
 		}
-		k.close()
 	}
 	if cfg.janusURL != "" && ctx.Err() == nil {
 		j, err := dialJanus(ctx, cfg.janusURL)
@@ -261,6 +258,31 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	res.table(stdout)
 	fmt.Fprintf(stdout, "\nresults: %s/results.json, results.csv, *.png (%.0f s)\n", cfg.out, res.DurationS)
 	return ctx.Err()
+}
+
+// runKurento runs the Kurento scenarios on our server at url, a node or (routerPID != 0) a router.
+func (r *runner) runKurento(ctx context.Context, name, url string, routerPID int) error {
+	cfg := r.cfg
+	k, err := dialKurento(ctx, url, cfg.conns)
+	if err != nil {
+		return err
+	}
+	defer k.close()
+	t := &target{name: name, pid: cfg.kmsPID, kms: k, routerPID: routerPID}
+	t.last = r.marks(t)
+	r.idle(ctx, t, cfg.idle)
+	b := func() base { return base{api: r.api, clip: r.clip, hst: cfg.hst} }
+	for _, s := range cfg.scenarios {
+		switch s {
+		case "loopback":
+			r.runScenario(ctx, t, s, &kmsLoopback{base: b(), k: k}, cfg.loopbackN)
+		case "one2many":
+			r.runScenario(ctx, t, s, &kmsOneToMany{base: b(), k: k}, cfg.one2manyN)
+		case "group":
+			r.runScenario(ctx, t, s, &kmsGroup{base: b(), k: k, m: cfg.groupM}, cfg.groupK)
+		}
+	}
+	return nil
 }
 
 // soak runs the soak on our server and writes its results.

@@ -53,6 +53,10 @@ func TestShortRun(t *testing.T) {
 		if r.LossPct > 20 || r.SendKbps < 200 || r.Scenario != "direct" && r.FirstFrameP50ms <= 0 {
 			t.Errorf("%s: implausible figures: %+v", r.Scenario, r)
 		}
+		// Each step's signalling: at least a create and a processOffer per new peer, timed.
+		if r.Scenario != "direct" && (r.Requests < 4 || r.OfferP50ms <= 0 || r.OfferP99ms < r.OfferP50ms) {
+			t.Errorf("%s: want the step's requests, and processOffer round trips, got %+v", r.Scenario, r)
+		}
 	}
 	for _, s := range []string{"direct", "idle", "loopback", "one2many", "group"} {
 		if !seen[s] {

@@ -225,11 +225,35 @@ func (res *Results) table(w io.Writer) {
 			f(j.CPUSecPerStreamMin, 3), ratio, "", f(o.LossPct, 2)+" | "+f(j.LossPct, 2),
 			f(o.LatencyP99ms, 2)+" | "+f(j.LatencyP99ms, 2), f(o.RSSPerEndpointKB, 0)+" | "+f(j.RSSPerEndpointKB, 0), rssRatio)
 	}
+	res.signallingTable(w, f)
 	for _, rr := range res.RampResults {
 		if rr.Scenario == "" {
 			continue
 		}
 		fmt.Fprintf(w, "ramp %-6s %-9s reached N=%d (%d streams per core), stopped by: %s\n", rr.Server, rr.Scenario,
 			rr.ReachedN, rr.PerCore, rr.StoppedBy)
+	}
+}
+
+// signallingTable prints, for our server straight and through a router, what each step's signalling
+// cost: requests, processOffer round trips, the router's CPU and I/O against the bytes on the link.
+func (res *Results) signallingTable(w io.Writer, f func(float64, int) string) {
+	header := false
+	for _, r := range res.Rows {
+		if r.Requests == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "\nsignalling per step (set-up + window); node = the server holding the media\n%-6s %-9s %5s %8s %9s %9s %10s %11s %9s %9s %9s\n",
+				"via", "scenario", "N", "requests", "offer p50", "offer p99", "router cpu", "router cpu", "router io", "link", "node cpu")
+			fmt.Fprintf(w, "%-6s %-9s %5s %8s %9s %9s %10s %11s %9s %9s %9s\n", "", "", "", "", "ms", "ms", "s", "ms/request", "MB", "MB", "cores")
+			header = true
+		}
+		via, rcpu, rreq, rio := "node", "-", "-", "-"
+		if r.Server == "router" {
+			via, rcpu, rreq, rio = "router", f(r.RouterCPUSec, 2), f(r.RouterCPUmsPerRequest, 3), f(r.RouterIOMB, 2)
+		}
+		fmt.Fprintf(w, "%-6s %-9s %5d %8d %9s %9s %10s %11s %9s %9s %9s\n", via, r.Scenario, r.N, r.Requests, f(r.OfferP50ms, 2),
+			f(r.OfferP99ms, 2), rcpu, rreq, rio, f(r.LinkMB, 1), f(r.ServerCPUCore, 2))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,28 @@ import (
 type kurento struct {
 	conns []*client.Client
 	next  atomic.Uint32
+
+	mu      sync.Mutex
+	offerMS []float64 // processOffer round trips not yet taken by a row
+}
+
+// requests is how many requests all connections have sent.
+func (k *kurento) requests() int64 {
+	var n int64
+	for _, c := range k.conns {
+		n += c.Requests()
+	}
+	return n
+}
+
+// takeOfferRTTs returns the processOffer round trips (ms) since the last call, sorted.
+func (k *kurento) takeOfferRTTs() []float64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	rtts := k.offerMS
+	k.offerMS = nil
+	slices.Sort(rtts)
+	return rtts
 }
 
 func dialKurento(ctx context.Context, url string, n int) (*kurento, error) {
@@ -72,6 +95,9 @@ func (k *kurento) negotiate(ctx context.Context, c *client.Client, ep string, p 
 	if err := c.Invoke(ctx, ep, "processOffer", map[string]any{"offer": offer}, &answer); err != nil {
 		return fmt.Errorf("processOffer: %w", err)
 	}
+	k.mu.Lock()
+	k.offerMS = append(k.offerMS, float64(nowNS()-p.start)/1e6)
+	k.mu.Unlock()
 	if err := p.answer(answer); err != nil {
 		return err
 	}
