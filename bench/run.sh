@@ -149,6 +149,15 @@ KMS_NETWORK_INTERFACES=$SRV_IF GST_DEBUG=1 GODEBUG=$gcdebug setsid ip netns exec
   "$work/kurento-media-server" -f "$work/kms/kurento.conf.json" >"$work/kms.log" 2>>"$errlog" &
 kms_pid=$!; pids+=($kms_pid); prio $kms_pid
 
+# tool_done LOG...: waits for kms-bench ($tool_pid) and exits with its status, or 1 if a server's log has a panic.
+tool_done() {
+  local status=0
+  wait $tool_pid || status=$?
+  if grep -qiE "panic|fatal error" "$@"; then
+    echo "a server logged a panic:"; grep -ihE -A20 "panic|fatal error" "$@" | head -40; status=1
+  fi
+  exit $status
+}
 ready() { ip netns exec "$CLI" bash -c "exec 3<>/dev/tcp/$SRV_IP/$1" 2>/dev/null; }
 if [ $mode = soak ]; then
   for i in $(seq 100); do ready 8888 && break; sleep 0.1; done
@@ -158,12 +167,7 @@ if [ $mode = soak ]; then
     -out bench/results/soak -note "our server: $server_desc; pinned to CPU $SRV_CPU, kms-bench to CPU $CLI_CPU, veth between two namespaces; link: $link; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" \
     "${extra[@]}" &
   tool_pid=$!; pids+=($tool_pid); prio $tool_pid
-  status=0
-  wait $tool_pid || status=$?
-  if grep -qiE "panic|fatal error" "$work/kms.log" "$work/kms.gc"; then
-    echo "our server logged a panic:"; grep -ihE -A20 "panic|fatal error" "$work/kms.log" "$work/kms.gc" | head -40; status=1
-  fi
-  exit $status
+  tool_done "$work/kms.log" "$work/kms.gc"
 fi
 
 if [ $mode = router ]; then
@@ -196,12 +200,7 @@ if [ $mode = router ]; then
     -note "our server: $server_desc; node, router and redis-server pinned to CPU $SRV_CPU, kms-bench to CPU $CLI_CPU, veth between two namespaces; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" \
     "${extra[@]}" &
   tool_pid=$!; pids+=($tool_pid); prio $tool_pid
-  status=0
-  wait $tool_pid || status=$?
-  if grep -qiE "panic|fatal error" "$work/kms.log" "$work/router.log"; then
-    echo "a server logged a panic:"; grep -ihE -A20 "panic|fatal error" "$work/kms.log" "$work/router.log" | head -40; status=1
-  fi
-  exit $status
+  tool_done "$work/kms.log" "$work/router.log"
 fi
 
 # Janus: a copy of the templates in bench/janus.

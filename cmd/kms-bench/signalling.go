@@ -54,45 +54,43 @@ func (r *runner) signalling(t *target, row *Row) {
 // ioBytes is what a process read and wrote through read/write system calls (/proc/PID/io rchar +
 // wchar): for the router, all of its WebSocket and Redis traffic (Go reads and writes TCP sockets so).
 func ioBytes(pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/io", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
 	var n int64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), ":")
+	eachLine(fmt.Sprintf("/proc/%d/io", pid), func(l string) {
+		k, v, _ := strings.Cut(l, ":")
 		if k == "rchar" || k == "wchar" {
 			b, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			n += b
 		}
-	}
+	})
 	return n
 }
 
 // linkBytes is the bytes received and sent on this network namespace's interfaces but loopback: in
 // bench/run.sh, the one veth to the servers, which carries all media and signalling.
 func linkBytes() int64 {
-	f, err := os.Open("/proc/net/dev")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
 	var n int64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || strings.TrimSpace(name) == "lo" {
-			continue
-		}
+	eachLine("/proc/net/dev", func(l string) {
+		name, v, ok := strings.Cut(l, ":")
 		f := strings.Fields(v)
-		if len(f) < 9 {
-			continue
+		if !ok || strings.TrimSpace(name) == "lo" || len(f) < 9 {
+			return
 		}
 		rx, _ := strconv.ParseInt(f[0], 10, 64)
 		tx, _ := strconv.ParseInt(f[8], 10, 64)
 		n += rx + tx
-	}
+	})
 	return n
+}
+
+// eachLine calls fn with each line of a file; a file that cannot be read has none.
+func eachLine(path string, fn func(string)) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fn(sc.Text())
+	}
 }
