@@ -433,6 +433,14 @@ func TestKMSEnv(t *testing.T) {
 		{map[string]string{"KMS_MIN_PORT": "abc"}, nil, `KMS_MIN_PORT: minPort: must be an integer 0..65535, got "abc"`},
 		{map[string]string{"KMS_MAX_PORT": "20000"}, nil, "BaseRtpEndpoint.conf.ini and KMS_MAX_PORT: minPort must not be greater than maxPort"},
 		{map[string]string{"KMS_MTU": "99999"}, nil, "KMS_MTU: mtu"},
+		{map[string]string{"KMS_MAX_VIDEO_RESOLUTION": "1920x1080"},
+			func(c *Config) bool {
+				me := c.Modules.MediaElement
+				return me.MaxVideoWidth == 1920 && me.MaxVideoHeight == 1080
+			}, ""},
+		{map[string]string{}, func(c *Config) bool { return c.Modules.MediaElement.MaxVideoWidth == 3840 }, ""},
+		{map[string]string{"KMS_MAX_VIDEO_RESOLUTION": "16383x16384"}, nil, `KMS_MAX_VIDEO_RESOLUTION: maxVideoResolution: must be WIDTHxHEIGHT`},
+		{map[string]string{"KMS_MAX_VIDEO_RESOLUTION": "4k"}, nil, `maxVideoResolution: must be WIDTHxHEIGHT with each side from 16 to 16383, got "4k"`},
 		{map[string]string{"KMS_EXTERNAL_IPV4": "203.0.113.9", "KMS_EXTERNAL_IPV6": "2001:db8::9"},
 			func(c *Config) bool {
 				w := c.Modules.WebRtcEndpoint

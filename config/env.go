@@ -23,6 +23,7 @@ func discoverPublicIP(v6 bool, server string) (netip.Addr, error) {
 // kmsEnv maps the Docker image's KMS_* variables to the module settings its
 // entrypoint writes them into.
 var kmsEnv = []struct{ env, class, key string }{
+	{"KMS_MAX_VIDEO_RESOLUTION", "MediaElement", "maxVideoResolution"},
 	{"KMS_MIN_PORT", "BaseRtpEndpoint", "minPort"},
 	{"KMS_MAX_PORT", "BaseRtpEndpoint", "maxPort"},
 	{"KMS_MTU", "BaseRtpEndpoint", "mtu"},

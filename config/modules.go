@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -34,6 +35,9 @@ type MediaElement struct {
 	EncoderBitrate    int
 	MinEncoderBitrate int
 	MaxEncoderBitrate int // 0 = unlimited
+	// MaxVideoWidth x MaxVideoHeight (maxVideoResolution, KMS_MAX_VIDEO_RESOLUTION) bounds the
+	// pictures received video may announce, in either orientation; larger ones are dropped.
+	MaxVideoWidth, MaxVideoHeight int
 }
 
 // BaseRtpEndpoint settings (RtpEndpoint and WebRtcEndpoint).
@@ -121,7 +125,7 @@ var dscpValues = []string{"NO_DSCP", "NO_VALUE", "AUDIO_VERYLOW", "AUDIO_LOW", "
 
 func defaultModules() Modules {
 	return Modules{
-		MediaElement:    MediaElement{EncoderBitrate: 300000},
+		MediaElement:    MediaElement{EncoderBitrate: 300000, MaxVideoWidth: 3840, MaxVideoHeight: 2160},
 		BaseRtpEndpoint: BaseRtpEndpoint{MinPort: 1024, MaxPort: 65535, MTU: 1200},
 		SdpEndpoint: SdpEndpoint{
 			NumAudioMedias: 1,
@@ -246,6 +250,7 @@ func (m *Modules) decode(set moduleSet) error {
 	if me.MaxEncoderBitrate > 0 && me.MinEncoderBitrate > me.MaxEncoderBitrate {
 		ck.order(get, "minEncoderBitrate", "maxEncoderBitrate")
 	}
+	ck.resolution(get, "maxVideoResolution", &me.MaxVideoWidth, &me.MaxVideoHeight)
 
 	get = class("BaseRtpEndpoint")
 	rtp := &m.BaseRtpEndpoint
@@ -333,6 +338,23 @@ func (w *WebRtcEndpoint) decode(ck *checker, get lookup) {
 }
 
 // order reports lo > hi, naming where each came from.
+// resolution reads "WIDTHxHEIGHT", each side 16 to 16383 (the largest a VP8 header can state).
+func (c *checker) resolution(get lookup, key string, w, h *int) {
+	s, ok := get(key)
+	if !ok {
+		return
+	}
+	str, _ := asString(s.v)
+	ws, hs, _ := strings.Cut(strings.TrimSpace(str), "x")
+	width, err1 := strconv.Atoi(ws)
+	height, err2 := strconv.Atoi(hs)
+	if err1 != nil || err2 != nil || width < 16 || height < 16 || width > 16383 || height > 16383 {
+		c.bad(s, key, "WIDTHxHEIGHT with each side from 16 to 16383")
+		return
+	}
+	*w, *h = width, height
+}
+
 func (c *checker) order(get lookup, lo, hi string) {
 	l, _ := get(lo)
 	h, _ := get(hi)

@@ -52,6 +52,9 @@ type Source struct {
 	// scratch is a header the inputs may rewrite a packet into while WriteRTP runs: one goroutine
 	// writes a source, so its inputs share it one after another without allocating.
 	scratch rtp.Header
+
+	refusing    bool         // dropping video up to a keyframe of an allowed size (see refuses)
+	lastRefusal atomic.Int64 // unix nanos of the last ResolutionExceeded event
 }
 
 // SetCodec records the codec of the media the source carries (nil when unknown).
@@ -87,6 +90,9 @@ func (s *Source) RequestKeyframe() {
 
 // WriteRTP hands a packet to every linked input. Called by the producer's reader goroutine only.
 func (s *Source) WriteRTP(p *rtp.Packet) {
+	if s.Type == Video && s.refuses(p.Payload) {
+		return
+	}
 	if c := s.cache.Load(); c != nil {
 		c.Store(p)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/kurento-go/kms/elements"
 	"github.com/kurento-go/kms/internal/guard"
 	"github.com/kurento-go/kms/logging"
+	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/objects"
 	"github.com/kurento-go/kms/ops"
 	"github.com/kurento-go/kms/protocol"
@@ -209,6 +210,7 @@ func drain(reg *objects.Registry, timeout time.Duration, signals <-chan os.Signa
 // applyDefaults gives new objects the settings of the module configuration files.
 func applyDefaults(r *objects.Registry, cfg *config.Config) {
 	me := cfg.Modules.MediaElement
+	media.SetMaxVideoResolution(me.MaxVideoWidth, me.MaxVideoHeight)
 	r.SetDefaults("MediaElement", map[string]any{
 		"encoderBitrate":    me.EncoderBitrate,
 		"minEncoderBitrate": me.MinEncoderBitrate,

@@ -22,23 +22,30 @@ func IsKeyframeStart(mimeType string, payload []byte) bool {
 // vp8Keyframe reads the VP8 payload descriptor (RFC 7741 §4.2) and the first byte of the frame
 // header, whose lowest bit is 0 on keyframes.
 func vp8Keyframe(p []byte) bool {
+	i, ok := vp8FrameStart(p)
+	return ok && p[i]&0x01 == 0
+}
+
+// vp8FrameStart is the offset of the frame header in a payload that starts partition 0 of a frame,
+// past the payload descriptor; ok is false for other payloads.
+func vp8FrameStart(p []byte) (int, bool) {
 	if len(p) < 1 {
-		return false
+		return 0, false
 	}
 	start, pid := p[0]&0x10 != 0, p[0]&0x07
 	if !start || pid != 0 {
-		return false
+		return 0, false
 	}
 	i := 1
 	if p[0]&0x80 != 0 { // X: extension byte follows
 		if len(p) <= i {
-			return false
+			return 0, false
 		}
 		ext := p[i]
 		i++
 		if ext&0x80 != 0 { // I: picture id, 7 or 15 bits
 			if len(p) <= i {
-				return false
+				return 0, false
 			}
 			if p[i]&0x80 != 0 {
 				i++
@@ -52,7 +59,7 @@ func vp8Keyframe(p []byte) bool {
 			i++
 		}
 	}
-	return len(p) > i && p[i]&0x01 == 0
+	return i, len(p) > i
 }
 
 // vp9Keyframe reads the VP9 payload descriptor (RFC 9628 §4.2): a frame that begins here (B) and is
