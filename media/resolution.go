@@ -1,6 +1,7 @@
 package media
 
 import (
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -30,8 +31,6 @@ const resolutionReportEvery = 10 * time.Second
 // ResolutionExceeded is raised (at most every resolutionReportEvery per source) when a source drops
 // video whose keyframe announces a picture larger than the configured maximum.
 type ResolutionExceeded struct {
-	Type                Type
-	Pad                 string
 	MimeType            string
 	Width, Height       int
 	MaxWidth, MaxHeight int
@@ -47,6 +46,11 @@ func (s *Source) refuses(p []byte) bool {
 	}
 	w, h, ok := codec.PictureSize(c.MimeType, p)
 	if !ok {
+		// A VP8 keyframe states its size in its first packet, so one that does not is no bomb (a
+		// decoder refuses it); an H.264 IDR takes the size of the SPS sent before it.
+		if s.refusing && !strings.EqualFold(c.MimeType, "video/h264") && codec.IsKeyframeStart(c.MimeType, p) {
+			s.refusing = false
+		}
 		return s.refusing
 	}
 	m := maxVideo.Load()
@@ -63,7 +67,7 @@ func (s *Source) refuses(p []byte) bool {
 	now := time.Now().UnixNano()
 	last := s.lastRefusal.Load()
 	if now-last >= int64(resolutionReportEvery) && s.lastRefusal.CompareAndSwap(last, now) && s.flow.element != nil {
-		s.flow.element.emit(ResolutionExceeded{Type: s.Type, Pad: s.Pad, MimeType: c.MimeType,
+		s.flow.element.emit(ResolutionExceeded{MimeType: c.MimeType,
 			Width: w, Height: h, MaxWidth: maxW, MaxHeight: maxH})
 	}
 	return true

@@ -108,8 +108,8 @@ func (e *Element) onMediaEvent(ev media.Event) {
 		e.Emit("MediaTranscodingStateChanged", map[string]any{"state": state, "binName": ev.Bin, "mediaType": ev.Type.String()})
 	case media.ResolutionExceeded:
 		e.Emit("Error", map[string]any{
-			"description": fmt.Sprintf("%s %s keyframe announces %dx%d, above the maximum %dx%d (maxVideoResolution): dropped up to the next keyframe of an allowed size",
-				ev.Type, ev.MimeType, ev.Width, ev.Height, ev.MaxWidth, ev.MaxHeight),
+			"description": fmt.Sprintf("%s keyframe announces %dx%d, above the maximum %dx%d (maxVideoResolution): dropped up to the next keyframe of an allowed size",
+				ev.MimeType, ev.Width, ev.Height, ev.MaxWidth, ev.MaxHeight),
 			"errorCode": 1, // GST_STREAM_ERROR_FAILED
 			"type":      "MEDIA_RESOLUTION_EXCEEDED",
 		})
