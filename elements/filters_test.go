@@ -82,6 +82,13 @@ func publisher(ctx context.Context, t *testing.T, c *client.Client, pipeline, cl
 	}()
 	peer := &testpeer.Peer{PC: pc}
 	endpoint = connectPeer(ctx, t, c, pipeline, peer)
+	return endpoint, every30fps(func(i int) {
+		track.WriteSample(media.Sample{Data: frames[i%len(frames)], Duration: time.Second / 30})
+	})
+}
+
+// every30fps calls send with 0, 1, 2, ... 30 times a second until stop is called.
+func every30fps(send func(i int)) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -95,11 +102,11 @@ func publisher(ctx context.Context, t *testing.T, c *client.Client, pipeline, cl
 				return
 			case <-tick.C:
 			}
-			track.WriteSample(media.Sample{Data: frames[i%len(frames)], Duration: time.Second / 30})
+			send(i)
 		}
 	}()
 	var once sync.Once
-	return endpoint, func() { once.Do(func() { close(done); wg.Wait() }) }
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
 }
 
 func connectPeer(ctx context.Context, t *testing.T, c *client.Client, pipeline string, peer *testpeer.Peer) string {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -113,23 +112,8 @@ func TestDecompressionBombRefused(t *testing.T) {
 	}
 
 	// Then a real 320x240 clip on the same track goes through the filter.
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(time.Second / 30)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			send(frames[i%len(frames)])
-		}
-	}()
-	defer func() { close(done); wg.Wait() }()
+	stop := every30fps(func(i int) { send(frames[i%len(frames)]) })
+	defer stop()
 	waitUntil(ctx, t, "30 filtered frames of the real clip", func() bool { return sub.frames.Load() >= 30 })
 }
 
