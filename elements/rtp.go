@@ -115,6 +115,7 @@ func (d *definer) defineRtp() {
 				AudioCodecs: sdpc.AudioCodecs,
 				VideoCodecs: sdpc.VideoCodecs,
 				UseIPv6:     a.Bool("useIpv6"),
+				Interfaces:  d.cfg.Modules.WebRtcEndpoint.NetworkInterfaces,
 				Crypto:      c,
 			}
 			r.OnOtherEvent = r.onEvent

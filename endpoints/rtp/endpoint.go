@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/endpoints"
+	"github.com/kurento-go/kms/internal/netif"
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
 )
@@ -31,7 +32,10 @@ type Settings struct {
 	VideoCodecs      []string
 	UseIPv6          bool
 	Address          netip.Addr // the address written in our SDP; invalid: the host's first address
-	Crypto           *Crypto    // nil: plain RTP
+	// Interfaces (networkInterfaces) limit the address to these NICs', and the sockets are then
+	// bound to it instead of the wildcard address. Empty: any interface.
+	Interfaces []string
+	Crypto     *Crypto // nil: plain RTP
 	// Receive limits in kbps, 0 for none: b=AS in the SDP, and REMB for video.
 	MaxAudioRecvBandwidth int
 	MaxVideoRecvBandwidth int
@@ -117,7 +121,7 @@ func (e *Endpoint) prepare(s Settings, code int) error {
 	e.settings = s
 	e.addr = s.Address
 	if !e.addr.IsValid() {
-		e.addr = localAddress(s.UseIPv6)
+		e.addr = localAddress(s.UseIPv6, s.Interfaces)
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -187,7 +191,7 @@ func (e *Endpoint) GenerateOffer(audio, video bool, s Settings) (string, error) 
 			k := *e.key
 			l.key = &k
 		}
-		if err := l.listen(s); err != nil {
+		if err := l.listen(s, e.bindAddress()); err != nil {
 			closeLines(lines)
 			return "", kerr.New(kerr.SdpGenerateOfferError, "Cannot bind the %s sockets: %v (BaseRtpEndpoint minPort..maxPort)", l.name, err)
 		}
@@ -210,9 +214,18 @@ func (e *Endpoint) sourceMime(t media.Type) string {
 	return ""
 }
 
-// listen binds the line's sockets and records their ports.
-func (l *localMedia) listen(s Settings) error {
-	a, b, err := listen(s.MinPort, s.MaxPort, l.mux)
+// bindAddress is where the sockets listen: the advertised address when interfaces are
+// configured (a peer must not reach the endpoint through any other NIC), else the wildcard.
+func (e *Endpoint) bindAddress() netip.Addr {
+	if len(e.settings.Interfaces) == 0 {
+		return netip.Addr{}
+	}
+	return e.addr
+}
+
+// listen binds the line's sockets on ip and records their ports.
+func (l *localMedia) listen(s Settings, ip netip.Addr) error {
+	a, b, err := listen(ip, s.MinPort, s.MaxPort, l.mux)
 	if err != nil {
 		return err
 	}
@@ -288,7 +301,7 @@ func (e *Endpoint) ProcessOffer(offer string, s Settings) (string, error) {
 			k.tag = key.tag
 			l.key = &k
 		}
-		if err := l.listen(s); err != nil {
+		if err := l.listen(s, e.bindAddress()); err != nil {
 			closeLines(lines)
 			return "", kerr.New(kerr.SdpProcessOfferError, "Cannot bind the %s sockets: %v (BaseRtpEndpoint minPort..maxPort)", l.name, err)
 		}
@@ -459,7 +472,7 @@ func (e *Endpoint) startStream(l *localMedia, r *remoteMedia, remoteKey *sdesKey
 	}
 	st.latch = r.comedia || !r.addr.IsValid()
 	if r.addr.IsLoopback() {
-		st.hostAddrs = hostAddresses()
+		st.hostAddrs = netif.Addresses(nil)
 	}
 	if l.key != nil {
 		var err error

@@ -138,7 +138,7 @@ func TestCryptoAttribute(t *testing.T) {
 }
 
 func TestPortRangeExhausted(t *testing.T) {
-	a, b, err := listen(31000, 31001, false)
+	a, b, err := listen(netip.Addr{}, 31000, 31001, false)
 	if err != nil {
 		t.Skipf("ports 31000-31001 busy on this machine: %v", err)
 	}
@@ -147,7 +147,7 @@ func TestPortRangeExhausted(t *testing.T) {
 	if localPort(a) != 31000 || localPort(b) != 31001 {
 		t.Errorf("bound %d/%d, want 31000/31001", localPort(a), localPort(b))
 	}
-	if _, _, err := listen(31000, 31001, false); !errors.Is(err, ErrNoPorts) {
+	if _, _, err := listen(netip.Addr{}, 31000, 31001, false); !errors.Is(err, ErrNoPorts) {
 		t.Fatalf("second bind in an exhausted range: %v", err)
 	}
 	p := media.NewPipeline()

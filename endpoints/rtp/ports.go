@@ -6,15 +6,22 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+
+	"github.com/kurento-go/kms/internal/netif"
 )
 
 // ErrNoPorts is returned when every port of the configured range is taken.
 var ErrNoPorts = errors.New("no free UDP port")
 
 // listen binds the sockets of one m-line inside [minPort, maxPort], as KMS does: RTP on an even
-// port and, unless RTCP is multiplexed, RTCP on the next odd one. The search starts at a random
-// even port so that endpoints created together do not race for the same one.
-func listen(minPort, maxPort int, mux bool) (rtpConn, rtcpConn *net.UDPConn, err error) {
+// port and, unless RTCP is multiplexed, RTCP on the next odd one, on ip (invalid: the wildcard
+// address). The search starts at a random even port so that endpoints created together do not
+// race for the same one.
+func listen(ip netip.Addr, minPort, maxPort int, mux bool) (rtpConn, rtcpConn *net.UDPConn, err error) {
+	var bindIP net.IP
+	if ip.IsValid() {
+		bindIP = ip.AsSlice()
+	}
 	if minPort <= 0 {
 		minPort = 1024
 	}
@@ -33,7 +40,7 @@ func listen(minPort, maxPort int, mux bool) (rtpConn, rtcpConn *net.UDPConn, err
 	start := rand.IntN(n)
 	for i := 0; i < n; i++ {
 		port := first + 2*((start+i)%n)
-		a, err := net.ListenUDP("udp", &net.UDPAddr{Port: port})
+		a, err := net.ListenUDP("udp", &net.UDPAddr{IP: bindIP, Port: port})
 		if err != nil {
 			continue
 		}
@@ -41,7 +48,7 @@ func listen(minPort, maxPort int, mux bool) (rtpConn, rtcpConn *net.UDPConn, err
 			tune(a)
 			return a, nil, nil
 		}
-		b, err := net.ListenUDP("udp", &net.UDPAddr{Port: port + 1})
+		b, err := net.ListenUDP("udp", &net.UDPAddr{IP: bindIP, Port: port + 1})
 		if err != nil {
 			a.Close()
 			continue
@@ -74,10 +81,11 @@ func localPort(c *net.UDPConn) int {
 }
 
 // localAddress is the address written in our SDP: the first address of the wanted family on an
-// interface that is up (KMS takes the first address the host lists), loopback when there is none.
-func localAddress(ipv6 bool) netip.Addr {
-	for _, ip := range hostAddresses() {
-		if ip.Is4() == !ipv6 && ip.IsGlobalUnicast() {
+// interface that is up, among the configured interfaces if any (KMS takes the first address the
+// host lists), loopback when there is none.
+func localAddress(ipv6 bool, interfaces []string) netip.Addr {
+	for _, ip := range netif.Addresses(interfaces) {
+		if ip.Is4() == !ipv6 && (ip.IsGlobalUnicast() || len(interfaces) > 0 && ip.IsLoopback()) {
 			return ip
 		}
 	}
@@ -85,24 +93,4 @@ func localAddress(ipv6 bool) netip.Addr {
 		return netip.IPv6Loopback()
 	}
 	return netip.AddrFrom4([4]byte{127, 0, 0, 1})
-}
-
-// hostAddresses are the addresses of this machine's interfaces that are up, loopback excluded.
-func hostAddresses() []netip.Addr {
-	var out []netip.Addr
-	ifaces, _ := net.Interfaces()
-	for _, ifc := range ifaces {
-		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, _ := ifc.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok {
-				if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
-					out = append(out, ip.Unmap())
-				}
-			}
-		}
-	}
-	return out
 }

@@ -132,7 +132,7 @@ func (e *Endpoint) peerConnection(s Settings) error {
 	}
 	if s.IceTCP {
 		// Without a free TCP port the endpoint still works over UDP.
-		if mux, err := sharedTCPMux(s.MinPort, s.MaxPort); err == nil {
+		if mux, err := sharedTCPMux(s.MinPort, s.MaxPort, s.NetworkInterfaces); err == nil {
 			se.SetICETCPMux(mux)
 			se.SetNetworkTypes(allNetworks)
 		} else {

@@ -3,19 +3,29 @@ package webrtc
 import (
 	"fmt"
 	"net"
+	"net/netip"
+	"strings"
 	"sync"
 
+	"github.com/kurento-go/kms/internal/netif"
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 )
 
 // The ICE-TCP listener (RFC 6544 passive candidates, for peers whose UDP is blocked) is one TCP port
 // per port range, shared by every endpoint of that range through pion's TCP mux: the first free
-// port of the range, opened with the first endpoint that wants ICE-TCP and kept open. A server has
-// one range; tests run servers with several.
+// port of the range, opened with the first endpoint that wants ICE-TCP and kept open. With
+// networkInterfaces set it listens on those interfaces' addresses only (the same port on each),
+// as KMS offers candidates on them only; otherwise on the wildcard address. A server has one
+// range; tests run servers with several.
 var iceTCP struct {
 	sync.Mutex
-	byRange map[[2]uint16]*tcpMux
+	byKey map[tcpMuxKey]*tcpMux
+}
+
+type tcpMuxKey struct {
+	minPort, maxPort uint16
+	interfaces       string
 }
 
 type tcpMux struct {
@@ -23,33 +33,83 @@ type tcpMux struct {
 	err error
 }
 
-// sharedTCPMux returns the ICE-TCP mux of a port range (0-0: any port), opening its listener on
-// first use.
-func sharedTCPMux(minPort, maxPort uint16) (ice.TCPMux, error) {
+// sharedTCPMux returns the ICE-TCP mux of a port range (0-0: any port) and interface list (empty:
+// all), opening its listeners on first use.
+func sharedTCPMux(minPort, maxPort uint16, interfaces []string) (ice.TCPMux, error) {
 	iceTCP.Lock()
 	defer iceTCP.Unlock()
-	key := [2]uint16{minPort, maxPort}
-	if m := iceTCP.byRange[key]; m != nil {
+	key := tcpMuxKey{minPort, maxPort, strings.Join(interfaces, ",")}
+	if m := iceTCP.byKey[key]; m != nil {
 		return m.mux, m.err
 	}
-	if iceTCP.byRange == nil {
-		iceTCP.byRange = map[[2]uint16]*tcpMux{}
+	if iceTCP.byKey == nil {
+		iceTCP.byKey = map[tcpMuxKey]*tcpMux{}
 	}
 	m := &tcpMux{}
-	iceTCP.byRange[key] = m
-	var ln *net.TCPListener
-	var err error
-	for p := int(minPort); p <= int(maxPort); p++ {
-		if ln, err = net.ListenTCP("tcp", &net.TCPAddr{Port: p}); err == nil {
-			break
+	iceTCP.byKey[key] = m
+	addrs := []netip.Addr{{}} // the wildcard address
+	if len(interfaces) > 0 {
+		addrs = bindableAddresses(interfaces)
+		if len(addrs) == 0 {
+			m.err = fmt.Errorf("no address to listen on for ICE-TCP on interfaces %s", key.interfaces)
+			return nil, m.err
 		}
 	}
-	if ln == nil {
+	var lns []*net.TCPListener
+	var err error
+	for p := int(minPort); p <= int(maxPort) && lns == nil; p++ {
+		lns, err = listenAll(addrs, p)
+	}
+	if lns == nil {
 		m.err = fmt.Errorf("no TCP port free for ICE-TCP in %d-%d: %v", minPort, maxPort, err)
 		return nil, m.err
 	}
-	m.mux = webrtc.NewICETCPMux(nil, ln, 8)
+	muxes := make([]ice.TCPMux, len(lns))
+	for i, ln := range lns {
+		muxes[i] = webrtc.NewICETCPMux(nil, ln, 8)
+	}
+	if len(muxes) == 1 {
+		m.mux = muxes[0]
+	} else {
+		m.mux = ice.NewMultiTCPMuxDefault(muxes...)
+	}
 	return m.mux, nil
+}
+
+// bindableAddresses are the interfaces' addresses a listener can bind without a zone: link-local
+// IPv6 addresses are left out (ICE-TCP toward them is of no use to a peer).
+func bindableAddresses(interfaces []string) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range netif.Addresses(interfaces) {
+		if !ip.IsLinkLocalUnicast() {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// listenAll listens on port on every address, or on none if one of them is taken. Port 0 takes
+// the port the first address gets for all.
+func listenAll(addrs []netip.Addr, port int) ([]*net.TCPListener, error) {
+	var lns []*net.TCPListener
+	for _, ip := range addrs {
+		if port == 0 && len(lns) > 0 {
+			port = lns[0].Addr().(*net.TCPAddr).Port
+		}
+		a := &net.TCPAddr{Port: port}
+		if ip.IsValid() {
+			a.IP = ip.AsSlice()
+		}
+		ln, err := net.ListenTCP("tcp", a)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, err
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
 }
 
 // allNetworks are the candidate networks when ICE-TCP is on; pion's default is UDP only.

@@ -14,7 +14,13 @@ import (
 // come back; prepare, if set, changes the peer before it negotiates.
 func loopbackPeer(t *testing.T, opts testpeer.Options, prepare func(*testpeer.Peer)) *testpeer.Peer {
 	t.Helper()
-	ctx, c, pipeline := testserver.Connect(t, testserver.Start(t).URL, 20*time.Second)
+	return loopbackPeerOn(t, testserver.Start(t).URL, opts, prepare)
+}
+
+// loopbackPeerOn is loopbackPeer with the server at url.
+func loopbackPeerOn(t *testing.T, url string, opts testpeer.Options, prepare func(*testpeer.Peer)) *testpeer.Peer {
+	t.Helper()
+	ctx, c, pipeline := testserver.Connect(t, url, 20*time.Second)
 	peer, err := testpeer.New(opts)
 	if err != nil {
 		t.Fatal(err)
