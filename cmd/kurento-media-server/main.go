@@ -23,6 +23,7 @@ import (
 	"github.com/kurento-go/kms/internal/guard"
 	"github.com/kurento-go/kms/logging"
 	"github.com/kurento-go/kms/media"
+	"github.com/kurento-go/kms/memreturn"
 	"github.com/kurento-go/kms/objects"
 	"github.com/kurento-go/kms/ops"
 	"github.com/kurento-go/kms/protocol"
@@ -86,6 +87,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if cfg.Cluster.Router {
 		return runRouter(cfg, logs, stderr)
 	}
+
+	stopMemoryReturn := startMemoryReturn(getenv, logs.Logger("KurentoMemory"))
+	defer stopMemoryReturn()
 
 	registry := objects.NewRegistry(schema, objects.ServerManagerInfo{Metadata: cfg.Metadata, Started: time.Now()},
 		logs.Logger("KurentoMediaSet"))
@@ -289,4 +293,29 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// startMemoryReturn sets the soft memory limit from the cgroup and gives memory back to the system
+// after bursts, every KMS_MEMORY_RETURN_INTERVAL (default 5s, 0 turns it off); it returns the stop.
+func startMemoryReturn(getenv func(string) string, log *slog.Logger) func() {
+	if limit := memreturn.LimitFromCgroup(getenv, "/sys/fs/cgroup/memory.max"); limit > 0 {
+		log.Info("soft memory limit from the cgroup", "bytes", limit)
+	}
+	interval := 5 * time.Second
+	if v := getenv("KMS_MEMORY_RETURN_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			log.Warn("KMS_MEMORY_RETURN_INTERVAL is not a duration (like 5s), using 5s", "value", v)
+		} else {
+			interval = d
+		}
+	}
+	if interval == 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go memreturn.Run(ctx, interval, func(before, after uint64) {
+		log.Debug("memory returned to the system", "heldBytes", before, "afterBytes", after)
+	})
+	return cancel
 }
