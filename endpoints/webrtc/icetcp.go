@@ -23,9 +23,11 @@ var iceTCP struct {
 	byKey map[tcpMuxKey]*tcpMux
 }
 
+// tcpMuxKey names a listener set by the addresses it binds, not by the interface names, so that
+// an endpoint's networkInterfaces spelt another way ("lo,lo") shares it instead of opening more.
 type tcpMuxKey struct {
 	minPort, maxPort uint16
-	interfaces       string
+	addresses        string
 }
 
 type tcpMux struct {
@@ -38,7 +40,13 @@ type tcpMux struct {
 func sharedTCPMux(minPort, maxPort uint16, interfaces []string) (ice.TCPMux, error) {
 	iceTCP.Lock()
 	defer iceTCP.Unlock()
-	key := tcpMuxKey{minPort, maxPort, strings.Join(interfaces, ",")}
+	addrs := []netip.Addr{{}} // the wildcard address
+	if len(interfaces) > 0 {
+		if addrs = bindableAddresses(interfaces); len(addrs) == 0 {
+			return nil, fmt.Errorf("no address to listen on for ICE-TCP on interfaces %s", strings.Join(interfaces, ","))
+		}
+	}
+	key := tcpMuxKey{minPort, maxPort, fmt.Sprint(addrs)}
 	if m := iceTCP.byKey[key]; m != nil {
 		return m.mux, m.err
 	}
@@ -47,14 +55,6 @@ func sharedTCPMux(minPort, maxPort uint16, interfaces []string) (ice.TCPMux, err
 	}
 	m := &tcpMux{}
 	iceTCP.byKey[key] = m
-	addrs := []netip.Addr{{}} // the wildcard address
-	if len(interfaces) > 0 {
-		addrs = bindableAddresses(interfaces)
-		if len(addrs) == 0 {
-			m.err = fmt.Errorf("no address to listen on for ICE-TCP on interfaces %s", key.interfaces)
-			return nil, m.err
-		}
-	}
 	var lns []*net.TCPListener
 	var err error
 	for p := int(minPort); p <= int(maxPort) && lns == nil; p++ {

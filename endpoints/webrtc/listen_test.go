@@ -91,6 +91,30 @@ func TestListenersStayOnConfiguredInterfaces(t *testing.T) {
 			t.Errorf("no socket of the %s found", what)
 		}
 	}
+
+	// The same interfaces spelt another way share the ICE-TCP listeners instead of opening more.
+	iceListeners := func() (n int) {
+		for _, s := range processSockets(t) {
+			if s.proto == "tcp" && s.addr.Port() >= minPort && s.addr.Port() <= maxPort {
+				n++
+			}
+		}
+		return n
+	}
+	before := iceListeners()
+	ep, err := c.Create(ctx, "WebRtcEndpoint", map[string]any{"mediaPipeline": pipeline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invoke(ctx, ep, "setNetworkInterfaces", map[string]any{"networkInterfaces": "lo,lo"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invoke(ctx, ep, "generateOffer", nil, &offer); err != nil {
+		t.Fatal(err)
+	}
+	if after := iceListeners(); after != before {
+		t.Errorf("ICE-TCP listeners: %d, then %d after an endpoint with networkInterfaces=lo,lo", before, after)
+	}
 }
 
 // socket is a listening TCP socket or a UDP socket of this process.
