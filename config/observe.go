@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 )
 
 // Observe holds the operations settings: the metrics listener and the log format.
@@ -13,7 +14,14 @@ type Observe struct {
 	MetricsAddress string
 	// LogFormat is "text" (KMS's layout) or "json" (one JSON object per line).
 	LogFormat string
+	// MemoryReturnInterval is how often the server looks for memory to give back to the system after
+	// a burst (KMS_MEMORY_RETURN_INTERVAL); 0 = never.
+	MemoryReturnInterval time.Duration
 }
+
+// DefaultMemoryReturnInterval is short enough that a burst's memory leaves within seconds, long
+// enough that the check costs nothing.
+const DefaultMemoryReturnInterval = 5 * time.Second
 
 // Log formats.
 const (
@@ -42,6 +50,14 @@ func (f *flags) applyObserve(c *Config, getenv func(string) string) error {
 		return fmt.Errorf("%s: must be text or json, got %q", src, format)
 	}
 	c.Observe.LogFormat = format
+	c.Observe.MemoryReturnInterval = DefaultMemoryReturnInterval
+	if v := getenv("KMS_MEMORY_RETURN_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("KMS_MEMORY_RETURN_INTERVAL: must be a duration such as 5s (0 turns it off), got %q", v)
+		}
+		c.Observe.MemoryReturnInterval = d
+	}
 	return nil
 }
 

@@ -88,7 +88,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return runRouter(cfg, logs, stderr)
 	}
 
-	stopMemoryReturn := startMemoryReturn(getenv, logs.Logger("KurentoMemory"))
+	stopMemoryReturn := startMemoryReturn(getenv, cfg.Observe.MemoryReturnInterval, logs.Logger("KurentoMemory"))
 	defer stopMemoryReturn()
 
 	registry := objects.NewRegistry(schema, objects.ServerManagerInfo{Metadata: cfg.Metadata, Started: time.Now()},
@@ -296,19 +296,10 @@ func isTerminal(w io.Writer) bool {
 }
 
 // startMemoryReturn sets the soft memory limit from the cgroup and gives memory back to the system
-// after bursts, every KMS_MEMORY_RETURN_INTERVAL (default 5s, 0 turns it off); it returns the stop.
-func startMemoryReturn(getenv func(string) string, log *slog.Logger) func() {
+// after bursts, every interval (0 turns it off); it returns the stop.
+func startMemoryReturn(getenv func(string) string, interval time.Duration, log *slog.Logger) func() {
 	if limit := memreturn.LimitFromCgroup(getenv, "/sys/fs/cgroup/memory.max"); limit > 0 {
 		log.Info("soft memory limit from the cgroup", "bytes", limit)
-	}
-	interval := 5 * time.Second
-	if v := getenv("KMS_MEMORY_RETURN_INTERVAL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			log.Warn("KMS_MEMORY_RETURN_INTERVAL is not a duration (like 5s), using 5s", "value", v)
-		} else {
-			interval = d
-		}
 	}
 	if interval == 0 {
 		return func() {}
