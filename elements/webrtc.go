@@ -176,6 +176,7 @@ func (d *definer) defineWebRtc() {
 				CertificateKeyType: keyType,
 				PemCertificate:     pem,
 			}
+			w.defaults.DSCP = qosDSCP(a.String("qosDscp"), wc.QosDSCP)
 			if w.defaults.Recvonly && w.defaults.Sendonly {
 				return nil, kerr.New(kerr.MarshallError, "recvonly and sendonly cannot both be set")
 			}
@@ -250,4 +251,14 @@ func (d *definer) defineWebRtc() {
 		}, objects.PropertyOps(d.r.Schema().Classes["WebRtcEndpoint"], props,
 			"networkInterfaces", "iceTcp", "stunServerAddress", "stunServerPort", "turnUrl", "externalIPv4", "externalIPv6")),
 	})
+}
+
+// qosDSCP is the codepoint of the constructor's qosDscp, or of the module's qos-dscp when the
+// constructor leaves it at NO_VALUE, as KMS resolves it; 0 when neither sets one.
+func qosDSCP(param, configured string) uint8 {
+	if param == "" || param == "NO_VALUE" {
+		param = configured
+	}
+	codepoint, _ := webrtc.DSCP(param)
+	return codepoint
 }

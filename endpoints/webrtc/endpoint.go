@@ -124,6 +124,13 @@ func (e *Endpoint) peerConnection(s Settings) error {
 			return kerr.New(kerr.SdpConfigurationError, "Invalid port range %d-%d: %v", s.MinPort, s.MaxPort, err)
 		}
 	}
+	if s.DSCP != 0 {
+		n, err := newDSCPNet(s.DSCP)
+		if err != nil {
+			return kerr.New(kerr.SdpConfigurationError, "qosDscp: %v", err)
+		}
+		se.SetNet(n)
+	}
 	if s.acceptAnyCertificate {
 		se.DisableCertificateFingerprintVerification(true)
 	}

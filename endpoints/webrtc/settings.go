@@ -60,6 +60,9 @@ type Settings struct {
 	// CertificateKeyType is "RSA" or "ECDSA"; PemCertificate overrides the generated one.
 	CertificateKeyType string
 	PemCertificate     string
+	// DSCP marks every UDP packet the endpoint sends (KMS's qosDscp); 0 leaves the sockets at their
+	// default, which is CS0 as well.
+	DSCP uint8
 
 	// acceptAnyCertificate: the offer had no fingerprint to check the peer's certificate against.
 	acceptAnyCertificate bool

@@ -47,6 +47,8 @@ type Options struct {
 	// Interface is the network interface the peer gathers host candidates on (default "lo"), for
 	// peers in a network namespace of their own.
 	Interface string
+	// TOS, when set, counts the received datagrams by their IPv4 TOS byte (DSCP marking).
+	TOS *TOSCounts
 }
 
 // Peer is one client-side WebRTC connection to a WebRtcEndpoint.
@@ -558,6 +560,14 @@ func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
 			return nil, err
 		}
 		se.SetNet(n)
+	}
+	if opts.TOS != nil {
+		n, err := newTOSNet(opts.TOS)
+		if err != nil {
+			return nil, err
+		}
+		se.SetNet(n)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	return api.NewPeerConnection(webrtc.Configuration{})
