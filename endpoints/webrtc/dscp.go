@@ -50,24 +50,23 @@ func newDSCPNet(codepoint uint8) (transport.Net, error) {
 
 func (n *dscpNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
 	c, err := n.Net.ListenUDP(network, laddr)
-	if err != nil {
-		return nil, err
-	}
-	if err := n.mark(c); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
+	return marked(n, c, err)
 }
 
 func (n *dscpNet) ListenPacket(network, address string) (net.PacketConn, error) {
 	c, err := n.Net.ListenPacket(network, address)
+	return marked(n, c, err)
+}
+
+// marked marks a socket just opened, closing it when the mark cannot be set.
+func marked[C net.PacketConn](n *dscpNet, c C, err error) (C, error) {
 	if err != nil {
-		return nil, err
+		return c, err
 	}
 	if err := n.mark(c); err != nil {
 		c.Close()
-		return nil, err
+		var none C
+		return none, err
 	}
 	return c, nil
 }
