@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kurento-go/kms/internal/testserver"
 )
 
 // ---------------------------------------------------------------------------------------
@@ -129,16 +131,6 @@ func start(t *testing.T, name string, lineCh chan string, grace time.Duration, d
 	return p
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // ---------------------------------------------------------------------------------------
 // The server under test.
 
@@ -152,7 +144,7 @@ type kms struct {
 func startKMS(ctx context.Context, t *testing.T) *kms {
 	t.Helper()
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testserver.FreePort(t)
 	conf := fmt.Sprintf(`{
   "mediaServer": {
     "net": { "websocket": { "port": %d, "address": "127.0.0.1", "path": "kurento" } }

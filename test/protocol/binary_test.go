@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/kurento-go/kms/internal/testserver"
 )
 
 var (
@@ -142,16 +142,6 @@ func (p *process) wait(t *testing.T, d time.Duration) int {
 	return 0
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func writeConf(t *testing.T, text string) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "kurento.conf.json")
@@ -188,7 +178,7 @@ func waitServing(t *testing.T, p *process, url string) *client {
 // TestBinaryStartStop: a kurento.conf.json on another port and path, the Docker image's
 // KMS_MIN_PORT/KMS_MAX_PORT, serving, then SIGTERM releases everything and exits 0.
 func TestBinaryStartStop(t *testing.T) {
-	port := freePort(t)
+	port := testserver.FreePort(t)
 	conf := writeConf(t, fmt.Sprintf(`{
   "metadata": {"zone": "test"},
   "mediaServer": {
@@ -245,7 +235,7 @@ func TestBinaryStartStop(t *testing.T) {
 // TestBinaryConfigErrors: an invalid value stops start-up with a message naming the key and where it
 // came from, and a non-zero exit.
 func TestBinaryConfigErrors(t *testing.T) {
-	okConf := writeConf(t, fmt.Sprintf(`{"mediaServer":{"net":{"websocket":{"port":%d}}}}`, freePort(t)))
+	okConf := writeConf(t, fmt.Sprintf(`{"mediaServer":{"net":{"websocket":{"port":%d}}}}`, testserver.FreePort(t)))
 	badConf := writeConf(t, `{"mediaServer":{"net":{"websocket":{"port":"abc"}}}}`)
 	cases := []struct {
 		name  string
@@ -289,7 +279,7 @@ func TestBinaryVersion(t *testing.T) {
 // TestBinaryKillLimit: with mediaServer.resources.killLimit, a server whose last object is released
 // while it is over the limit stops itself in an orderly way (exit 0), as KMS does.
 func TestBinaryKillLimit(t *testing.T) {
-	port := freePort(t)
+	port := testserver.FreePort(t)
 	conf := writeConf(t, fmt.Sprintf(`{"mediaServer":{"resources":{"killLimit":1e-9},"net":{"websocket":{"port":%d}}}}`, port))
 	p := runBinary(t, cleanEnv(), "-f", conf)
 	c := waitServing(t, p, fmt.Sprintf("ws://127.0.0.1:%d/kurento", port))

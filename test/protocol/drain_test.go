@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/internal/testmedia"
+	"github.com/kurento-go/kms/internal/testserver"
 )
 
 // TestBinaryDrain: SIGTERM to the built binary with --drain-timeout, five sessions with pipelines and
@@ -19,7 +20,7 @@ func TestBinaryDrain(t *testing.T) {
 	testmedia.NeedFFmpeg(t)
 	dir := t.TempDir()
 	clip := testmedia.Clip(t, dir, "clip.webm", 30*time.Second, testmedia.WebMArgs...)
-	port, opsPort := freePort(t), freePort(t)
+	port, opsPort := testserver.FreePort(t), testserver.FreePort(t)
 	conf := writeConf(t, fmt.Sprintf(`{"mediaServer": {"net": {"websocket": {"port": %d, "path": "kurento"}}}}`, port))
 	const grace = 8 * time.Second
 	p := runBinary(t, cleanEnv("KMS_DRAIN_TIMEOUT=8"), "-f", conf, "--metrics-address", fmt.Sprintf("127.0.0.1:%d", opsPort))
