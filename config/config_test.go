@@ -505,6 +505,9 @@ func TestParseTURN(t *testing.T) {
 	}{
 		{"u:p@1.2.3.4:3478", &TURNServer{"u", "p", netip.MustParseAddrPort("1.2.3.4:3478"), "udp"}},
 		{"u:p@w@[2001:db8::1]:443?transport=tls", &TURNServer{"u", "p@w", netip.MustParseAddrPort("[2001:db8::1]:443"), "tls"}},
+		// coturn REST-API credentials: the user is "expiry:name", the password base64.
+		{"1796523119:kurento:q+/Zx=@10.0.0.1:3478?transport=tcp", &TURNServer{"1796523119:kurento", "q+/Zx=", netip.MustParseAddrPort("10.0.0.1:3478"), "tcp"}},
+		{"u:@1.2.3.4:3478", nil},
 		{"u:p@1.2.3.4", nil},
 		{"u:p@1.2.3.4:0", nil},
 		{"up@1.2.3.4:3478", nil},

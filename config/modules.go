@@ -441,17 +441,20 @@ func parsePortRange(v any) (PortRange, bool) {
 	return PortRange{lo, hi}, true
 }
 
-// parseTURN parses user:password@ip:port[?transport=udp|tcp|tls]. The
-// password may contain ':' and '@' (the last '@' starts the address); IPv6
-// addresses need brackets.
+// parseTURN parses user:password@ip:port[?transport=udp|tcp|tls]. The user
+// may contain ':' and the password '@' (the last '@' starts the address);
+// IPv6 addresses need brackets.
 func parseTURN(s string) (*TURNServer, error) {
 	rest, query, hasQuery := strings.Cut(strings.TrimSpace(s), "?")
 	at := strings.LastIndex(rest, "@")
 	if at < 0 {
 		return nil, errors.New("missing user:password@")
 	}
-	user, pass, ok := strings.Cut(rest[:at], ":")
-	if !ok || user == "" || pass == "" {
+	// KMS's pattern is greedy: the user runs to the last ':', so REST-API users ("expiry:name")
+	// work and the password has no ':'.
+	colon := strings.LastIndex(rest[:at], ":")
+	user, pass := rest[:max(colon, 0)], rest[colon+1:at]
+	if colon < 0 || user == "" || pass == "" {
 		return nil, errors.New("missing user or password")
 	}
 	ap, err := netip.ParseAddrPort(rest[at+1:])

@@ -101,8 +101,9 @@ func parseTurnURL(u string) (webrtc.ICEServer, error) {
 	if at < 0 {
 		return webrtc.ICEServer{}, fmt.Errorf("turnUrl %q: want user:password@address:port", u)
 	}
-	user, pass, ok := strings.Cut(u[:at], ":")
-	if !ok {
+	// The user runs to the last ':' as in KMS's pattern: REST-API users are "expiry:name".
+	colon := strings.LastIndex(u[:at], ":")
+	if colon < 0 {
 		return webrtc.ICEServer{}, fmt.Errorf("turnUrl %q: want user:password@address:port", u)
 	}
 	hostPort, query, _ := strings.Cut(u[at+1:], "?")
@@ -119,8 +120,8 @@ func parseTurnURL(u string) (webrtc.ICEServer, error) {
 	}
 	return webrtc.ICEServer{
 		URLs:       []string{fmt.Sprintf("%s:%s?transport=%s", scheme, hostPort, transport)},
-		Username:   user,
-		Credential: pass,
+		Username:   u[:colon],
+		Credential: u[colon+1 : at],
 	}, nil
 }
 

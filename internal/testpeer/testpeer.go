@@ -16,6 +16,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -49,6 +50,9 @@ type Options struct {
 	Interface string
 	// TOS, when set, counts the received datagrams by their IPv4 TOS byte (DSCP marking).
 	TOS *TOSCounts
+	// Net, when set, opens the peer's sockets (e.g. in another network namespace:
+	// testnetns.PionNet); Loss and TOS replace it.
+	Net transport.Net
 }
 
 // Peer is one client-side WebRTC connection to a WebRtcEndpoint.
@@ -553,6 +557,9 @@ func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
 	se.SetInterfaceFilter(func(name string) bool { return name == iface })
 	if opts.TCPOnly {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	}
+	if opts.Net != nil {
+		se.SetNet(opts.Net)
 	}
 	if opts.Loss > 0 {
 		n, err := ImpairedNet(Impairment{Loss: opts.Loss})
