@@ -345,7 +345,7 @@ func TestModuleSettings(t *testing.T) {
 		{"webrtc all", map[string]string{w: `networkInterfaces=eth0, enp0s25,
 stunServerAddress=198.51.100.1
 stunServerPort=3479
-turnURL=user:pa:ss@198.51.100.2:3478?transport=tcp
+turnURL=1796523119:user:p@ss@198.51.100.2:3478?transport=tcp
 externalIPv4=203.0.113.1
 externalIPv6=2001:db8::1
 iceTcp=0
@@ -356,7 +356,7 @@ enable-h265=true`}, func(m Modules) bool {
 			w := m.WebRtcEndpoint
 			return slices.Equal(w.NetworkInterfaces, []string{"eth0", "enp0s25"}) &&
 				w.StunServerAddress == netip.MustParseAddr("198.51.100.1") && w.StunServerPort == 3479 &&
-				*w.TURN == TURNServer{"user", "pa:ss", netip.MustParseAddrPort("198.51.100.2:3478"), "tcp"} &&
+				*w.TURN == TURNServer{"1796523119:user", "p@ss", netip.MustParseAddrPort("198.51.100.2:3478"), "tcp"} &&
 				w.ExternalIPv4.String() == "203.0.113.1" && w.ExternalIPv6.String() == "2001:db8::1" &&
 				!w.IceTCP && filepath.IsAbs(w.PemCertificateRSA) && strings.HasSuffix(w.PemCertificateRSA, "/modules/kurento/rsa.pem") &&
 				w.PemCertificateECDSA == "/abs/ec.pem" && w.QosDSCP == "AUDIO_HIGH" && w.EnableH265
