@@ -23,9 +23,22 @@ type Policy struct {
 }
 
 // Normalize cleans the path of a file:// URI in place ("/../../etc/x" is "/etc/x"), so that what is
-// checked is what is opened.
+// checked is what is opened. GStreamer's filesrc (GLib's g_filename_from_uri) reads a "?" as part
+// of the file name, so the query is part of the path here too: "/dir/x?/../../etc/y" is
+// "/etc/y", not "/dir/x".
 func Normalize(u *url.URL) {
-	if u.Scheme == "file" && u.Path != "" {
+	if u.Scheme != "file" {
+		return
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		q, err := url.PathUnescape(u.RawQuery)
+		if err != nil {
+			q = u.RawQuery // GLib refuses it; read literally, it is at least the name checked
+		}
+		u.Path += "?" + q
+		u.RawQuery, u.ForceQuery = "", false
+	}
+	if u.Path != "" {
 		u.Path = path.Clean(u.Path)
 		u.RawPath = ""
 	}
@@ -54,6 +67,9 @@ func (p Policy) Check(u *url.URL) error {
 func (p Policy) under(file string) bool {
 	for _, prefix := range p.PathPrefixes {
 		for _, dir := range []string{path.Clean(prefix), resolved(prefix)} {
+			if dir == "" {
+				continue // a prefix that does not exist (yet) has no resolved form
+			}
 			if dir == "/" || file == dir || strings.HasPrefix(file, dir+"/") {
 				return true
 			}
