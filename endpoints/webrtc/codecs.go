@@ -100,6 +100,11 @@ func newAPI(s *Settings, se webrtc.SettingEngine) (*webrtc.API, error) {
 			return nil, err
 		}
 	}
+	if s.ridSimulcast {
+		if err := registerSimulcastExtensions(m); err != nil {
+			return nil, err
+		}
+	}
 	ir := &interceptor.Registry{}
 	rtx := &rtxWriters{}
 	ir.Add(rtxInner{rtx}) // innermost: sees the raw (SRTP) writer

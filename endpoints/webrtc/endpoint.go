@@ -276,6 +276,7 @@ func (e *Endpoint) ProcessOffer(offer string, s Settings) (string, error) {
 		return "", kerr.New(kerr.SdpParseError, "Invalid SDP: %v", err)
 	}
 	s.acceptAnyCertificate = shape.noFingerprint
+	s.ridSimulcast = shape.ridSimulcast
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.state != notNegotiated {
@@ -693,8 +694,9 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRecei
 	pc := e.pc
 	e.mu.Unlock()
 	first := firstReceiving(pc, receiver)
+	layer := forwardedLayer(receiver, remote)
 	e.mu.Lock()
-	second, closed := e.feeding[t] || !first, e.closed
+	second, closed := e.feeding[t] || !first || !layer, e.closed
 	if !second {
 		e.feeding[t] = true
 	}
@@ -708,7 +710,11 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRecei
 	if second {
 		// One track per media type, as in KMS: the pad has one producer, the first m-line of its
 		// kind. Another track is read (pion would otherwise buffer it) and dropped.
-		e.log.Warn("the peer sends a second track of a media type: ignored", "type", t.String(), "ssrc", uint32(remote.SSRC()))
+		if layer {
+			e.log.Warn("the peer sends a second track of a media type: ignored", "type", t.String(), "ssrc", uint32(remote.SSRC()))
+		} else {
+			e.log.Debug("simulcast layer not forwarded", "rid", remote.RID(), "ssrc", uint32(remote.SSRC()))
+		}
 		go func() {
 			defer e.wg.Done()
 			buf := make([]byte, 1500)

@@ -20,6 +20,7 @@ type offerShape struct {
 	lines         []lineShape
 	hadGroup      bool // the offer had an a=group line: the answer keeps pion's
 	noFingerprint bool // the peer's certificate cannot be checked
+	ridSimulcast  bool // the offer sends rid simulcast layers (simulcast.go)
 }
 
 type lineShape struct {
@@ -50,6 +51,7 @@ func normalizeOffer(offer string, s *Settings) (string, offerShape, error) {
 	}
 	hasUfrag, hasPwd := hasAttr(&sd, "ice-ufrag"), hasAttr(&sd, "ice-pwd")
 	shape.noFingerprint = !hasAttr(&sd, "fingerprint")
+	shape.ridSimulcast = offersRidSimulcast(&sd)
 	var kept []*sdp.MediaDescription
 	var removedMids []string
 	next := 0

@@ -66,6 +66,8 @@ type Settings struct {
 
 	// acceptAnyCertificate: the offer had no fingerprint to check the peer's certificate against.
 	acceptAnyCertificate bool
+	// ridSimulcast: the offer sends rid simulcast layers; their header extensions are negotiated.
+	ridSimulcast bool
 }
 
 // iceServers turns the STUN and TURN settings into pion's form.
