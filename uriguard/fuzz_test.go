@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kurento-go/kms/endpoints/player"
 	"github.com/kurento-go/kms/endpoints/recorder"
 	"github.com/kurento-go/kms/uriguard"
 )
@@ -25,12 +26,37 @@ var uriSeeds = []string{
 	"file://$A/%3F/..%2F../x", "file:///etc/x;$A/y",
 }
 
+// launchString reads the quoted value that follows prefix in a gst-launch description, as
+// gst_parse_launch does ("..." with backslash escapes); ok only when the value ends the description.
+func launchString(desc, prefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(desc, prefix+`"`)
+	if !ok {
+		return "", false
+	}
+	var b strings.Builder
+	for i := 0; i < len(rest); i++ {
+		switch rest[i] {
+		case '\\':
+			if i+1 < len(rest) {
+				i++
+				b.WriteByte(rest[i])
+			}
+		case '"':
+			return b.String(), i == len(rest)-1
+		default:
+			b.WriteByte(rest[i])
+		}
+	}
+	return "", false
+}
+
 // FuzzURI resolves and checks fuzzed PlayerEndpoint/RecorderEndpoint URIs against an allow-list of
 // one directory (which holds a symbolic link out of it and one to its parent), as elements does at
-// create. Nothing panics, and a file URI the policy accepts never escapes: the path it checked is
-// clean, absolute and under the directory, also with its directories' links resolved; the recorder
-// writes that very path; and the file GStreamer's filesrc would open for the player (the URI as the
-// player passes it, read as GLib's g_filename_from_uri reads it) is that same path.
+// create. Nothing panics; the player's pipeline description hands uridecodebin the accepted URI and
+// nothing more (no way out of its quotes); and a file URI the policy accepts never escapes: the
+// path it checked is clean, absolute and under the directory, also with its directories' links
+// resolved; the recorder writes that very path; and the file GStreamer's filesrc would open for
+// the player (the URI read as GLib's g_filename_from_uri reads it) is that same path.
 func FuzzURI(f *testing.F) {
 	root, err := filepath.EvalSymlinks(f.TempDir())
 	if err != nil {
@@ -62,7 +88,14 @@ func FuzzURI(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := policies[int(pick>>4)%len(policies)].Check(u); err != nil || u.Scheme != "file" {
+		if err := policies[int(pick>>4)%len(policies)].Check(u); err != nil {
+			return
+		}
+		head := player.URIHead(u.String())("")
+		if got, ok := launchString(head, "uridecodebin name="+player.DecoderName+" uri="); !ok || got != u.String() {
+			t.Fatalf("%q: the player's pipeline %q gives uridecodebin the uri %q, not %q", uri, head, got, u.String())
+		}
+		if u.Scheme != "file" {
 			return
 		}
 		if u.Path != path.Clean(u.Path) || !strings.HasPrefix(u.Path, "/") {
