@@ -56,9 +56,10 @@ leak:
 # Every fuzz target in turn for FUZZTIME each (one worker, so the machine stays usable); make test runs
 # their seeds as normal tests. A crash leaves its input in the package's testdata/fuzz/FuzzXxx/.
 FUZZTIME ?= 5m
-FUZZ_TARGETS := protocol:FuzzRequest config:FuzzLoad media:FuzzFeedback \
-	endpoints/rtp:FuzzProcessOffer endpoints/rtp:FuzzStreamPackets \
-	endpoints/webrtc:FuzzProcessOffer endpoints/webrtc:FuzzAddIceCandidate endpoints/webrtc:FuzzSenderFeedback
+FUZZ_TARGETS := protocol:FuzzRequest config:FuzzLoad media:FuzzFeedback uriguard:FuzzURI \
+	endpoints/rtp:FuzzProcessOffer endpoints/rtp:FuzzStreamPackets endpoints/recorder:FuzzMuxers \
+	endpoints/webrtc:FuzzProcessOffer endpoints/webrtc:FuzzAddIceCandidate endpoints/webrtc:FuzzSenderFeedback \
+	endpoints/webrtc:FuzzIncomingFeedback
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*} $${t#*:} ($(FUZZTIME))"; \
