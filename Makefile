@@ -3,7 +3,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := bin/kurento-media-server
 
-.PHONY: run build test test-go test-node test-node-cluster deps-run deps-test vet bench soak leak fuzz clean
+.PHONY: run build test test-go test-node test-node-cluster deps-run deps-test vet bench bench-workers soak leak fuzz clean
 
 run: deps-run build
 	exec ./$(BIN) -f etc/kurento.conf.json
@@ -40,6 +40,14 @@ test-node-cluster: build
 # Our server and Janus EchoTest side by side, ~1.5 min (root, 2 cores); bench/run.sh --full for the ramp.
 bench: deps-test
 	./bench/run.sh
+
+# The cost of GStreamer worker processes: CPU per transcoded and per filtered stream and latency through
+# them, KMS_GST_WORKERS=in-process vs element vs pool:2 (≈ 3 min); results in bench/results/workers/
+# (bench/README.md). In a session of its own at autogroup nice -20 (root), as bench/run.sh does.
+ISOLATION_WINDOW ?= 20
+bench-workers: deps-test
+	ISOLATION_WINDOW=$(ISOLATION_WINDOW) ISOLATION_OUT=$(CURDIR)/bench/results/workers setsid sh -c \
+		'echo -20 >/proc/self/autogroup 2>/dev/null; exec $(GO) test -run "^$$" -bench Isolation -benchtime 1x -count 1 -timeout 30m -v ./bench/isolation'
 
 # The soak (root, 2 cores): 50 sessions for SOAK_DURATION on a lossy link (5 % loss, 30 ms jitter,
 # reordering), viewers joining and leaving; figures and chart in bench/results/soak/ (bench/README.md).

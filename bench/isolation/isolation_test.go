@@ -1,0 +1,541 @@
+// Package isolation measures what running GStreamer in worker processes costs (issue 12): the server's
+// CPU per transcoded stream and per filtered stream, and the latency through the transcoder or the
+// filter, with KMS_GST_WORKERS=in-process (GStreamer inside the server, as before workers), element
+// (a worker per pipeline) and pool:2, in one run. `make bench-workers` runs it and keeps the table in
+// bench/results/workers/ (bench/README.md).
+//
+// Each mode gets a server of its own (the built binary, so that its CPU is its own and its workers'
+// only). A stream is a publisher (pion, a real VP8 clip at 30 fps) → WebRtcEndpoint → either an
+// RtpEndpoint whose peer takes H.264 only (the server transcodes VP8 → H.264) or a GStreamerFilter
+// (videoflip: decode, flip, encode VP8) → an RtpEndpoint taking VP8; the RTP peer is a UDP socket of
+// the benchmark.
+//
+// CPU: utime + stime of the server and all its descendants (the workers) over the window, per stream.
+// Latency: the publisher stamps each frame's RTP timestamp with its send time; the server's output
+// timestamps are those plus a constant, which the benchmark finds from gaps it puts in the stream
+// (every second it holds a frame back for 200 ms, with the timestamps going on as for a real pause,
+// so the decoders lose nothing). Latency = arrival of the frame's last packet − send time, over the
+// whole path (WebRTC in, GStreamer, RTP out): the modes differ only by the GStreamer hop.
+package isolation
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kurento-go/kms/client"
+	"github.com/kurento-go/kms/internal/testmedia"
+	"github.com/kurento-go/kms/internal/testpeer"
+	"github.com/kurento-go/kms/internal/testserver"
+	pionrtp "github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4"
+)
+
+// Knobs (environment): ISOLATION_STREAMS streams per scenario (2), ISOLATION_WINDOW measured seconds
+// (10), ISOLATION_MODES (in-process,element,pool:2), ISOLATION_OUT a directory for table.txt and
+// results.json.
+func knobs() (streams int, window time.Duration, modes []string) {
+	streams, window = 2, 10*time.Second
+	if n, err := strconv.Atoi(os.Getenv("ISOLATION_STREAMS")); err == nil && n > 0 {
+		streams = n
+	}
+	if s, err := strconv.Atoi(os.Getenv("ISOLATION_WINDOW")); err == nil && s > 0 {
+		window = time.Duration(s) * time.Second
+	}
+	modes = []string{"in-process", "element", "pool:2"}
+	if v := os.Getenv("ISOLATION_MODES"); v != "" {
+		modes = strings.Split(v, ",")
+	}
+	return
+}
+
+const (
+	settle    = 3 * time.Second // after every stream has media, before the window
+	pauseEach = 30              // frames between two held-back frames
+	pauseFor  = 200 * time.Millisecond
+)
+
+// result is one mode × scenario.
+type result struct {
+	Mode       string  `json:"mode"`
+	Scenario   string  `json:"scenario"`
+	Streams    int     `json:"streams"`
+	WindowS    float64 `json:"window_s"`
+	CPUPerStrm float64 `json:"cpu_core_per_stream"` // cores (1.0 = one core busy) per stream
+	Workers    int     `json:"workers"`             // worker processes during the window
+	LatencyP50 float64 `json:"latency_p50_ms"`
+	LatencyP99 float64 `json:"latency_p99_ms"`
+	Samples    int     `json:"latency_samples"`
+	FramesOut  int64   `json:"frames_out"`        // frames the RTP peers received in the window
+	CPUPerFrm  float64 `json:"cpu_ms_per_frame"`  // server CPU per frame delivered: comparable when a loaded machine makes pipelines drop
+	Load1      float64 `json:"load_average_1min"` // the machine's, at the end of the window (others' work adds noise)
+}
+
+func BenchmarkIsolation(b *testing.B) {
+	testmedia.NeedFFmpeg(b)
+	streams, window, modes := knobs()
+	bin := buildServer(b)
+	clip := testmedia.VP8Clip(b, "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30")
+	frames, err := testmedia.IVFFrames(clip)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var results []result
+	for _, mode := range modes {
+		for _, scenario := range []string{"transcode", "filter"} {
+			b.Run(strings.ReplaceAll(mode, ":", "")+"/"+scenario, func(b *testing.B) {
+				srv := startServer(b, bin, mode)
+				r := run(b, srv, scenario, frames, streams, window)
+				r.Mode = mode
+				results = append(results, r)
+				b.ReportMetric(r.CPUPerStrm*100, "cpu%/stream")
+				b.ReportMetric(r.LatencyP50, "latency-ms")
+			})
+		}
+	}
+	table := render(results)
+	b.Log("\n" + table)
+	if dir := os.Getenv("ISOLATION_OUT"); dir != "" {
+		js, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "results.json"), append(js, '\n'), 0o644)
+		os.WriteFile(filepath.Join(dir, "table.txt"), []byte(table), 0o644)
+	}
+}
+
+// render is the table, with each worker mode's ratio to in-process.
+func render(rs []result) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%-10s %-9s %7s %12s %10s %8s %9s %13s %12s %8s %5s  %s\n", "mode", "scenario", "streams", "cpu%/stream",
+		"cpu ms/fr", "workers", "fps/strm", "latency p50", "latency p99", "samples", "load", "vs in-process (cpu/stream, cpu/frame, p50)")
+	for _, r := range rs {
+		ratio := "-"
+		for _, base := range rs {
+			if base.Mode == "in-process" && base.Scenario == r.Scenario && r.Mode != "in-process" && base.CPUPerStrm > 0 {
+				ratio = fmt.Sprintf("×%.2f, ×%.2f, %+.1f ms", r.CPUPerStrm/base.CPUPerStrm, r.CPUPerFrm/base.CPUPerFrm,
+					r.LatencyP50-base.LatencyP50)
+			}
+		}
+		fps := float64(r.FramesOut) / r.WindowS / float64(max(r.Streams, 1))
+		fmt.Fprintf(&sb, "%-10s %-9s %7d %12.1f %10.2f %8d %9.1f %10.1f ms %9.1f ms %8d %5.1f  %s\n", r.Mode, r.Scenario,
+			r.Streams, r.CPUPerStrm*100, r.CPUPerFrm, r.Workers, fps, r.LatencyP50, r.LatencyP99, r.Samples, r.Load1, ratio)
+	}
+	return sb.String()
+}
+
+func buildServer(b *testing.B) string {
+	bin := filepath.Join(b.TempDir(), "kurento-media-server")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/kurento-media-server")
+	cmd.Dir = "../.."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type server struct {
+	url string
+	pid int
+}
+
+// startServer runs the binary with KMS_GST_WORKERS=mode on a free port until the benchmark ends.
+func startServer(b *testing.B, bin, mode string) *server {
+	dir := b.TempDir()
+	port := testserver.FreePort(b)
+	conf := fmt.Sprintf(`{"mediaServer":{"net":{"websocket":{"port":%d,"path":"kurento"}}}}`, port)
+	if err := os.WriteFile(filepath.Join(dir, "kurento.conf.json"), []byte(conf), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-f", filepath.Join(dir, "kurento.conf.json"))
+	cmd.Env = append(os.Environ(), "KMS_GST_WORKERS="+mode, "GST_DEBUG=1")
+	cmd.Dir = dir
+	if testing.Verbose() {
+		cmd.Stderr = os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	url := fmt.Sprintf("ws://127.0.0.1:%d/kurento", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c, err := client.Dial(ctx, url)
+		cancel()
+		if err == nil {
+			c.Close()
+			return &server{url: url, pid: cmd.Process.Pid}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("server (%s) not up: %v", mode, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// run builds streams streams of the scenario, waits for media, settles and measures one window.
+func run(b *testing.B, srv *server, scenario string, frames [][]byte, streams int, window time.Duration) result {
+	ctx, cancel := context.WithTimeout(context.Background(), window+2*time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, srv.url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	var outs []*rtpPeer
+	var pubs []*publisher
+	for range streams {
+		pipeline, err := c.Create(ctx, "MediaPipeline", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Release(context.Background(), pipeline)
+		pub := newPublisher(b, frames)
+		defer pub.close()
+		create := func(typ string, extra map[string]any) string {
+			p := map[string]any{"mediaPipeline": pipeline}
+			for k, v := range extra {
+				p[k] = v
+			}
+			id, err := c.Create(ctx, typ, p)
+			if err != nil {
+				b.Fatalf("create %s: %v", typ, err)
+			}
+			return id
+		}
+		ep := create("WebRtcEndpoint", nil)
+		codec := "VP8"
+		last := ep
+		if scenario == "transcode" {
+			codec = "H264"
+		} else {
+			filter := create("GStreamerFilter", map[string]any{"command": "videoflip method=horizontal-flip"})
+			invoke(b, ctx, c, ep, "connect", map[string]any{"sink": filter})
+			last = filter
+		}
+		out := newRTPPeer(b, pub)
+		rtpEp := create("RtpEndpoint", nil)
+		var answer string
+		if err := c.Invoke(ctx, rtpEp, "processOffer", map[string]any{"offer": out.offer(codec)}, &answer); err != nil {
+			b.Fatal(err)
+		}
+		invoke(b, ctx, c, last, "connect", map[string]any{"sink": rtpEp})
+		pub.peer.Endpoint = ep
+		if err := pub.peer.Negotiate(ctx, c, false); err != nil {
+			b.Fatal(err)
+		}
+		outs, pubs = append(outs, out), append(pubs, pub)
+	}
+	for _, p := range pubs {
+		p.start()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, o := range outs {
+		for o.frames.Load() == 0 {
+			if time.Now().After(deadline) {
+				b.Fatalf("%s: a stream got no media within 30 s", scenario)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	time.Sleep(settle) // a benchmark's warm-up, not a test's wait
+	for _, o := range outs {
+		o.startWindow()
+	}
+	cpu0, start := treeCPU(srv.pid), time.Now()
+	time.Sleep(window)
+	cpu1, took := treeCPU(srv.pid), time.Since(start)
+	r := result{Scenario: scenario, Streams: streams, WindowS: took.Seconds(), Workers: len(descendants(srv.pid))}
+	r.CPUPerStrm = (cpu1 - cpu0).Seconds() / took.Seconds() / float64(streams)
+	var lat []float64
+	for _, o := range outs {
+		l, n := o.take()
+		lat = append(lat, l...)
+		r.FramesOut += n
+	}
+	if r.FramesOut > 0 {
+		r.CPUPerFrm = float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(r.FramesOut)
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		r.Load1, _ = strconv.ParseFloat(strings.Fields(string(b))[0], 64)
+	}
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		r.LatencyP50, r.LatencyP99, r.Samples = lat[len(lat)/2], lat[len(lat)*99/100], len(lat)
+	}
+	return r
+}
+
+func invoke(b *testing.B, ctx context.Context, c *client.Client, obj, op string, params map[string]any) {
+	if err := c.Invoke(ctx, obj, op, params, nil); err != nil {
+		b.Fatalf("%s: %v", op, err)
+	}
+}
+
+// publisher sends the clip in real time, holding one frame back for pauseFor every pauseEach frames;
+// it remembers when it sent each RTP timestamp.
+type publisher struct {
+	peer   *testpeer.Peer
+	track  *webrtc.TrackLocalStaticRTP
+	pz     pionrtp.Packetizer
+	frames [][]byte
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	sent   map[uint32]time.Time // RTP timestamp → send time
+	resume []uint32             // timestamps of the held-back frames
+}
+
+func newPublisher(b *testing.B, frames [][]byte) *publisher {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		b.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "pub")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sender, err := pc.AddTrack(track)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { // RTCP must be read; the clip has a keyframe every second, PLIs need no answer
+		for {
+			if _, _, err := sender.ReadRTCP(); err != nil {
+				return
+			}
+		}
+	}()
+	pz := pionrtp.NewPacketizer(1200, 96, 1, &codecs.VP8Payloader{EnablePictureID: true}, pionrtp.NewRandomSequencer(), 90000)
+	return &publisher{peer: &testpeer.Peer{PC: pc}, track: track, pz: pz, frames: frames, stop: make(chan struct{}),
+		sent: map[uint32]time.Time{}}
+}
+
+func (p *publisher) start() {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		frame := time.Second / 30
+		next := time.Now()
+		for i := 0; ; i++ {
+			d := frame
+			if i%pauseEach == pauseEach-1 {
+				d += pauseFor // the next frame's timestamp and send time are that much later
+			}
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(time.Until(next)):
+			}
+			pkts := p.pz.Packetize(p.frames[i%len(p.frames)], uint32(d.Seconds()*90000+0.5))
+			if len(pkts) == 0 {
+				continue
+			}
+			p.mu.Lock()
+			p.sent[pkts[0].Timestamp] = time.Now()
+			if i%pauseEach == 0 && i > 0 {
+				p.resume = append(p.resume, pkts[0].Timestamp)
+			}
+			p.mu.Unlock()
+			for _, pkt := range pkts {
+				p.track.WriteRTP(pkt)
+			}
+			next = next.Add(d)
+		}
+	}()
+}
+
+func (p *publisher) close() {
+	close(p.stop)
+	p.wg.Wait()
+	p.peer.PC.Close()
+}
+
+// rtpPeer is the RtpEndpoint's peer: a UDP socket noting when each frame (RTP timestamp) arrived.
+type rtpPeer struct {
+	conn    *net.UDPConn
+	pub     *publisher
+	frames  atomic.Int64
+	mu      sync.Mutex
+	arrived []arrival
+	window  time.Time // start of the measured window
+}
+
+type arrival struct {
+	ts   uint32
+	at   time.Time
+	jump bool // after a timestamp gap as long as a held-back frame's
+}
+
+func newRTPPeer(b *testing.B, pub *publisher) *rtpPeer {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	o := &rtpPeer{conn: conn, pub: pub}
+	go o.read()
+	return o
+}
+
+func (o *rtpPeer) offer(codec string) string {
+	port := o.conn.LocalAddr().(*net.UDPAddr).Port
+	fmtp := ""
+	if codec == "H264" {
+		fmtp = "a=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\n"
+	}
+	return fmt.Sprintf("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=bench\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=video %d RTP/AVP 96\r\na=rtpmap:96 %s/90000\r\n%sa=recvonly\r\n", port, codec, fmtp)
+}
+
+// read notes the complete frames (marker bit), and which follow a gap of at least a held-back frame.
+func (o *rtpPeer) read() {
+	buf := make([]byte, 1600)
+	var p pionrtp.Packet
+	var lastTS uint32
+	var have bool
+	gap := uint32(pauseFor.Seconds() * 90000)
+	for {
+		n, err := o.conn.Read(buf)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		if p.Unmarshal(buf[:n]) != nil || !p.Marker {
+			continue
+		}
+		d := p.Timestamp - lastTS
+		o.frames.Add(1)
+		o.mu.Lock()
+		o.arrived = append(o.arrived, arrival{ts: p.Timestamp, at: now, jump: have && d >= gap && d < 90000})
+		o.mu.Unlock()
+		lastTS, have = p.Timestamp, true
+	}
+}
+
+func (o *rtpPeer) startWindow() {
+	o.mu.Lock()
+	o.window = time.Now()
+	o.mu.Unlock()
+}
+
+// take returns the latencies (ms) of the frames that arrived in the window, and their number. The
+// server's timestamps are the publisher's plus a constant (the RTP sender's offset, the pipeline's
+// base): that constant is the one most frames after a gap agree on when matched with a held-back
+// frame sent less than a second before (a frame dropped next to a gap gives a wrong candidate now and
+// then, never the same one twice).
+func (o *rtpPeer) take() ([]float64, int64) {
+	o.mu.Lock()
+	arrived, window := slices.Clone(o.arrived), o.window
+	o.mu.Unlock()
+	o.pub.mu.Lock()
+	defer o.pub.mu.Unlock()
+	votes := map[uint32]int{}
+	for _, a := range arrived {
+		if !a.jump {
+			continue
+		}
+		for _, ts := range o.pub.resume {
+			if s := o.pub.sent[ts]; !s.After(a.at) && a.at.Sub(s) < time.Second {
+				votes[a.ts-ts]++
+			}
+		}
+	}
+	var offset uint32
+	best := 0
+	for c, n := range votes {
+		if n > best {
+			offset, best = c, n
+		}
+	}
+	var lat []float64
+	var n int64
+	for _, a := range arrived {
+		if a.at.Before(window) {
+			continue
+		}
+		n++
+		if s, ok := o.pub.sent[a.ts-offset]; ok && best >= 2 {
+			lat = append(lat, float64(a.at.Sub(s).Microseconds())/1000)
+		}
+	}
+	return lat, n
+}
+
+// treeCPU is the CPU time of pid and all its descendants.
+func treeCPU(pid int) time.Duration {
+	var ticks int64
+	for _, p := range append(descendants(pid), pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		ut, _ := strconv.ParseInt(f[11], 10, 64) // utime, stime: fields 14 and 15
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += ut + st
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// descendants lists the processes below pid.
+func descendants(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	parent := map[int]int{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		pp, _ := strconv.Atoi(f[1])
+		parent[p] = pp
+	}
+	var out []int
+	for p := range parent {
+		for q := parent[p]; q != 0; q = parent[q] {
+			if q == pid {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}
