@@ -10,9 +10,10 @@ import (
 	"testing"
 )
 
-// TestElementsCrash runs each crashing element in gst-launch-1.0 (its own fault handler off) and
-// expects the process to die of SIGSEGV; with the shadowing environment, the pipeline that names
-// avdec_h264 gets the impostor, and without it libav's decoder plays the same stream to the end.
+// TestElementsCrash runs each crashing element in gst-launch-1.0 (its own fault handler off), with
+// the shadowing environment (one registry scan), and expects the process to die of SIGSEGV: the
+// pipeline that names avdec_h264 gets the impostor. Elements the plugin does not name stay the
+// system's: a pipeline through vp8dec plays to the end.
 func TestElementsCrash(t *testing.T) {
 	dir := Need(t)
 	if _, err := exec.LookPath("gst-launch-1.0"); err != nil {
@@ -25,19 +26,16 @@ func TestElementsCrash(t *testing.T) {
 	h264 := "videotestsrc num-buffers=60 ! x264enc ! h264parse ! avdec_h264 ! fakesink"
 	for _, c := range []struct {
 		name, pipeline string
-		shadow, crash  bool
+		crash          bool
 	}{
-		{"crashtransform", "videotestsrc ! crashtransform after=10 ! fakesink", false, true},
-		{"kmscrashdec", "uridecodebin uri=file://" + file + " ! fakesink", false, true},
-		{"avdec_h264 impostor", h264, true, true},
-		{"system avdec_h264", h264, false, false},
+		{"crashtransform", "videotestsrc ! crashtransform after=10 ! fakesink", true},
+		{"kmscrashdec", "uridecodebin uri=file://" + file + " ! fakesink", true},
+		{"avdec_h264 impostor", h264, true},
+		{"system vp8dec", "videotestsrc num-buffers=30 ! vp8enc deadline=1 ! vp8dec ! fakesink", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if !c.crash && exec.Command("gst-inspect-1.0", "avdec_h264").Run() != nil {
-				t.Skip("libav's avdec_h264 missing")
-			}
 			cmd := exec.Command("gst-launch-1.0", append([]string{"--no-fault", "-q"}, strings.Fields(c.pipeline)...)...)
-			cmd.Env = append(os.Environ(), Env(dir, c.shadow)...)
+			cmd.Env = append(os.Environ(), Env(dir, true)...)
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError
 			crashed := errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGSEGV
