@@ -1,128 +1,200 @@
-// Package gst is the only cgo package of the server: a small bridge over go-gst (GStreamer 1.22)
-// for the media work the pure-Go layers cannot do — decoding, filtering and encoding.
+// Package gst is the server's one bridge to GStreamer, for the media work the pure-Go layers cannot
+// do — decoding, filtering and encoding. The GStreamer work itself runs in worker processes, so that
+// a crashing or runaway element ends one worker, never the server.
 //
 // A Pipeline is built from a gst-launch description. Its appsrc elements take RTP packets from Go
-// (AppSrc.Push copies the packet into a GstBuffer: no Go allocation per packet), its appsink
-// elements are drained by one goroutine each that hands every buffer to a callback (again without
-// allocating), and its bus is read by one goroutine that turns ERROR, WARNING, EOS and element
-// messages into Message values. Close stops everything: state NULL, goroutines joined, references
-// dropped. A GStreamer failure is always a Go error value or an Error message, never a crash.
+// (AppSrc.Push), its appsink elements hand every buffer to a callback (HandleSink), and its bus
+// messages arrive as Message values (OnMessage). Close stops everything.
 //
-// go-gst provides initialisation and the object model; the calls on the packet path and the ones
-// where go-gst v1.4.0 loses details (parse errors, error domains, typed property conversion) are
-// made here directly against the C API (bridge.c).
+// Workers. A worker is this same executable started again with KMS_GST_WORKER set: the package's
+// init runs the worker loop and exits before main (test binaries work as workers too). Control
+// crosses a Unix stream socket (package workerproto), media a SOCK_SEQPACKET socket. Push never
+// blocks: when the worker's socket is full the packet is dropped and counted (Dropped). Placement
+// follows workerconf.Settings (Configure; without it, the KMS_GST_* variables): one worker per
+// pipeline (the default), a pool of N, or in-process (only to compare costs). HasElement, Version and
+// the checks of ParseElement/ParseBin use one long-lived utility worker; the Element they return is a
+// validated description, built in the pipeline's worker by Insert.
+//
+// Supervision. When a worker dies (a crash, or a kill above its memory or CPU limit), each of its
+// pipelines gets a MessageError whose Err has Domain DomainWorker and satisfies
+// errors.Is(err, ErrWorkerCrashed), its SinkEnded channels close, later calls fail with errors
+// wrapping ErrClosed and Push fails with ErrFlow. Its stderr goes to the log, prefixed with its pid.
+//
+// For tests and tools: Workers counts live worker processes, WorkerPIDs lists them, and
+// Pipeline.WorkerPID tells the process running a pipeline (0 in-process).
 package gst
 
-/*
-#cgo pkg-config: gstreamer-1.0 gstreamer-app-1.0 gstreamer-video-1.0
-#include "bridge.h"
-*/
-import "C"
-
 import (
-	"errors"
-	"fmt"
+	"log/slog"
 	"os"
 	"sync"
-	"unsafe"
 
-	gogst "github.com/go-gst/go-gst/gst"
+	"github.com/kurento-go/kms/gst/native"
+	"github.com/kurento-go/kms/gst/workerconf"
+)
+
+// Value types, shared with the worker protocol.
+type (
+	Message         = native.Message
+	MessageType     = native.MessageType
+	Error           = native.Error
+	ParseError      = native.ParseError
+	PropertyError   = native.PropertyError
+	PropertyFailure = native.PropertyFailure
+	MediaKind       = native.MediaKind
+	State           = native.State
+	OverlayImage    = native.OverlayImage
+)
+
+// Message types, error domains and codes, states, kinds: see package native.
+const (
+	MessageError          = native.MessageError
+	MessageWarning        = native.MessageWarning
+	MessageEOS            = native.MessageEOS
+	MessageElement        = native.MessageElement
+	MessageKeyUnitRequest = native.MessageKeyUnitRequest
+
+	DomainCore     = native.DomainCore
+	DomainLibrary  = native.DomainLibrary
+	DomainResource = native.DomainResource
+	DomainStream   = native.DomainStream
+	DomainWorker   = native.DomainWorker
+
+	StreamErrorFailed          = native.StreamErrorFailed
+	StreamErrorDecode          = native.StreamErrorDecode
+	StreamErrorTypeNotFound    = native.StreamErrorTypeNotFound
+	StreamErrorWrongType       = native.StreamErrorWrongType
+	StreamErrorCodecNotFound   = native.StreamErrorCodecNotFound
+	StreamErrorDemux           = native.StreamErrorDemux
+	StreamErrorFormat          = native.StreamErrorFormat
+	ResourceErrorNotFound      = native.ResourceErrorNotFound
+	ResourceErrorRead          = native.ResourceErrorRead
+	ResourceErrorOpenRead      = native.ResourceErrorOpenRead
+	ResourceErrorOpenWrite     = native.ResourceErrorOpenWrite
+	ResourceErrorOpenReadWrite = native.ResourceErrorOpenReadWrite
+	ResourceErrorWrite         = native.ResourceErrorWrite
+	ResourceErrorNoSpaceLeft   = native.ResourceErrorNoSpaceLeft
+
+	NoSuchProperty = native.NoSuchProperty
+	BadValue       = native.BadValue
+	NotWritable    = native.NotWritable
+
+	KindInvalid = native.KindInvalid
+	KindNone    = native.KindNone
+	KindAudio   = native.KindAudio
+	KindVideo   = native.KindVideo
+
+	StateNull    = native.StateNull
+	StateReady   = native.StateReady
+	StatePaused  = native.StatePaused
+	StatePlaying = native.StatePlaying
+
+	MessageSinkCaps = native.MessageSinkCaps
+	MessageSinkEOS  = native.MessageSinkEOS
+)
+
+// Errors callers test for.
+var (
+	ErrNotFound      = native.ErrNotFound
+	ErrClosed        = native.ErrClosed
+	ErrFlow          = native.ErrFlow
+	ErrNotSingle     = native.ErrNotSingle
+	ErrQuery         = native.ErrQuery
+	ErrWorkerCrashed = native.ErrWorkerCrashed
 )
 
 var (
-	initOnce sync.Once
-	initErr  error
+	confMu     sync.Mutex
+	conf       workerconf.Settings
+	configured bool
+	logger     = slog.Default()
 )
 
-// Init initialises GStreamer once per process; later calls return the first result.
-func Init() error {
-	initOnce.Do(func() {
-		// OpenCV (facedetect of FaceOverlayFilter) writes raw lines to stderr, one per optional
-		// cascade it cannot load; our own code reports a missing face model. Silent unless the
-		// operator asks for its logs.
-		if _, set := os.LookupEnv("OPENCV_LOG_LEVEL"); !set {
-			os.Setenv("OPENCV_LOG_LEVEL", "SILENT")
-		}
-		gogst.Init(nil)
-		if C.gst_is_initialized() == 0 {
-			initErr = errors.New("gst: GStreamer could not be initialised")
-			return
-		}
-		// souphttpsrc of GStreamer 1.22.0 with libsoup 3 can crash the process from its session
-		// thread when a failed source is torn down (SIGSEGV in g_input_stream_close, seen once in
-		// a few dozen players of a 404): http(s) URIs are read with curlhttpsrc when it is there.
-		avoid, instead := C.CString("souphttpsrc"), C.CString("curlhttpsrc")
-		C.kb_demote(avoid, instead)
-		C.free(unsafe.Pointer(avoid))
-		C.free(unsafe.Pointer(instead))
-	})
-	return initErr
+// Configure sets how pipelines are placed in processes and the workers' limits, and the log their
+// stderr and deaths go to (nil: slog.Default). Call it before the first pipeline.
+func Configure(s workerconf.Settings, log *slog.Logger) {
+	confMu.Lock()
+	defer confMu.Unlock()
+	conf, configured = s, true
+	if log != nil {
+		logger = log
+	}
 }
 
-// Version is the GStreamer version in use.
-func Version() string {
-	if err := Init(); err != nil {
-		return ""
+// settings is what Configure set, else what the KMS_GST_* variables say (tests), else the defaults.
+func settings() workerconf.Settings {
+	confMu.Lock()
+	defer confMu.Unlock()
+	if !configured {
+		s, err := workerconf.Parse(func(_, env string) (string, string) { return os.Getenv(env), env })
+		if err != nil {
+			logger.Warn("GStreamer workers: ignoring a bad setting", "err", err)
+			s = workerconf.Default()
+		}
+		conf, configured = s, true
 	}
-	var major, minor, micro, nano C.guint
-	C.gst_version(&major, &minor, &micro, &nano)
-	return fmt.Sprintf("%d.%d.%d", major, minor, micro)
+	return conf
+}
+
+func inProcess() bool { return settings().Mode == workerconf.InProcess }
+
+func log() *slog.Logger {
+	confMu.Lock()
+	defer confMu.Unlock()
+	return logger
+}
+
+// Init makes GStreamer usable: in-process it initialises it, otherwise it starts the utility worker.
+// An error means GStreamer is unavailable.
+func Init() error {
+	if inProcess() {
+		return native.Init()
+	}
+	_, err := utility()
+	return err
+}
+
+var (
+	versionOnce sync.Once
+	version     string
+	hasMu       sync.Mutex
+	hasCache    = map[string]bool{}
+)
+
+// Version is the GStreamer version in use ("" when unavailable).
+func Version() string {
+	if inProcess() {
+		return native.Version()
+	}
+	versionOnce.Do(func() {
+		if w, err := utility(); err == nil {
+			version = w.version
+		}
+	})
+	return version
 }
 
 // HasElement reports whether an element factory (a plugin feature such as "zbar") is installed.
+// Answers are cached: plugins do not come and go while the server runs.
 func HasElement(factory string) bool {
-	if Init() != nil {
+	if inProcess() {
+		return native.HasElement(factory)
+	}
+	hasMu.Lock()
+	has, ok := hasCache[factory]
+	hasMu.Unlock()
+	if ok {
+		return has
+	}
+	r, err := utilityCall(request{Op: opHasElement, Name: factory})
+	if err != nil {
 		return false
 	}
-	f := gogst.Find(factory)
-	return f != nil
+	hasMu.Lock()
+	hasCache[factory] = r.Flag
+	hasMu.Unlock()
+	return r.Flag
 }
 
-// ErrNotFound is returned (wrapped) when a named element does not exist in a pipeline.
-var ErrNotFound = errors.New("gst: no such element")
-
-// ErrClosed is returned by operations on a closed pipeline.
-var ErrClosed = errors.New("gst: pipeline closed")
-
-// ErrFlow is returned by AppSrc.Push when the pipeline no longer takes data (it is stopping, or a
-// streaming error ended it).
-var ErrFlow = errors.New("gst: pipeline does not take data")
-
-// ParseError is a gst-launch description GStreamer could not build.
-type ParseError struct {
-	Description string
-	Message     string // GStreamer's own message, e.g. "no element \"foo\""
-}
-
-func (e *ParseError) Error() string {
-	return "gst: cannot parse " + fmt.Sprintf("%q", e.Description) + ": " + e.Message
-}
-
-// PropertyError is a property that does not exist or cannot take the given value.
-type PropertyError struct {
-	Element  string
-	Property string
-	Value    string
-	Type     string // the property's GType name, when it exists
-	Reason   PropertyFailure
-}
-
-// PropertyFailure says why a property could not be set.
-type PropertyFailure int
-
-// Reasons of a PropertyError.
-const (
-	NoSuchProperty PropertyFailure = iota + 1
-	BadValue
-	NotWritable
-)
-
-func (e *PropertyError) Error() string {
-	switch e.Reason {
-	case NoSuchProperty:
-		return fmt.Sprintf("No property named '%s' in object '%s'", e.Property, e.Element)
-	case NotWritable:
-		return fmt.Sprintf("Property '%s' of object '%s' is not writable", e.Property, e.Element)
-	}
-	return fmt.Sprintf("Cannot convert '%s' to %s", e.Value, e.Type)
-}
+// Errors is the number of error messages GStreamer pipelines have posted since the process started.
+func Errors() uint64 { return errorCount.Load() + native.Errors() }

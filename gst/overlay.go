@@ -1,162 +1,149 @@
 package gst
 
-/*
-#include <stdlib.h>
-#include "bridge.h"
-#include "overlay.h"
-*/
-import "C"
-
 import (
-	"fmt"
-	"image"
-	"runtime"
-	"unsafe"
+	"time"
+
+	"github.com/kurento-go/kms/gst/native"
+	wp "github.com/kurento-go/kms/gst/workerproto"
 )
-
-// ParseBin builds a bin from a gst-launch chain such as "videoconvert ! facedetect", with ghost
-// pads for its unlinked sink and src pads, so that it can be used where one element is (Insert).
-func ParseBin(desc string) (*Element, error) {
-	if err := Init(); err != nil {
-		return nil, err
-	}
-	e, err := parseWith(desc, func(d *C.char, gerr **C.GError) *C.GstElement { return C.kb_parse_bin(d, gerr) })
-	if err != nil {
-		return nil, err
-	}
-	el := &Element{ptr: e, name: C.GoString(C.kb_name(e))}
-	runtime.SetFinalizer(el, (*Element).Close)
-	return el, nil
-}
-
-// OverlayImage is an image an Overlay draws on every frame.
-type OverlayImage struct {
-	Image *image.NRGBA
-	// Faces places the image around each face found upstream (region-of-interest metadata of type
-	// "face", as facedetect attaches): X, Y, Width and Height are fractions of the face's width and
-	// height, the offsets counted from its top-left corner. Otherwise they are fractions of the
-	// frame, and KeepAspectRatio fits the image into that box (Center centres it there).
-	Faces                   bool
-	X, Y, Width, Height     float64
-	KeepAspectRatio, Center bool
-}
 
 // Overlay draws images into the video frames leaving an element of a pipeline. The frames must be
 // packed 8-bit RGB (RGB, BGR, RGBx, BGRA...): put the element after a capsfilter or an element that
 // only takes such formats (facedetect). Drawing happens on the streaming thread, in C.
 type Overlay struct {
+	nat *native.Overlay
 	p   *Pipeline
-	ptr *C.kb_overlay
+	id  uint32
 }
 
 // Overlay starts drawing into the frames leaving the named element's src pad (none until Set).
 // It lives until the pipeline is closed.
 func (p *Pipeline) Overlay(element string) (*Overlay, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e, err := p.element(element)
-	if err != nil {
+	if p.nat != nil {
+		o, err := p.nat.Overlay(element)
+		if err != nil {
+			return nil, err
+		}
+		return &Overlay{nat: o}, nil
+	}
+	id := p.w.handle()
+	if _, err := p.call(wp.Request{Op: wp.OpOverlay, Name: element, Handle: id}); err != nil {
 		return nil, err
 	}
-	defer C.gst_object_unref(C.gpointer(e))
-	ptr := C.kb_overlay_new(e)
-	if ptr == nil {
-		return nil, fmt.Errorf("gst: %s has no src pad", element)
-	}
-	o := &Overlay{p: p, ptr: ptr}
-	p.ovls = append(p.ovls, o)
-	return o, nil
+	return &Overlay{p: p, id: id}, nil
 }
 
 // Set replaces the images drawn, in drawing order (later ones on top). An image with a zero width
 // or height is not drawn, as in KMS.
 func (o *Overlay) Set(images []OverlayImage) error {
-	o.p.mu.Lock()
-	defer o.p.mu.Unlock()
-	if o.p.closed {
-		return ErrClosed
+	if o.nat != nil {
+		return o.nat.Set(images)
 	}
-	var arr *C.kb_image
-	n := 0
-	for _, im := range images {
-		if im.Image != nil && im.Image.Rect.Dx() > 0 && im.Image.Rect.Dy() > 0 {
-			n++
-		}
-	}
-	if n > 0 {
-		arr = (*C.kb_image)(C.g_malloc0(C.gsize(n) * C.gsize(unsafe.Sizeof(C.kb_image{}))))
-		out := unsafe.Slice(arr, n)
-		i := 0
-		for _, im := range images {
-			b := im.Image.Rect
-			w, h := b.Dx(), b.Dy()
-			if w <= 0 || h <= 0 {
-				continue
-			}
-			px := C.kb_image_alloc(C.int(w * h * 4))
-			dst := unsafe.Slice((*byte)(unsafe.Pointer(px)), w*h*4)
-			for y := 0; y < h; y++ {
-				off := im.Image.PixOffset(b.Min.X, b.Min.Y+y)
-				copy(dst[y*w*4:(y+1)*w*4], im.Image.Pix[off:off+w*4])
-			}
-			out[i] = C.kb_image{rgba: px, w: C.int(w), h: C.int(h), faces: ovBool(im.Faces),
-				x: C.double(im.X), y: C.double(im.Y), width: C.double(im.Width), height: C.double(im.Height),
-				keep_aspect: ovBool(im.KeepAspectRatio), center: ovBool(im.Center)}
-			i++
-		}
-	}
-	C.kb_overlay_set(o.ptr, arr, C.int(n))
-	return nil
+	_, err := o.p.call(wp.Request{Op: wp.OpOverlaySet, Handle: o.id, Images: images})
+	return err
 }
 
-// FacesFrom makes face images follow the faces the named detector element (facedetect, possibly
-// on a downscaled copy of the video in another branch) found in the latest frame it looked at,
-// in proportion to the frame, instead of the faces attached to each drawn frame. The overlay then
-// runs at the video's rate while detection runs at its own, as KMS's face detector does when it is
-// slower than the video.
+// FacesFrom makes face images follow the faces the named detector element found (see native).
 func (o *Overlay) FacesFrom(element string) error {
-	o.p.mu.Lock()
-	defer o.p.mu.Unlock()
-	e, err := o.p.element(element)
-	if err != nil {
-		return err
+	if o.nat != nil {
+		return o.nat.FacesFrom(element)
 	}
-	defer C.gst_object_unref(C.gpointer(e))
-	if C.kb_overlay_watch(o.ptr, e) == 0 {
-		return fmt.Errorf("gst: cannot watch the faces of %s", element)
-	}
-	return nil
+	_, err := o.p.call(wp.Request{Op: wp.OpFacesFrom, Handle: o.id, Name: element})
+	return err
 }
 
 // Detections is how many frames the FacesFrom detector has looked at.
 func (o *Overlay) Detections() uint64 {
-	o.p.mu.Lock()
-	defer o.p.mu.Unlock()
-	if o.p.closed {
-		return 0
+	if o.nat != nil {
+		return o.nat.Detections()
 	}
-	return uint64(C.kb_overlay_detections(o.ptr))
+	r, _ := o.p.call(wp.Request{Op: wp.OpDetections, Handle: o.id})
+	return uint64(r.Num)
 }
 
 // Drawn is how many times an image has been drawn into a frame so far.
 func (o *Overlay) Drawn() uint64 {
-	o.p.mu.Lock()
-	defer o.p.mu.Unlock()
-	if o.p.closed {
-		return 0
+	if o.nat != nil {
+		return o.nat.Drawn()
 	}
-	return uint64(C.kb_overlay_drawn(o.ptr))
+	r, _ := o.p.call(wp.Request{Op: wp.OpDrawn, Handle: o.id})
+	return uint64(r.Num)
 }
 
-// free runs in Pipeline.Close, once the pipeline is stopped.
-func (o *Overlay) free() {
-	C.kb_overlay_free(o.ptr)
-	o.ptr = nil
+// SetState changes the state of a started pipeline (pause, resume). A change GStreamer refuses is an
+// error; asynchronous failures arrive as Error messages.
+func (p *Pipeline) SetState(s State) error {
+	if p.nat != nil {
+		return p.nat.SetState(s)
+	}
+	_, err := p.call(wp.Request{Op: wp.OpSetState, Num: int64(s)})
+	return err
 }
 
-func ovBool(b bool) C.int {
-	if b {
-		return 1
+// Position is the playback position (stream time) of the pipeline.
+func (p *Pipeline) Position() (time.Duration, error) {
+	if p.nat != nil {
+		return p.nat.Position()
 	}
-	return 0
+	r, err := p.call(wp.Request{Op: wp.OpPosition})
+	return time.Duration(r.Num), err
+}
+
+// Duration is the duration of the media played, when known.
+func (p *Pipeline) Duration() (time.Duration, error) {
+	if p.nat != nil {
+		return p.nat.Duration()
+	}
+	r, err := p.call(wp.Request{Op: wp.OpDuration})
+	return time.Duration(r.Num), err
+}
+
+// Seeking tells whether the media can be seeked in time, and the seekable range (end is -1 when
+// unknown).
+func (p *Pipeline) Seeking() (seekable bool, start, end time.Duration, err error) {
+	if p.nat != nil {
+		return p.nat.Seeking()
+	}
+	r, err := p.call(wp.Request{Op: wp.OpSeeking})
+	return r.Flag, time.Duration(r.Num), time.Duration(r.Num2), err
+}
+
+// Seek makes a flushing seek to pos: accurate (decoders drop what comes before pos) or to the
+// keyframe before it; playing tells whether the pipeline is PLAYING (see native).
+func (p *Pipeline) Seek(pos time.Duration, accurate, playing bool) error {
+	if p.nat != nil {
+		return p.nat.Seek(pos, accurate, playing)
+	}
+	_, err := p.call(wp.Request{Op: wp.OpSeek, Num: int64(pos), Flag: accurate, Flag2: playing})
+	return err
+}
+
+// Dot is the pipeline's graph in Graphviz DOT at the given GstDebugGraphDetails flags; "" once
+// closed.
+func (p *Pipeline) Dot(details uint) string {
+	if p.nat != nil {
+		return p.nat.Dot(details)
+	}
+	r, _ := p.call(wp.Request{Op: wp.OpDot, Num: int64(details)})
+	return r.Str
+}
+
+// WatchSink makes the named sink report the stream events reaching it as element messages from it:
+// MessageSinkCaps when its caps are set and MessageSinkEOS at end of stream. Call it before Start.
+func (p *Pipeline) WatchSink(name string) error {
+	if p.nat != nil {
+		return p.nat.WatchSink(name)
+	}
+	_, err := p.call(wp.Request{Op: wp.OpWatchSink, Name: name})
+	return err
+}
+
+// RTSPSettings configures the rtspsrc the named uridecodebin creates for an rtsp:// URI: jitter
+// buffer latency, drop-on-latency, and the client UDP port range ("min-max", "" for any).
+func (p *Pipeline) RTSPSettings(uridecodebin string, latency time.Duration, portRange string) error {
+	if p.nat != nil {
+		return p.nat.RTSPSettings(uridecodebin, latency, portRange)
+	}
+	_, err := p.call(wp.Request{Op: wp.OpRTSPSettings, Name: uridecodebin, Num: int64(latency), Value: portRange})
+	return err
 }

@@ -1,43 +1,45 @@
 package gst
 
-/*
-#include <stdlib.h>
-#include "bridge.h"
-*/
-import "C"
-
 import (
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
-	"unsafe"
+
+	"github.com/kurento-go/kms/gst/native"
+	wp "github.com/kurento-go/kms/gst/workerproto"
 )
 
-// Pipeline is a running GStreamer pipeline built from a gst-launch description.
+type reply = wp.Reply
+
+// Pipeline is a running GStreamer pipeline built from a gst-launch description, in a worker process
+// (or in this process in the comparison mode: nat is set).
 //
 // Use: NewPipeline, then AppSrc / HandleSink / OnMessage / Insert, then Start; Close at the end.
 // Callbacks run on the pipeline's own goroutines and must not call Close.
 type Pipeline struct {
-	ptr  *C.GstElement // owned reference
-	bus  *C.GstBus     // owned reference
 	desc string
+	nat  *native.Pipeline
 
-	mu      sync.Mutex // control operations, and closing
+	w         *worker
+	id        uint32
+	exclusive bool // the worker serves this pipeline only: it stops with it
+
+	mu      sync.Mutex
 	closed  bool
 	started bool
-	onMsg   func(Message)
-	sinks   []*appSink
 	srcs    map[string]*AppSrc
-	ovls    []*Overlay
+	sinks   map[string]*sink
 
-	busDone chan struct{}
-	wg      sync.WaitGroup // sink goroutines
-	live    atomic.Bool    // started and not closed: sink goroutines keep pulling
+	cbMu  sync.RWMutex // held while a callback runs; Close takes it to end them
+	onMsg func(Message)
 }
 
 var pipelines atomic.Int64
+
+// errorCount counts the error messages delivered from workers, for metrics.
+var errorCount atomic.Uint64
 
 // Live is the number of pipelines created and not closed, for leak checks.
 func Live() int64 { return pipelines.Load() }
@@ -46,173 +48,168 @@ func Live() int64 { return pipelines.Load() }
 // set of chains is wrapped into one). Nothing runs until Start. A description GStreamer cannot
 // build is a *ParseError.
 func NewPipeline(desc string) (*Pipeline, error) {
-	if err := Init(); err != nil {
-		return nil, err
+	p := &Pipeline{desc: desc, srcs: map[string]*AppSrc{}, sinks: map[string]*sink{}}
+	if inProcess() {
+		n, err := native.NewPipeline(desc)
+		if err != nil {
+			return nil, err
+		}
+		p.nat = n
+		pipelines.Add(1)
+		return p, nil
 	}
-	e, err := parse(desc)
+	w, exclusive, err := place()
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{ptr: C.kb_as_pipeline(e), desc: desc, srcs: map[string]*AppSrc{}, busDone: make(chan struct{})}
-	p.bus = C.kb_bus(p.ptr)
+	p.w, p.exclusive, p.id = w, exclusive, w.handle()
+	w.mu.Lock()
+	w.pipes[p.id] = p
+	w.mu.Unlock()
+	if _, err := w.call(wp.Request{Op: wp.OpNewPipeline, Pipe: p.id, Desc: desc}); err != nil {
+		p.release()
+		return nil, err
+	}
 	pipelines.Add(1)
-	go p.readBus()
 	return p, nil
 }
 
-func parse(desc string) (*C.GstElement, error) {
-	return parseWith(desc, func(d *C.char, gerr **C.GError) *C.GstElement { return C.kb_parse(d, gerr) })
+// release forgets the pipeline in its worker, and stops the worker if it was its own.
+func (p *Pipeline) release() {
+	p.w.mu.Lock()
+	delete(p.w.pipes, p.id)
+	for _, s := range p.sinks {
+		delete(p.w.sinks, s.id)
+	}
+	p.w.mu.Unlock()
+	if p.exclusive {
+		p.w.stop()
+	}
 }
 
-// parseWith runs a launch-description parser and turns GStreamer's error into a ParseError.
-func parseWith(desc string, parser func(*C.char, **C.GError) *C.GstElement) (*C.GstElement, error) {
-	cdesc := C.CString(desc)
-	defer C.free(unsafe.Pointer(cdesc))
-	var gerr *C.GError
-	e := parser(cdesc, &gerr)
-	if gerr != nil {
-		msg := C.GoString(gerr.message)
-		C.g_error_free(gerr)
-		return nil, &ParseError{Description: desc, Message: msg}
+// WorkerPID is the process id of the worker running the pipeline (0 in-process).
+func (p *Pipeline) WorkerPID() int {
+	if p.w == nil {
+		return 0
 	}
-	if e == nil {
-		return nil, &ParseError{Description: desc, Message: "nothing was created"}
+	return p.w.pid
+}
+
+// call runs an operation of this pipeline in its worker.
+func (p *Pipeline) call(r wp.Request) (reply, error) {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return reply{}, ErrClosed
 	}
-	return e, nil
+	r.Pipe = p.id
+	return p.w.call(r)
+}
+
+// deliver gives a bus message to the pipeline's callback (worker mode).
+func (p *Pipeline) deliver(m Message) {
+	if m.Type == MessageError {
+		errorCount.Add(1)
+	}
+	p.cbMu.RLock()
+	defer p.cbMu.RUnlock()
+	if p.onMsg != nil {
+		p.onMsg(m)
+	}
 }
 
 // Description is the launch description the pipeline was built from.
 func (p *Pipeline) Description() string { return p.desc }
 
-// OnMessage installs the function that receives the pipeline's bus messages, on the bus goroutine.
-// Set it before Start.
+// OnMessage installs the function that receives the pipeline's bus messages, on a goroutine of the
+// pipeline. Set it before Start.
 func (p *Pipeline) OnMessage(f func(Message)) {
-	p.mu.Lock()
+	if p.nat != nil {
+		p.nat.OnMessage(f)
+		return
+	}
+	p.cbMu.Lock()
 	p.onMsg = f
-	p.mu.Unlock()
-}
-
-// element looks up a named element; the caller holds p.mu and unrefs the result.
-func (p *Pipeline) element(name string) (*C.GstElement, error) {
-	if p.closed {
-		return nil, ErrClosed
-	}
-	cname := C.CString(name)
-	defer C.free(unsafe.Pointer(cname))
-	e := C.kb_get_by_name(p.ptr, cname)
-	if e == nil {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
-	}
-	return e, nil
+	p.cbMu.Unlock()
 }
 
 // Insert adds e to the pipeline and links it between the elements named after and before (either
-// may be empty). The pipeline takes e over: e must not be used afterwards except for its Name.
+// may be empty). The pipeline takes e over; e.Name is its name in the pipeline afterwards.
 func (p *Pipeline) Insert(e *Element, after, before string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return ErrClosed
+	if p.nat != nil {
+		return p.nat.Insert(e.nat, after, before)
 	}
-	if e.ptr == nil {
+	if e.used {
 		return fmt.Errorf("gst: element already used")
 	}
-	if C.kb_bin_add(p.ptr, e.ptr) == 0 {
-		return fmt.Errorf("gst: cannot add %s to the pipeline", e.name)
+	r, err := p.call(wp.Request{Op: wp.OpInsert, Desc: e.desc, Bin: e.bin, Props: e.props, Name: after, Name2: before})
+	if err != nil {
+		return err
 	}
-	C.gst_object_unref(C.gpointer(e.ptr)) // the bin holds it now
-	ptr := e.ptr
-	e.ptr = nil
-	if after != "" {
-		a, err := p.element(after)
-		if err != nil {
-			return err
-		}
-		ok := C.kb_link(a, ptr)
-		C.gst_object_unref(C.gpointer(a))
-		if ok == 0 {
-			return fmt.Errorf("gst: cannot link %s to %s", after, e.name)
-		}
-	}
-	if before != "" {
-		b, err := p.element(before)
-		if err != nil {
-			return err
-		}
-		ok := C.kb_link(ptr, b)
-		C.gst_object_unref(C.gpointer(b))
-		if ok == 0 {
-			return fmt.Errorf("gst: cannot link %s to %s", e.name, before)
-		}
-	}
+	e.name, e.used = r.Str, true
 	return nil
 }
 
 // Start sets the pipeline PLAYING and starts draining its sinks. A state change GStreamer refuses
 // is an error; asynchronous failures arrive as Error messages.
 func (p *Pipeline) Start() error {
+	if p.nat != nil {
+		return p.nat.Start()
+	}
+	if _, err := p.call(wp.Request{Op: wp.OpStart}); err != nil {
+		return err
+	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return ErrClosed
-	}
-	if p.started {
-		return nil
-	}
-	if C.kb_set_state(p.ptr, C.GST_STATE_PLAYING) == C.GST_STATE_CHANGE_FAILURE {
-		return fmt.Errorf("gst: pipeline %q refused to start", p.desc)
-	}
 	p.started = true
-	p.live.Store(true)
-	for _, s := range p.sinks {
-		p.wg.Add(1)
-		go s.run(p)
-	}
+	p.mu.Unlock()
 	return nil
 }
 
-// Close stops the pipeline: no callback runs after it returns, every goroutine of the pipeline has
-// ended and every reference is dropped. It must not be called from a callback of the pipeline.
+// Close stops the pipeline: no callback runs after it returns. It must not be called from a callback
+// of the pipeline.
 func (p *Pipeline) Close() {
+	if p.nat != nil {
+		if !p.nat.Closed() {
+			p.nat.Close()
+			pipelines.Add(-1)
+		}
+		return
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return
 	}
-	p.closed = true
-	p.live.Store(false)
 	p.mu.Unlock()
-
-	C.kb_post_stop(p.ptr)
-	<-p.busDone
-	C.kb_set_state(p.ptr, C.GST_STATE_NULL) // unblocks the sinks' pulls
-	p.wg.Wait()
-	for _, s := range p.srcs {
-		s.release()
+	p.w.call(wp.Request{Op: wp.OpClose, Pipe: p.id}) // a dead worker has nothing left to close
+	p.mu.Lock()
+	p.closed = true
+	srcs, sinks := p.srcs, p.sinks
+	p.mu.Unlock()
+	for _, s := range srcs {
+		s.closed.Store(true)
 	}
-	for _, o := range p.ovls {
-		o.free()
+	for _, s := range sinks {
+		s.mu.Lock()
+		s.fn = nil
+		s.mu.Unlock()
 	}
-	for _, s := range p.sinks {
-		C.gst_object_unref(C.gpointer(s.ptr))
-	}
-	C.gst_object_unref(C.gpointer(p.bus))
-	C.gst_object_unref(C.gpointer(p.ptr))
-	p.ptr, p.bus = nil, nil
+	p.cbMu.Lock()
+	p.onMsg = nil
+	p.cbMu.Unlock()
+	p.release()
 	pipelines.Add(-1)
 }
 
 // Set sets a property of a named element from its textual form, converted to the property's type
 // as gst-launch does (numbers, booleans, enum nicks, flags, caps...).
 func (p *Pipeline) Set(element, property, value string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e, err := p.element(element)
-	if err != nil {
-		return err
+	if p.nat != nil {
+		return p.nat.Set(element, property, value)
 	}
-	defer C.gst_object_unref(C.gpointer(e))
-	return setProperty(e, element, property, value)
+	_, err := p.call(wp.Request{Op: wp.OpSet, Name: element, Name2: property, Value: value})
+	return err
 }
 
 // SetValue sets a property from a Go value (formatted, then converted as Set does).
@@ -220,301 +217,326 @@ func (p *Pipeline) SetValue(element, property string, value any) error {
 	return p.Set(element, property, fmt.Sprint(value))
 }
 
-func setProperty(e *C.GstElement, element, property, value string) error {
-	cprop := C.CString(property)
-	defer C.free(unsafe.Pointer(cprop))
-	cval := C.CString(value)
-	defer C.free(unsafe.Pointer(cval))
-	var typeName *C.char
-	switch C.kb_set_prop_string(e, cprop, cval, &typeName) {
-	case 0:
-		return nil
-	case -1:
-		return &PropertyError{Element: element, Property: property, Value: value, Reason: NoSuchProperty}
-	case -3:
-		return &PropertyError{Element: element, Property: property, Value: value, Type: C.GoString(typeName), Reason: NotWritable}
-	}
-	return &PropertyError{Element: element, Property: property, Value: value, Type: C.GoString(typeName), Reason: BadValue}
-}
-
 // Get reads a property of a named element: strings, booleans, int64, uint64, float64; other types
 // (enums, caps, ...) in their textual form.
 func (p *Pipeline) Get(element, property string) (any, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e, err := p.element(element)
-	if err != nil {
-		return nil, err
+	if p.nat != nil {
+		return p.nat.Get(element, property)
 	}
-	defer C.gst_object_unref(C.gpointer(e))
-	cprop := C.CString(property)
-	defer C.free(unsafe.Pointer(cprop))
-	var v C.GValue
-	if C.kb_get_prop(e, cprop, &v) != 0 {
-		return nil, &PropertyError{Element: element, Property: property, Reason: NoSuchProperty}
-	}
-	defer C.g_value_unset(&v)
-	return goValue(&v), nil
+	r, err := p.call(wp.Request{Op: wp.OpGet, Name: element, Name2: property})
+	return r.Val, err
 }
 
 // ForceKeyUnit sends an upstream force-key-unit event from the named element (usually the appsink
 // after an encoder): the encoder makes its next frame a keyframe.
 func (p *Pipeline) ForceKeyUnit(element string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e, err := p.element(element)
-	if err != nil {
-		return err
+	if p.nat != nil {
+		return p.nat.ForceKeyUnit(element)
 	}
-	defer C.gst_object_unref(C.gpointer(e))
-	if C.kb_force_key_unit(e) == 0 {
-		return fmt.Errorf("gst: force-key-unit from %s was not handled", element)
-	}
-	return nil
-}
-
-// Element is a GStreamer element made on its own (ParseElement), before it joins a pipeline.
-type Element struct {
-	ptr  *C.GstElement
-	name string
-}
-
-// ErrNotSingle is returned by ParseElement for a description that makes more than one element.
-var ErrNotSingle = fmt.Errorf("gst: only one element can be created")
-
-// ParseElement builds exactly one element from a gst-launch description such as
-// "videoflip method=horizontal-flip".
-func ParseElement(desc string) (*Element, error) {
-	if err := Init(); err != nil {
-		return nil, err
-	}
-	e, err := parse(desc)
-	if err != nil {
-		return nil, err
-	}
-	if C.kb_is_bin(e) != 0 {
-		C.gst_object_unref(C.gpointer(e))
-		return nil, ErrNotSingle
-	}
-	el := &Element{ptr: e, name: C.GoString(C.kb_name(e))}
-	runtime.SetFinalizer(el, (*Element).Close)
-	return el, nil
-}
-
-// Name is the element's name in its pipeline.
-func (e *Element) Name() string { return e.name }
-
-// MediaKind tells the raw media an element filters.
-type MediaKind int
-
-// Media kinds of filter elements.
-const (
-	KindInvalid MediaKind = -1 // lacks a sink or src pad
-	KindNone    MediaKind = 0
-	KindAudio   MediaKind = 1
-	KindVideo   MediaKind = 2
-)
-
-// Kind is what raw media the element can filter, decided as KMS's filter element does for
-// AUTODETECT: audio if both of its pads accept raw audio, else video if both accept raw video.
-func (e *Element) Kind() MediaKind {
-	if e.ptr == nil {
-		return KindInvalid
-	}
-	return MediaKind(C.kb_media_kind(e.ptr))
-}
-
-// Set sets a property of the element before it joins a pipeline.
-func (e *Element) Set(property, value string) error {
-	if e.ptr == nil {
-		return ErrClosed
-	}
-	return setProperty(e.ptr, e.name, property, value)
-}
-
-// Close drops the element if it never joined a pipeline.
-func (e *Element) Close() {
-	if e.ptr != nil {
-		C.gst_object_unref(C.gpointer(e.ptr))
-		e.ptr = nil
-	}
-	runtime.SetFinalizer(e, nil)
+	_, err := p.call(wp.Request{Op: wp.OpForceKeyUnit, Name: element})
+	return err
 }
 
 // AppSrc is an appsrc element of a pipeline, to push data (RTP packets) into it.
 type AppSrc struct {
-	name string
-	mu   sync.RWMutex // held for reading while pushing; Close takes it to drop the element
-	ptr  *C.GstElement
+	nat *native.AppSrc
+	p   *Pipeline
+	id  uint32
+
+	closed  atomic.Bool
+	dropped atomic.Uint64
+
+	mu    sync.Mutex // one push at a time uses buf and the bound send function
+	buf   []byte
+	frame []byte // what send writes
+	werr  error  // what it got
+	send  func(fd uintptr) bool // bound once: a push allocates nothing
+	writeFrame func([]byte) error
+	raw   syscall.RawConn
 }
 
 // AppSrc returns the appsrc element of that name. It must be looked up before Start.
 func (p *Pipeline) AppSrc(name string) (*AppSrc, error) {
+	if p.nat != nil {
+		s, err := p.nat.AppSrc(name)
+		if err != nil {
+			return nil, err
+		}
+		return &AppSrc{nat: s}, nil
+	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if s := p.srcs[name]; s != nil {
+	s := p.srcs[name]
+	p.mu.Unlock()
+	if s != nil {
 		return s, nil
 	}
-	e, err := p.element(name)
-	if err != nil {
+	id := p.w.handle()
+	if _, err := p.call(wp.Request{Op: wp.OpAppSrc, Name: name, Handle: id}); err != nil {
 		return nil, err
 	}
-	if C.kb_is_appsrc(e) == 0 {
-		C.gst_object_unref(C.gpointer(e))
-		return nil, fmt.Errorf("gst: %s is not an appsrc", name)
+	s = &AppSrc{p: p, id: id, buf: make([]byte, wp.MaxPacket), raw: p.w.raw}
+	s.send = func(fd uintptr) bool {
+		_, s.werr = syscall.Write(int(fd), s.frame)
+		return true // never wait: a full socket drops the packet
 	}
-	s := &AppSrc{name: name, ptr: e}
+	s.writeFrame = s.write
+	p.mu.Lock()
 	p.srcs[name] = s
+	p.mu.Unlock()
 	return s, nil
 }
 
 // WatchKeyUnit makes upstream force-key-unit requests reaching the appsrc (from a depayloader that
 // lost packets, a decoder that needs a keyframe) arrive as KeyUnitRequest messages.
 func (s *AppSrc) WatchKeyUnit() {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.ptr != nil {
-		C.kb_watch_key_unit(s.ptr)
+	if s.nat != nil {
+		s.nat.WatchKeyUnit()
+		return
 	}
+	s.p.call(wp.Request{Op: wp.OpWatchKeyUnit, Handle: s.id})
 }
 
-// Push copies data into a new buffer and queues it on the appsrc. It does not block and does not
-// allocate Go memory; the timestamp comes from the appsrc (do-timestamp) when the description asks.
-func (s *AppSrc) Push(data []byte) error { return s.push(data, C.GST_CLOCK_TIME_NONE) }
+// Push queues a copy of data on the appsrc. It never blocks: with a worker whose socket is full the
+// packet is dropped (and counted, see Dropped). The timestamp comes from the appsrc (do-timestamp)
+// when the description asks.
+func (s *AppSrc) Push(data []byte) error { return s.push(data, wp.NoPTS) }
 
 // PushAt is Push with the buffer's timestamp given (for an appsrc without do-timestamp).
 func (s *AppSrc) PushAt(data []byte, pts time.Duration) error {
-	return s.push(data, C.GstClockTime(pts))
+	if s.nat != nil {
+		return s.nat.PushAt(data, pts)
+	}
+	return s.push(data, int64(pts))
 }
 
-func (s *AppSrc) push(data []byte, pts C.GstClockTime) error {
+// Dropped is the number of buffers Push dropped because the worker was not reading fast enough.
+func (s *AppSrc) Dropped() uint64 { return s.dropped.Load() }
+
+func (s *AppSrc) push(data []byte, pts int64) error {
+	if s.nat != nil {
+		return s.nat.Push(data)
+	}
 	if len(data) == 0 {
 		return nil
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.ptr == nil {
-		return ErrClosed
-	}
-	if C.kb_push(s.ptr, unsafe.Pointer(&data[0]), C.gsize(len(data)), pts) != C.GST_FLOW_OK {
+	if s.closed.Load() {
 		return ErrFlow
 	}
-	return nil
-}
-
-func (s *AppSrc) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ptr != nil {
-		C.gst_object_unref(C.gpointer(s.ptr))
-		s.ptr = nil
+	err := wp.Fragments(s.buf, wp.Header{Kind: wp.KindPush, Handle: s.id, PTS: pts}, data, s.writeFrame)
+	switch err {
+	case nil:
+		return nil
+	case syscall.EAGAIN:
+		s.dropped.Add(1)
+		return nil
 	}
+	s.closed.Store(true)
+	return ErrFlow
+}
+
+func (s *AppSrc) write(frame []byte) error {
+	s.frame = frame
+	if err := s.raw.Write(s.send); err != nil {
+		return err
+	}
+	return s.werr
+}
+
+// EndOfStream tells the appsrc that no more data comes.
+func (s *AppSrc) EndOfStream() error {
+	if s.nat != nil {
+		return s.nat.EndOfStream()
+	}
+	if s.closed.Load() {
+		return ErrFlow
+	}
+	_, err := s.p.call(wp.Request{Op: wp.OpEndOfStream, Handle: s.id})
+	return err
 }
 
 // SinkFunc receives a buffer of an appsink; data is valid only during the call.
-type SinkFunc func(data []byte, pts time.Duration)
+type SinkFunc = native.SinkFunc
 
-type appSink struct {
-	name  string
-	ptr   *C.GstElement
+// sink is the server's side of an appsink handled in a worker.
+type sink struct {
+	id    uint32
+	asm   wp.Assembler
+	mu    sync.RWMutex // held while fn runs; Close takes it to end the calls
 	fn    SinkFunc
-	ended chan struct{} // closed once the sink is at end of stream with every buffer delivered
+	once  sync.Once
+	ended chan struct{}
 }
 
-// maxBuffer is the largest buffer a sink delivers whole; bigger ones are dropped. It is room for a
-// muxed keyframe or a JPEG image; RTP is far smaller. Only the pages a buffer touches are resident.
+// maxBuffer is the largest buffer a sink delivers whole (see native).
 const maxBuffer = 4 << 20
 
-// HandleSink makes one goroutine, from Start to Close, pull every buffer of the named appsink and
-// give it to fn.
+func (s *sink) deliver(h wp.Header, payload []byte) {
+	data, ok := s.asm.Add(h.Flags, payload)
+	if !ok {
+		return
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.fn != nil {
+		s.fn(data, time.Duration(h.PTS))
+	}
+}
+
+func (s *sink) end() { s.once.Do(func() { close(s.ended) }) }
+
+// HandleSink makes the pipeline give every buffer of the named appsink to fn, from Start to Close.
 func (p *Pipeline) HandleSink(name string, fn SinkFunc) error {
+	if p.nat != nil {
+		return p.nat.HandleSink(name, fn)
+	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.started {
+	started := p.started
+	p.mu.Unlock()
+	if started {
 		return fmt.Errorf("gst: HandleSink after Start")
 	}
-	e, err := p.element(name)
-	if err != nil {
+	s := &sink{id: p.w.handle(), asm: wp.Assembler{Max: maxBuffer}, fn: fn, ended: make(chan struct{})}
+	p.w.mu.Lock()
+	p.w.sinks[s.id] = s
+	p.w.mu.Unlock()
+	if _, err := p.call(wp.Request{Op: wp.OpHandleSink, Name: name, Handle: s.id}); err != nil {
+		p.w.mu.Lock()
+		delete(p.w.sinks, s.id)
+		p.w.mu.Unlock()
 		return err
 	}
-	if C.kb_is_appsink(e) == 0 {
-		C.gst_object_unref(C.gpointer(e))
-		return fmt.Errorf("gst: %s is not an appsink", name)
-	}
-	p.sinks = append(p.sinks, &appSink{name: name, ptr: e, fn: fn, ended: make(chan struct{})})
+	p.mu.Lock()
+	p.sinks[name] = s
+	p.mu.Unlock()
 	return nil
 }
 
 // SinkEnded is closed when the named sink (of HandleSink) reached end of stream and fn has had every
-// buffer before it; nil for an unknown sink.
+// buffer before it (or its worker died); nil for an unknown sink.
 func (p *Pipeline) SinkEnded(name string) <-chan struct{} {
+	if p.nat != nil {
+		return p.nat.SinkEnded(name)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, s := range p.sinks {
-		if s.name == name {
-			return s.ended
-		}
+	if s := p.sinks[name]; s != nil {
+		return s.ended
 	}
 	return nil
 }
 
-// pullTimeout bounds a pull so that a sink goroutine notices Close even if no flush reaches it.
-const pullTimeout = 200 * time.Millisecond
+// Element is a GStreamer element made on its own (ParseElement, ParseBin), before it joins a
+// pipeline. With workers it is a description checked by the utility worker, with the properties set
+// on it so far; Insert builds it in the pipeline's worker.
+type Element struct {
+	nat *native.Element
 
-func (s *appSink) run(p *Pipeline) {
-	defer p.wg.Done()
-	buf := C.malloc(maxBuffer) // C memory: GStreamer copies into it without Go pointers involved
-	defer C.free(buf)
-	view := unsafe.Slice((*byte)(buf), maxBuffer)
-	var pts C.guint64
-	var endOnce sync.Once
-	for p.live.Load() {
-		start := time.Now()
-		n := int(C.kb_pull(s.ptr, C.guint64(pullTimeout), buf, maxBuffer, &pts))
-		if n < 0 {
-			eos := C.kb_appsink_eos(s.ptr) != 0
-			if eos {
-				endOnce.Do(func() { close(s.ended) })
-			}
-			if eos || time.Since(start) < time.Millisecond {
-				// Ended, or not running (a pull then returns at once): don't spin.
-				time.Sleep(20 * time.Millisecond)
-			}
-			continue
-		}
-		if n > maxBuffer || !p.live.Load() {
-			continue
-		}
-		var d time.Duration = -1
-		if uint64(pts) != uint64(C.GST_CLOCK_TIME_NONE) {
-			d = time.Duration(pts)
-		}
-		s.fn(view[:n], d)
-	}
+	desc    string
+	bin     bool
+	props   []wp.Prop
+	name    string
+	factory string
+	kind    MediaKind
+	used    bool
 }
 
-// native is the appsrc's GstElement, for tests that compare with go-gst's own API.
-func (s *AppSrc) native() unsafe.Pointer { return unsafe.Pointer(s.ptr) }
+// ParseElement builds exactly one element from a gst-launch description such as
+// "videoflip method=horizontal-flip".
+func ParseElement(desc string) (*Element, error) { return parseElement(desc, false) }
+
+// ParseBin builds a bin from a gst-launch chain such as "videoconvert ! facedetect", with ghost
+// pads for its unlinked sink and src pads, so that it can be used where one element is (Insert).
+func ParseBin(desc string) (*Element, error) { return parseElement(desc, true) }
+
+func parseElement(desc string, bin bool) (*Element, error) {
+	if inProcess() {
+		parse := native.ParseElement
+		if bin {
+			parse = native.ParseBin
+		}
+		n, err := parse(desc)
+		if err != nil {
+			return nil, err
+		}
+		return &Element{nat: n}, nil
+	}
+	e := &Element{desc: desc, bin: bin}
+	r, err := e.check("")
+	if err != nil {
+		return nil, err
+	}
+	e.name, e.factory, e.kind = r.Str, r.Str2, MediaKind(r.Num)
+	return e, nil
+}
+
+// check builds the element in the utility worker with its properties, reading property get if set.
+func (e *Element) check(get string) (reply, error) {
+	return utilityCall(wp.Request{Op: wp.OpParse, Desc: e.desc, Bin: e.bin, Props: e.props, Name: get})
+}
+
+// Name is the element's name in its pipeline (known once inserted, with workers).
+func (e *Element) Name() string {
+	if e.nat != nil {
+		return e.nat.Name()
+	}
+	return e.name
+}
 
 // Factory is the name of the element's factory ("videoflip").
 func (e *Element) Factory() string {
-	if e.ptr == nil {
-		return ""
+	if e.nat != nil {
+		return e.nat.Factory()
 	}
-	return C.GoString(C.kb_factory_name(e.ptr))
+	return e.factory
+}
+
+// Kind is what raw media the element can filter, decided as KMS's filter element does for
+// AUTODETECT: audio if both of its pads accept raw audio, else video if both accept raw video.
+func (e *Element) Kind() MediaKind {
+	if e.nat != nil {
+		return e.nat.Kind()
+	}
+	if e.used {
+		return KindInvalid
+	}
+	return e.kind
+}
+
+// Set sets a property of the element before it joins a pipeline.
+func (e *Element) Set(property, value string) error {
+	if e.nat != nil {
+		return e.nat.Set(property, value)
+	}
+	if e.used {
+		return ErrClosed
+	}
+	e.props = append(e.props, wp.Prop{Name: property, Value: value})
+	if _, err := e.check(""); err != nil {
+		e.props = e.props[:len(e.props)-1]
+		return err
+	}
+	return nil
 }
 
 // Get reads a property of the element before it joins a pipeline (see Pipeline.Get).
 func (e *Element) Get(property string) (any, error) {
-	if e.ptr == nil {
+	if e.nat != nil {
+		return e.nat.Get(property)
+	}
+	if e.used {
 		return nil, ErrClosed
 	}
-	cprop := C.CString(property)
-	defer C.free(unsafe.Pointer(cprop))
-	var v C.GValue
-	if C.kb_get_prop(e.ptr, cprop, &v) != 0 {
-		return nil, &PropertyError{Element: e.name, Property: property, Reason: NoSuchProperty}
+	r, err := e.check(property)
+	return r.Val, err
+}
+
+// Close drops the element if it never joined a pipeline.
+func (e *Element) Close() {
+	if e.nat != nil {
+		e.nat.Close()
+		return
 	}
-	defer C.g_value_unset(&v)
-	return goValue(&v), nil
+	e.used = true
 }

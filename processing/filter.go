@@ -124,12 +124,13 @@ func NewFilter(e *media.Element, cfg Config) (*Filter, error) {
 		cfg.Element.Close()
 		return nil, err
 	}
-	f := &Filter{elem: e, typ: cfg.Type, name: cfg.Element.Name(), factory: cfg.Element.Factory(), pipe: pipe, log: log,
+	f := &Filter{elem: e, typ: cfg.Type, factory: cfg.Element.Factory(), pipe: pipe, log: log,
 		relays: map[media.Type]*relay{}}
 	if err := pipe.Insert(cfg.Element, preName, postName); err != nil {
 		pipe.Close()
 		return nil, fmt.Errorf("%w: %v", ErrWrongKind, err)
 	}
+	f.name = cfg.Element.Name() // the name it got in the pipeline's worker
 	appsrc, err := pipe.AppSrc(srcName)
 	if err != nil {
 		pipe.Close()

@@ -1,4 +1,4 @@
-package gst
+package native
 
 /*
 #include <stdlib.h>
@@ -7,6 +7,7 @@ package gst
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -55,7 +56,16 @@ const (
 	DomainLibrary  = "gst-library-error-quark"
 	DomainResource = "gst-resource-error-quark"
 	DomainStream   = "gst-stream-error-quark"
+	// DomainWorker is not GStreamer's: the worker process running the pipeline died (see
+	// ErrWorkerCrashed). Code is 1 for a crash, 2 for a kill by a limit.
+	DomainWorker = "kms-gst-worker"
 )
+
+// ErrWorkerCrashed is what errors.Is finds in the Error of a pipeline whose worker process died.
+var ErrWorkerCrashed = errors.New("gst: GStreamer worker crashed")
+
+// Is makes errors.Is(err, ErrWorkerCrashed) true for a worker's death.
+func (e *Error) Is(target error) bool { return target == ErrWorkerCrashed && e.Domain == DomainWorker }
 
 // Codes of the stream and resource domains that callers tell apart.
 const (

@@ -1,4 +1,4 @@
-package gst
+package native
 
 /*
 #include <stdlib.h>
