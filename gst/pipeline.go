@@ -246,13 +246,13 @@ type AppSrc struct {
 	closed  atomic.Bool
 	dropped atomic.Uint64
 
-	mu    sync.Mutex // one push at a time uses buf and the bound send function
-	buf   []byte
-	frame []byte // what send writes
-	werr  error  // what it got
-	send  func(fd uintptr) bool // bound once: a push allocates nothing
+	mu         sync.Mutex // one push at a time uses buf and the bound send function
+	buf        []byte
+	frame      []byte                // what send writes
+	werr       error                 // what it got
+	send       func(fd uintptr) bool // bound once: a push allocates nothing
 	writeFrame func([]byte) error
-	raw   syscall.RawConn
+	raw        syscall.RawConn
 }
 
 // AppSrc returns the appsrc element of that name. It must be looked up before Start.
