@@ -251,6 +251,8 @@ type AppSrc struct {
 	frame      []byte                // what send writes
 	werr       error                 // what it got
 	send       func(fd uintptr) bool // bound once: a push allocates nothing
+	sendWait   func(fd uintptr) bool
+	blocking   atomic.Bool
 	writeFrame func([]byte) error
 	raw        syscall.RawConn
 }
@@ -278,6 +280,10 @@ func (p *Pipeline) AppSrc(name string) (*AppSrc, error) {
 	s.send = func(fd uintptr) bool {
 		_, s.werr = syscall.Write(int(fd), s.frame)
 		return true // never wait: a full socket drops the packet
+	}
+	s.sendWait = func(fd uintptr) bool {
+		_, s.werr = syscall.Write(int(fd), s.frame)
+		return s.werr != syscall.EAGAIN // wait for room
 	}
 	s.writeFrame = s.write
 	p.mu.Lock()
@@ -309,6 +315,10 @@ func (s *AppSrc) PushAt(data []byte, pts time.Duration) error {
 	return s.push(data, int64(pts))
 }
 
+// SetBlocking makes Push wait for room instead of dropping, for data that must arrive whole (an
+// upload, muxed frames) pushed from a goroutine that may wait. A dead worker ends the wait (ErrFlow).
+func (s *AppSrc) SetBlocking() { s.blocking.Store(true) }
+
 // Dropped is the number of buffers Push dropped because the worker was not reading fast enough.
 func (s *AppSrc) Dropped() uint64 { return s.dropped.Load() }
 
@@ -338,7 +348,11 @@ func (s *AppSrc) push(data []byte, pts int64) error {
 
 func (s *AppSrc) write(frame []byte) error {
 	s.frame = frame
-	if err := s.raw.Write(s.send); err != nil {
+	send := s.send
+	if s.blocking.Load() {
+		send = s.sendWait
+	}
+	if err := s.raw.Write(send); err != nil {
 		return err
 	}
 	return s.werr

@@ -261,9 +261,15 @@ func describeError(e *gst.Error, element string) string {
 // Failed tells whether the pipeline stopped on an error.
 func (f *Filter) Failed() bool { return f.failed.Load() }
 
+// WorkerCrashed is the Error event type of an element whose GStreamer worker process died (a crash,
+// or a kill above its memory or CPU limit); errorCode is 1 for a crash, 2 for a limit.
+const WorkerCrashed = "WORKER_CRASHED"
+
 // ErrorType names a GStreamer error the way KMS's Error events do.
 func ErrorType(e *gst.Error) string {
 	switch e.Domain {
+	case gst.DomainWorker:
+		return WorkerCrashed
 	case gst.DomainResource:
 		switch e.Code {
 		case gst.ResourceErrorOpenRead, gst.ResourceErrorOpenWrite, gst.ResourceErrorOpenReadWrite:

@@ -175,6 +175,7 @@ func (ep *Endpoint) start() (*player.Stream, *gst.AppSrc, error) {
 		s.Close()
 		return nil, nil, err
 	}
+	src.SetBlocking() // the upload waits for the worker, as it waits for the client
 	ep.mu.Lock()
 	if ep.closed {
 		ep.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/gst"
+	"github.com/kurento-go/kms/processing"
 	"github.com/kurento-go/kms/media"
 )
 
@@ -371,6 +372,8 @@ func Classify(e *gst.Error, uri string) Error {
 
 func gstErrorType(e *gst.Error) string {
 	switch e.Domain {
+	case gst.DomainWorker:
+		return processing.WorkerCrashed
 	case gst.DomainResource:
 		switch e.Code {
 		case gst.ResourceErrorOpenRead, gst.ResourceErrorOpenWrite, gst.ResourceErrorOpenReadWrite:

@@ -126,6 +126,7 @@ func newGstMuxer(out *sink, c Container, tracks []*trackInfo) (*gstMuxer, error)
 			pipe.Close()
 			return nil, err
 		}
+		src.SetBlocking() // muxed frames must all arrive
 		m.srcs[t.id], m.tracks[t.id] = src, t
 	}
 	if err := pipe.HandleSink("out", m.onOutput); err != nil {
