@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/gst"
-	"github.com/kurento-go/kms/processing"
 	"github.com/kurento-go/kms/media"
+	"github.com/kurento-go/kms/processing"
 )
 
 // State is a UriEndpointState.
