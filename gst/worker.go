@@ -168,7 +168,7 @@ func sizeBuffers(fd int) {
 // logStderr copies the worker's output to the log, a line at a time.
 func (w *worker) logStderr(r *os.File) {
 	defer r.Close()
-	l := log().With("workerPid", w.pid)
+	l := log()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), 64<<10)
 	for sc.Scan() {

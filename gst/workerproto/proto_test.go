@@ -1,0 +1,79 @@
+package workerproto
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/kurento-go/kms/gst/native"
+)
+
+// TestFragments: buffers of every size around the packet limit come back whole and in order, and a
+// buffer whose tail was lost is discarded, not glued to the next one.
+func TestFragments(t *testing.T) {
+	buf := make([]byte, MaxPacket)
+	asm := Assembler{Max: 4 << 20}
+	for _, size := range []int{1, MaxPayload - 1, MaxPayload, MaxPayload + 1, 3*MaxPayload + 5, 4 << 20} {
+		want := bytes.Repeat([]byte{byte(size)}, size)
+		want[size-1] = 0xEE
+		var got []byte
+		frames := 0
+		err := Fragments(buf, Header{Kind: KindSink, Handle: 7, PTS: 42}, want, func(f []byte) error {
+			frames++
+			if len(f) > MaxPacket {
+				t.Fatalf("frame of %d bytes", len(f))
+			}
+			h, payload, ok := ParseHeader(f)
+			if !ok || h.Kind != KindSink || h.Handle != 7 || h.PTS != 42 {
+				t.Fatalf("header %+v", h)
+			}
+			if whole, done := asm.Add(h.Flags, payload); done {
+				got = bytes.Clone(whole)
+			}
+			return nil
+		})
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%d bytes in %d frames: got %d bytes back (err %v)", size, frames, len(got), err)
+		}
+	}
+	// The sender dropped the rest of a buffer after its first fragment.
+	stop := errors.New("full")
+	sent := 0
+	Fragments(buf, Header{Kind: KindPush}, make([]byte, 3*MaxPayload), func(f []byte) error {
+		if sent++; sent > 1 {
+			return stop
+		}
+		h, payload, _ := ParseHeader(f)
+		asm.Add(h.Flags, payload)
+		return nil
+	})
+	next := []byte("next")
+	if whole, ok := asm.Add(First|Last, next); !ok || !bytes.Equal(whole, next) {
+		t.Fatalf("after a partial buffer: %q %v", whole, ok)
+	}
+	if _, ok := asm.Add(Last, []byte("orphan tail")); ok {
+		t.Fatal("a tail without its head was delivered")
+	}
+}
+
+// TestWireErrors: errors keep their types across the wire.
+func TestWireErrors(t *testing.T) {
+	pe := &native.ParseError{Description: "x", Message: "no element"}
+	if err := EncodeError(pe).Err(); !errors.As(err, &pe) || pe.Message != "no element" {
+		t.Errorf("parse error: %v", err)
+	}
+	var prop *native.PropertyError
+	if err := EncodeError(&native.PropertyError{Property: "p", Reason: native.BadValue}).Err(); !errors.As(err, &prop) {
+		t.Errorf("property error: %v", err)
+	}
+	for _, s := range sentinels {
+		err := EncodeError(fmt.Errorf("%w: detail", s)).Err()
+		if !errors.Is(err, s) || err.Error() != s.Error()+": detail" {
+			t.Errorf("%v: got %v", s, err)
+		}
+	}
+	if EncodeError(nil).Err() != nil {
+		t.Error("nil error")
+	}
+}
