@@ -4,6 +4,8 @@
 package config
 
 import (
+	"github.com/kurento-go/kms/gst/workerconf"
+
 	"errors"
 	"fmt"
 	"os"
@@ -52,6 +54,9 @@ type Config struct {
 	Access       Access
 	Limits       Limits
 	DrainTimeout time.Duration // SIGTERM: how long existing pipelines may run on; 0 = stop at once, as KMS
+
+	// GstWorkers places GStreamer pipelines in worker processes and limits them (--gst-worker*).
+	GstWorkers workerconf.Settings
 
 	// Warnings are notes for the log (missing files, ignored values); the
 	// logger does not exist yet when Load runs.
@@ -178,6 +183,13 @@ func Usage(program string) string {
   --auth-secret-file FILE         require JWTs signed (HS256) with the key in FILE (KMS_AUTH_SECRET_FILE)
   --auth-tenant-isolation         sessions see only their token's tenant's objects
   --drain-timeout SECONDS         on SIGTERM, let pipelines run up to this long (KMS_DRAIN_TIMEOUT, 0)
+  --gst-workers MODE              GStreamer processes: element (one worker per pipeline), pool:N,
+                                  or in-process (only to compare costs) (KMS_GST_WORKERS; element)
+  --gst-worker-restart BOOL       rebuild filters, transcoders and mixers in a new worker after a
+                                  crash (KMS_GST_WORKER_RESTART; false)
+  --gst-worker-memory-limit SIZE  per worker, e.g. 512M, 2G, 0 = none (KMS_GST_WORKER_MEMORY_LIMIT; 2G)
+  --gst-worker-cpu-limit CORES    per worker, killed after 10 s above it, 0 = none
+                                  (KMS_GST_WORKER_CPU_LIMIT; 0)
 Every long option can also be set as KURENTO_<OPTION> (e.g. KURENTO_CONF_FILE).
 `
 }

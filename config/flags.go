@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/kurento-go/kms/gst/workerconf"
+
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -36,6 +38,10 @@ var options = []option{
 	{"auth-secret-file", 0, true},
 	{"auth-tenant-isolation", 0, false},
 	{"drain-timeout", 0, true},
+	{"gst-workers", 0, true},
+	{"gst-worker-restart", 0, true},
+	{"gst-worker-memory-limit", 0, true},
+	{"gst-worker-cpu-limit", 0, true},
 }
 
 type gstArg struct{ name, value string }
@@ -89,7 +95,7 @@ func parseFlags(args []string, getenv func(string) string) (*flags, error) {
 			i++
 			val = args[i]
 		}
-		if strings.HasPrefix(opt.long, "gst-") {
+		if strings.HasPrefix(opt.long, "gst-debug") {
 			f.gst = append(f.gst, gstArg{opt.long, val})
 		} else {
 			f.values[opt.long] = val
@@ -99,7 +105,7 @@ func parseFlags(args []string, getenv func(string) string) (*flags, error) {
 	// KURENTO_<NAME> acts as --<name> when the command line lacks it. Only
 	// options with values: an env var must not turn the server into --help.
 	for _, o := range options {
-		if !o.hasValue || strings.HasPrefix(o.long, "gst-") {
+		if !o.hasValue || strings.HasPrefix(o.long, "gst-debug") {
 			continue
 		}
 		if _, ok := f.values[o.long]; ok {
@@ -158,6 +164,11 @@ func (f *flags) apply(c *Config, getenv func(string) string) error {
 		return err
 	}
 	var err error
+	if c.GstWorkers, err = workerconf.Parse(func(flag, env string) (string, string) {
+		return f.valueOrEnv(flag, env, getenv)
+	}); err != nil {
+		return err
+	}
 	if c.Cluster, err = f.cluster(getenv); err != nil {
 		return err
 	}

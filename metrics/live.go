@@ -15,6 +15,8 @@ type Snapshot struct {
 	Transcoders                      map[CodecPair]int     // transcoders running
 	RecordingFilesOpen               int                   // recorders writing a file now
 	GStreamerErrors                  uint64                // error messages of GStreamer pipelines so far
+	GstWorkers                       int                   // live GStreamer worker processes
+	GstWorkerCrashes                 map[string]uint64     // workers that died so far, by reason
 	Figures                          []Figures             // one per element that counts media
 }
 
@@ -101,6 +103,8 @@ var (
 	recordedBytesDesc = prometheus.NewDesc("kms_recording_bytes_written_total", "Bytes written by recorders.", nil, nil)
 	droppedDesc       = prometheus.NewDesc("kms_dropped_for_lag_total", "Packets elements dropped because their own work lagged, by class.", []string{"class"}, nil)
 	gstErrorsDesc     = prometheus.NewDesc("kms_gstreamer_errors_total", "Error messages posted on the buses of GStreamer pipelines.", nil, nil)
+	gstWorkersDesc    = prometheus.NewDesc("kms_gst_workers", "Live GStreamer worker processes.", nil, nil)
+	gstCrashesDesc    = prometheus.NewDesc("kms_gst_worker_crashes_total", "GStreamer worker processes that died, by reason (signal, exit, memory_limit, cpu_limit, unresponsive).", []string{"reason"}, nil)
 )
 
 // liveCollector turns snapshots into metrics. The counters it exports are its own running totals:
@@ -183,7 +187,7 @@ func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	for _, d := range []*prometheus.Desc{sessionsDesc, connectionsDesc, pipelinesDesc, elementsDesc,
-		endpointsDesc, transcodersDesc, filesOpenDesc, recordedBytesDesc, droppedDesc, gstErrorsDesc} {
+		endpointsDesc, transcodersDesc, filesOpenDesc, recordedBytesDesc, droppedDesc, gstErrorsDesc, gstWorkersDesc, gstCrashesDesc} {
 		ch <- d
 	}
 	c.rtt.Describe(ch)
@@ -228,6 +232,10 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(recordedBytesDesc, prometheus.CounterValue, float64(totals.RecordedBytes))
 	ch <- prometheus.MustNewConstMetric(gstErrorsDesc, prometheus.CounterValue, float64(snap.GStreamerErrors))
+	ch <- prometheus.MustNewConstMetric(gstWorkersDesc, prometheus.GaugeValue, float64(snap.GstWorkers))
+	for reason, n := range snap.GstWorkerCrashes {
+		ch <- prometheus.MustNewConstMetric(gstCrashesDesc, prometheus.CounterValue, float64(n), reason)
+	}
 
 	for _, f := range snap.Figures {
 		for m := range numMedia {

@@ -12,12 +12,14 @@ import (
 // WebSocket connections.
 func Snapshot(r *objects.Registry, connections int) metrics.Snapshot {
 	snap := metrics.Snapshot{
-		Sessions:        len(r.Sessions()),
-		Connections:     connections,
-		Elements:        map[string]int{},
-		Endpoints:       map[metrics.EndpointState]int{},
-		Transcoders:     map[metrics.CodecPair]int{},
-		GStreamerErrors: gst.Errors(),
+		Sessions:         len(r.Sessions()),
+		Connections:      connections,
+		Elements:         map[string]int{},
+		Endpoints:        map[metrics.EndpointState]int{},
+		Transcoders:      map[metrics.CodecPair]int{},
+		GStreamerErrors:  gst.Errors(),
+		GstWorkers:       gst.Workers(),
+		GstWorkerCrashes: gst.WorkerCrashes(),
 	}
 	for _, p := range Pipelines(r) {
 		snap.Pipelines++

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"github.com/kurento-go/kms/gst"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -88,6 +90,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return runRouter(cfg, logs, stderr)
 	}
 
+	gst.Configure(cfg.GstWorkers, logs.Logger("KurentoGstWorker"))
 	stopMemoryReturn := startMemoryReturn(getenv, cfg.Observe.MemoryReturnInterval, logs.Logger("KurentoMemory"))
 	defer stopMemoryReturn()
 
