@@ -16,6 +16,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -124,12 +125,23 @@ func (e *Endpoint) peerConnection(s Settings) error {
 			return kerr.New(kerr.SdpConfigurationError, "Invalid port range %d-%d: %v", s.MinPort, s.MaxPort, err)
 		}
 	}
+	servers, err := s.iceServers()
+	if err != nil {
+		return kerr.New(kerr.SdpConfigurationError, "%v", err)
+	}
+	var network transport.Net
 	if s.DSCP != 0 {
-		n, err := newDSCPNet(s.DSCP)
-		if err != nil {
+		if network, err = newDSCPNet(s.DSCP); err != nil {
 			return kerr.New(kerr.SdpConfigurationError, "qosDscp: %v", err)
 		}
-		se.SetNet(n)
+	}
+	if tlsAddrs := turnsOverTCP(servers); len(tlsAddrs) > 0 {
+		if network, err = withTURNTLS(network, tlsAddrs); err != nil {
+			return kerr.New(kerr.SdpConfigurationError, "turnUrl: %v", err)
+		}
+	}
+	if network != nil {
+		se.SetNet(network)
 	}
 	if s.acceptAnyCertificate {
 		se.DisableCertificateFingerprintVerification(true)
@@ -167,10 +179,6 @@ func (e *Endpoint) peerConnection(s Settings) error {
 		se.SetNAT1To1IPs(external, webrtc.ICECandidateTypeHost)
 	}
 	api, err := newAPI(&s, se)
-	if err != nil {
-		return kerr.New(kerr.SdpConfigurationError, "%v", err)
-	}
-	servers, err := s.iceServers()
 	if err != nil {
 		return kerr.New(kerr.SdpConfigurationError, "%v", err)
 	}

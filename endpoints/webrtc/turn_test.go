@@ -2,11 +2,18 @@ package webrtc_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,8 +42,9 @@ const turnPlanEnv = "KMS_TURN_TEST_PLAN"
 // server: three namespaces, server ↔ turn ↔ peer, with no route from the peer's link to the
 // server's. The server gets KMS_TURN_URL (coturn's REST-API credentials: a user with ':' and a
 // base64 password with '/', '+' or '='), and media must flow both ways through its relay
-// candidate, once with UDP and once with TCP to the TURN server (coturn listening on that
-// transport only, so the relay cannot have been allocated over the other).
+// candidate, with UDP, TCP and TLS to the TURN server (coturn listening on that transport only, so
+// the relay cannot have been allocated over another; for TLS a self-signed certificate not valid
+// for the address, which KMS's libnice accepts).
 func TestTURNRelay(t *testing.T) {
 	if os.Getenv(turnPlanEnv) != "" {
 		t.Skip("inner run")
@@ -53,30 +61,33 @@ func TestTURNRelay(t *testing.T) {
 	_, peerIf := n.Link("t", "10.242.2.1/24", "p", "10.242.2.2/24")
 
 	const secret = "kurento-turn-secret"
-	for i, transport := range []string{"udp", "tcp"} {
+	for i, transport := range []string{"udp", "tcp", "tls"} {
 		t.Run(transport, func(t *testing.T) {
 			port := 3478 + i
 			dir := t.TempDir()
-			only := map[string]string{"udp": "--no-tcp", "tcp": "--no-udp"}[transport]
-			coturn := n.Command("t", "turnserver", "-c", "/dev/null", "-n",
+			// Only the listener of the transport under test, so the relay cannot come through another.
+			only := map[string][]string{"udp": {"--no-tcp", "--no-tls"}, "tcp": {"--no-udp", "--no-tls"},
+				"tls": {"--no-udp", "--no-tcp", fmt.Sprint("--tls-listening-port=", port),
+					"--cert=" + selfSigned(t, dir, "cert.pem", "key.pem"), "--pkey=" + filepath.Join(dir, "key.pem")}}[transport]
+			coturn := n.Command("t", "turnserver", append([]string{"-c", "/dev/null", "-n",
 				"--listening-ip=10.242.1.1", "--listening-ip=10.242.2.1", "--relay-ip=10.242.2.1",
-				fmt.Sprint("--listening-port=", port), "--min-port=49160", "--max-port=49200",
-				"--use-auth-secret", "--static-auth-secret="+secret, "--realm=kurento", "--fingerprint",
-				"--no-tls", "--no-dtls", "--no-cli", "--no-multicast-peers", only,
-				"--pidfile="+filepath.Join(dir, "turnserver.pid"), "--userdb="+filepath.Join(dir, "turndb"),
-				"--log-file=stdout", "--simple-log")
+				fmt.Sprint("--listening-port=", port), fmt.Sprint("--min-port=", 49160+100*i), fmt.Sprint("--max-port=", 49199+100*i),
+				"--use-auth-secret", "--static-auth-secret=" + secret, "--realm=kurento", "--fingerprint",
+				"--no-dtls", "--no-cli", "--no-multicast-peers",
+				"--pidfile=" + filepath.Join(dir, "turnserver.pid"), "--userdb=" + filepath.Join(dir, "turndb"),
+				"--log-file=stdout", "--simple-log"}, only...)...)
 			var log bytes.Buffer
 			coturn.Stdout, coturn.Stderr = &log, &log
-			n.Start(coturn)
-			waitListening(t, coturn.Process.Pid, transport, port)
+			n.Start(t, coturn)
+			waitListening(t, coturn.Process.Pid, map[string]string{"udp": "udp", "tcp": "tcp", "tls": "tcp"}[transport], port)
 
 			// coturn's REST API credentials, as deployments hand them out.
 			user := fmt.Sprintf("%d:kurento", time.Now().Add(time.Hour).Unix())
 			mac := hmac.New(sha1.New, []byte(secret))
 			mac.Write([]byte(user))
 			url := fmt.Sprintf("%s:%s@10.242.1.1:%d", user, base64.StdEncoding.EncodeToString(mac.Sum(nil)), port)
-			if transport == "tcp" {
-				url += "?transport=tcp"
+			if transport != "udp" {
+				url += "?transport=" + transport
 			}
 			plan, _ := json.Marshal(turnPlan{TurnURL: url, ServerIf: serverIf, ServerIP: "10.242.1.2",
 				PeerNS: n.NS("p"), PeerIf: peerIf, RelayIP: "10.242.2.1"})
@@ -89,6 +100,30 @@ func TestTURNRelay(t *testing.T) {
 			}
 		})
 	}
+}
+
+// selfSigned writes a self-signed certificate and its key, as TURN servers are often given: not
+// valid for the IP address a turnURL names. It returns the certificate's path.
+func selfSigned(t *testing.T, dir, certFile, keyFile string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "turn.example"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"turn.example"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := filepath.Join(dir, certFile)
+	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(filepath.Join(dir, keyFile), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+	return cert
 }
 
 // waitListening polls the namespace's socket tables (seen through coturn's /proc entry) until
@@ -124,7 +159,7 @@ func TestTURNRelayInner(t *testing.T) {
 		t.Fatalf("the peer has a route to the server's host address %s", p.ServerIP)
 	}
 
-	s := newSession(t, 90*time.Second, "KMS_TURN_URL="+p.TurnURL, "KMS_NETWORK_INTERFACES="+p.ServerIf)
+	s := newSession(t, 45*time.Second, "KMS_TURN_URL="+p.TurnURL, "KMS_NETWORK_INTERFACES="+p.ServerIf)
 	ep := s.endpoint()
 	r := s.recorder()
 	r.subscribe(s, ep, "NewCandidatePairSelected")

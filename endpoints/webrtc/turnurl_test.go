@@ -1,6 +1,10 @@
 package webrtc
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/pion/webrtc/v4"
+)
 
 // The turnUrl property takes KMS's form; pion gets a standard ICE server from it.
 func TestParseTurnURL(t *testing.T) {
@@ -24,5 +28,17 @@ func TestParseTurnURL(t *testing.T) {
 		if _, err := parseTurnURL(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+// turns: servers are handed to pion as TCP ones; the endpoint's network adds TLS (turntls.go).
+func TestTurnsOverTCP(t *testing.T) {
+	s, err := parseTurnURL("u:p@10.0.0.1:5349?transport=tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers := []webrtc.ICEServer{s}
+	if addrs := turnsOverTCP(servers); len(addrs) != 1 || addrs[0] != "10.0.0.1:5349" || servers[0].URLs[0] != "turn:10.0.0.1:5349?transport=tcp" {
+		t.Errorf("got %v %v", addrs, servers[0].URLs)
 	}
 }

@@ -43,7 +43,6 @@ type Network struct {
 	t      testing.TB
 	tag    string
 	names  []string
-	procs  []*exec.Cmd
 	closed bool
 }
 
@@ -120,13 +119,17 @@ func (n *Network) Command(name, prog string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// Start starts cmd (from Command) and kills it when the test ends.
-func (n *Network) Start(cmd *exec.Cmd) {
-	n.t.Helper()
+// Start starts cmd (from Command) and kills it when t ends (a subtest: its own programs are gone
+// before the next subtest starts; the namespaces stay until the network's test ends).
+func (n *Network) Start(t testing.TB, cmd *exec.Cmd) {
+	t.Helper()
 	if err := cmd.Start(); err != nil {
-		n.t.Fatalf("start %s: %v", cmd.Args, err)
+		t.Fatalf("start %s: %v", cmd.Args, err)
 	}
-	n.procs = append(n.procs, cmd)
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
 }
 
 func (n *Network) close() {
@@ -134,10 +137,6 @@ func (n *Network) close() {
 		return
 	}
 	n.closed = true
-	for _, c := range n.procs {
-		c.Process.Kill()
-		c.Wait()
-	}
 	for _, ns := range n.names {
 		exec.Command("ip", "netns", "del", ns).Run() // also removes its veth ends
 	}
