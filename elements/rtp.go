@@ -24,6 +24,11 @@ func (r *rtpEndpoint) settings() rtp.Settings {
 	s := r.defaults
 	s.MaxAudioRecvBandwidth, _ = r.Props.Get(r, "maxAudioRecvBandwidth").(int)
 	s.MaxVideoRecvBandwidth, _ = r.Props.Get(r, "maxVideoRecvBandwidth").(int)
+	s.MinVideoRecvBandwidth, _ = r.Props.Get(r, "minVideoRecvBandwidth").(int)
+	s.MinVideoSendBandwidth, _ = r.Props.Get(r, "minVideoSendBandwidth").(int)
+	s.MaxVideoSendBandwidth, _ = r.Props.Get(r, "maxVideoSendBandwidth").(int)
+	s.Remb = rembParams(r, r.Props)
+	s.MTU, _ = r.Props.Get(r, "mtu").(int)
 	return s
 }
 

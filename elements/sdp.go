@@ -3,6 +3,7 @@ package elements
 import (
 	"github.com/kurento-go/kms/api"
 	"github.com/kurento-go/kms/kerr"
+	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/objects"
 )
 
@@ -83,6 +84,45 @@ func (d *definer) defineBaseRtp() {
 var rembDefaults = map[string]any{
 	"packetsRecvIntervalTop": 100, "exponentialFactor": 0.04, "linealFactorMin": 50, "linealFactorGrade": 30.0,
 	"decrementFactor": 0.5, "thresholdFactor": 0.8, "upLosses": 12, "rembOnConnect": 300000,
+}
+
+// rembParams are the RembParams in effect for an endpoint: what the application set over KMS's
+// defaults. Values that make no sense (a window of no packets, a negative rate) keep the default.
+func rembParams(o objects.Object, p *objects.Properties) media.RembParams {
+	r := media.DefaultRembParams()
+	set, _ := p.Get(o, "rembParams").(*api.Register)
+	if set == nil {
+		return r
+	}
+	num := func(name string, dst *float64) {
+		switch v := set.Fields[name].(type) {
+		case int:
+			*dst = float64(v)
+		case float64:
+			*dst = v
+		}
+	}
+	positiveInt := func(name string, dst *int) {
+		f := float64(*dst)
+		if num(name, &f); f > 0 {
+			*dst = int(f)
+		}
+	}
+	positive := func(name string, dst *float64) {
+		f := *dst
+		if num(name, &f); f > 0 {
+			*dst = f
+		}
+	}
+	positiveInt("packetsRecvIntervalTop", &r.PacketsRecvIntervalTop)
+	positiveInt("linealFactorMin", &r.LinealFactorMin)
+	positiveInt("upLosses", &r.UpLosses)
+	positiveInt("rembOnConnect", &r.RembOnConnect)
+	positive("exponentialFactor", &r.ExponentialFactor)
+	positive("linealFactorGrade", &r.LinealFactorGrade)
+	positive("decrementFactor", &r.DecrementFactor)
+	positive("thresholdFactor", &r.ThresholdFactor)
+	return r
 }
 
 // baseRtpDefaults are the initial properties of every RTP endpoint, from KMS's defaults and the

@@ -39,11 +39,8 @@ func (w *webRtcEndpoint) settings() webrtc.Settings {
 	s.MinVideoSendBandwidth, _ = p.Get(w, "minVideoSendBandwidth").(int)
 	s.MaxVideoSendBandwidth, _ = p.Get(w, "maxVideoSendBandwidth").(int)
 	s.MaxAudioRecvBandwidth, _ = p.Get(w, "maxAudioRecvBandwidth").(int)
-	if r, ok := p.Get(w, "rembParams").(*api.Register); ok && r != nil {
-		if v, ok := r.Fields["rembOnConnect"].(int); ok && v > 0 {
-			s.RembOnConnect = v
-		}
-	}
+	s.Remb = rembParams(w, p)
+	s.MTU, _ = p.Get(w, "mtu").(int)
 	return s
 }
 

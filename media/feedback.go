@@ -155,6 +155,11 @@ type bweState struct {
 	sentBytes   uint64
 	sentAt      time.Time
 	sendingRate uint64
+	// onConnect (rembOnConnect, bps; 0: none) is the target until the peer's REMB has probed:
+	// while its REMBs stay below it and keep rising, they are taken as the peer's ramp-up, as KMS's
+	// RembRemote does.
+	onConnect uint64
+	probed    bool
 }
 
 // pacingWindow is how much of its bandwidth a peer may receive in a burst before frames are dropped.
@@ -207,11 +212,23 @@ func (s *Sender) SetSendBandwidth(minBps, maxBps uint64) {
 	b.mu.Unlock()
 }
 
+// SetRembOnConnect sets what the sender asks of its source (bps) before its peer's REMB has probed.
+func (s *Sender) SetRembOnConnect(bps uint64) {
+	b := &s.bwe
+	b.mu.Lock()
+	b.onConnect = bps
+	s.updateBWE()
+	b.mu.Unlock()
+}
+
 // OnREMB records the peer's receiver estimate (bps).
 func (s *Sender) OnREMB(bps uint64) {
 	s.Stats.REMB.Store(bps)
 	b := &s.bwe
 	b.mu.Lock()
+	if !b.probed && (bps >= b.onConnect || bps < b.remb) {
+		b.probed = true
+	}
 	b.remb, b.rembAt = bps, time.Now()
 	s.updateBWE()
 	b.mu.Unlock()
@@ -278,6 +295,9 @@ func (s *Sender) updateBWE() {
 		limit = b.minBps
 	}
 	target := measured
+	if !b.probed && b.onConnect > 0 {
+		target = b.onConnect
+	}
 	if target == 0 || (b.maxBps > 0 && target > b.maxBps) {
 		target = b.maxBps
 	}

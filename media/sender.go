@@ -30,6 +30,7 @@ type Sender struct {
 	channels    uint16
 	fmtp        string
 	write       WriteFunc
+	mtu         int // largest RTP packet sent, 0: any (SetMTU)
 	// a transcoder is being set up (tcPending), or could not be for that source (tcFailed)
 	tcPending    bool
 	tcFailed     *Source
@@ -264,16 +265,29 @@ func (s *Sender) forward(src *Source, p *rtp.Packet, transcoded bool) {
 		// Padding-only probes keep theirs (the writer appends it); media packets are sent without.
 		h.Padding, h.PaddingSize = false, 0
 	}
-	if !s.started || int16(h.SequenceNumber-s.lastSeq) > 0 {
-		s.lastSeq, s.lastTS = h.SequenceNumber, h.Timestamp
+	var frag fragmentation
+	s.plan(h, p.Payload, &frag)
+	extra := uint16(frag.n - 1) // fragments beyond the first take the next sequence numbers
+	if !s.started || int16(h.SequenceNumber+extra-s.lastSeq) > 0 {
+		s.lastSeq, s.lastTS = h.SequenceNumber+extra, h.Timestamp
 	}
 	s.started = true
-	m := &s.seqmap[h.SequenceNumber%seqMapSize]
-	m.sinkSeq, m.srcSeq, m.epoch, m.valid, m.resends = h.SequenceNumber, p.SequenceNumber, s.epoch, true, 0
+	s.seqOffset += extra
+	for i := uint16(0); i <= extra; i++ {
+		// A fragmented packet cannot be served from the source's cache: its fragments are not there.
+		m := &s.seqmap[(h.SequenceNumber+i)%seqMapSize]
+		m.sinkSeq, m.srcSeq, m.epoch, m.valid, m.resends = h.SequenceNumber+i, p.SequenceNumber, s.epoch, extra == 0, 0
+	}
 	write := s.write
 	s.mu.Unlock()
-	if write(h, p.Payload) == nil {
-		s.packets.Add(1)
+	var err error
+	if extra > 0 {
+		err = writeFragments(write, h, &frag)
+	} else {
+		err = write(h, p.Payload)
+	}
+	if err == nil {
+		s.packets.Add(uint64(frag.n))
 		s.bytes.Add(uint64(len(p.Payload)))
 	}
 }

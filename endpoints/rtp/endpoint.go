@@ -36,9 +36,19 @@ type Settings struct {
 	// bound to it instead of the wildcard address. Empty: any interface.
 	Interfaces []string
 	Crypto     *Crypto // nil: plain RTP
-	// Receive limits in kbps, 0 for none: b=AS in the SDP, and REMB for video.
+	// Receive limits in kbps, 0 for none: b=AS in the SDP, and the bounds of the REMB sent for
+	// video when the peer negotiated goog-remb.
 	MaxAudioRecvBandwidth int
 	MaxVideoRecvBandwidth int
+	MinVideoRecvBandwidth int
+	// Send bounds in kbps, 0 for none: what our video sender asks its source for, whatever the
+	// peer's REMB says.
+	MinVideoSendBandwidth int
+	MaxVideoSendBandwidth int
+	// Remb drives the REMB estimate sent to the peer and rembOnConnect of our sender.
+	Remb media.RembParams
+	// MTU is the largest RTP packet sent to the peer; 0: no limit.
+	MTU int
 }
 
 // DecryptFailed reports SRTP/SRTCP packets from the peer that could not be authenticated or
@@ -471,6 +481,9 @@ func (e *Endpoint) startStream(l *localMedia, r *remoteMedia, remoteKey *sdesKey
 		st.remoteRTCP.Store(&rtcpAddr)
 	}
 	st.latch = r.comedia || !r.addr.IsValid()
+	if l.kind == media.Video {
+		st.local = media.NewRembLocal(e.settings.Remb, e.settings.MaxVideoRecvBandwidth)
+	}
 	if r.addr.IsLoopback() {
 		st.hostAddrs = netif.Addresses(nil)
 	}
@@ -509,6 +522,11 @@ func (e *Endpoint) startStream(l *localMedia, r *remoteMedia, remoteKey *sdesKey
 			}
 		}
 		st.sendClock = chosen.rate
+		st.sender.SetMTU(e.settings.MTU)
+		if l.kind == media.Video {
+			st.sender.SetSendBandwidth(uint64(e.settings.MinVideoSendBandwidth)*1000, uint64(e.settings.MaxVideoSendBandwidth)*1000)
+			st.sender.SetRembOnConnect(uint64(e.settings.Remb.RembOnConnect))
+		}
 		if st.fb.nack && l.kind == media.Video {
 			st.cache = &packetCache{}
 		}
@@ -539,19 +557,22 @@ func (e *Endpoint) stopStreamsLocked() {
 func (e *Endpoint) negotiatedLocked() {
 	e.state = negotiated
 	e.wg.Add(1)
-	go e.reportLoop(e.streams, e.settings.MaxVideoRecvBandwidth)
+	go e.reportLoop(e.streams, e.settings)
 	e.el.Emit(endpoints.MediaSessionStarted{})
 	e.el.Emit(endpoints.ConnectionStateChanged{Old: "DISCONNECTED", New: "CONNECTED"})
 }
 
-// reportLoop sends RTCP reports every second and notices a silent peer.
-func (e *Endpoint) reportLoop(streams []*stream, maxVideoKbps int) {
+// reportInterval is KMS's RTCP interval: reports, and the REMB estimate updated with them.
+const reportInterval = 500 * time.Millisecond
+
+// reportLoop sends RTCP reports and notices a silent peer.
+func (e *Endpoint) reportLoop(streams []*stream, s Settings) {
 	defer e.wg.Done()
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(reportInterval)
 	defer t.Stop()
 	for {
 		for _, st := range streams {
-			st.report(uint64(maxVideoKbps) * 1000)
+			st.report(s)
 		}
 		select {
 		case <-e.stop:

@@ -4,19 +4,33 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kurento-go/kms/media"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 )
 
-// udpPeer is a plain UDP socket standing for a remote host; it counts the RTP it receives.
+// udpPeer is a plain UDP socket standing for a remote host; it counts the RTP it receives and
+// keeps the REMBs.
 type udpPeer struct {
 	conn    *net.UDPConn
 	packets atomic.Int64
 	bytes   atomic.Int64
+	largest atomic.Int64 // the largest RTP datagram
+
+	mu    sync.Mutex
+	rembs []uint64
+}
+
+// remb lists the bitrates of the REMBs received so far.
+func (p *udpPeer) remb() []uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]uint64(nil), p.rembs...)
 }
 
 func newUDPPeer(t *testing.T, ip string) *udpPeer {
@@ -37,6 +51,18 @@ func newUDPPeer(t *testing.T, ip string) *udpPeer {
 			if !isRTCP(buf[:n]) {
 				p.packets.Add(1)
 				p.bytes.Add(int64(n))
+				if int64(n) > p.largest.Load() {
+					p.largest.Store(int64(n))
+				}
+				continue
+			}
+			pkts, _ := rtcp.Unmarshal(buf[:n])
+			for _, pkt := range pkts {
+				if r, ok := pkt.(*rtcp.ReceiverEstimatedMaximumBitrate); ok {
+					p.mu.Lock()
+					p.rembs = append(p.rembs, uint64(r.Bitrate))
+					p.mu.Unlock()
+				}
 			}
 		}
 	}()

@@ -20,7 +20,8 @@ func (e *Endpoint) Stats(only *media.Type) (inbound, outbound []endpoints.RTPSta
 		kind := strings.ToLower(s.kind.String())
 		s.recvMu.Lock()
 		if s.recv && s.started {
-			in := endpoints.RTPStats{Kind: kind, SSRC: s.remoteSSRC, Packets: uint64(s.received), Bytes: s.receivedBytes}
+			in := endpoints.RTPStats{Kind: kind, SSRC: s.remoteSSRC, Packets: uint64(s.received), Bytes: s.receivedBytes,
+				REMB: s.rembSent.Load()}
 			expected := s.cycles + uint32(s.maxSeq) - uint32(s.baseSeq) + 1
 			in.PacketsLost = int64(expected) - int64(s.received)
 			if s.recvRate > 0 {

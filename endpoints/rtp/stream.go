@@ -101,6 +101,11 @@ type stream struct {
 	lastSR        uint32 // middle 32 bits of the NTP time of the last SR
 	lastSRAt      time.Time
 	remb          atomic.Uint64 // bps the peer asks for, 0 if none
+
+	// video: the estimate of what the peer can send us (report goroutine only), and the REMB last sent
+	local    *media.RembLocal
+	est      uint64
+	rembSent atomic.Uint64
 }
 
 func isRTCP(b []byte) bool { return len(b) >= 2 && b[1] >= 192 && b[1] <= 223 }
@@ -301,6 +306,9 @@ func (s *stream) handleRTCP(data []byte, from netip.AddrPort, dec []byte) {
 			s.serveNack(pkt)
 		case *rtcp.ReceiverEstimatedMaximumBitrate:
 			s.remb.Store(uint64(pkt.Bitrate))
+			if s.send && s.sender != nil && s.kind == media.Video {
+				s.sender.OnREMB(uint64(pkt.Bitrate))
+			}
 		case *rtcp.Goodbye:
 			bye = true
 		}
@@ -457,15 +465,17 @@ func ntpTime(t time.Time) uint64 {
 }
 
 // report is the periodic RTCP compound: SR when we sent since the start, else RR; reception
-// report of the peer's stream; SDES CNAME; REMB when negotiated and a receive limit is set.
-func (s *stream) report(rembBps uint64) {
+// report of the peer's stream; SDES CNAME; REMB when negotiated.
+func (s *stream) report(set Settings) {
 	now := time.Now()
 	var blocks []rtcp.ReceptionReport
+	var received, expected64, bytes uint64
 	s.recvMu.Lock()
 	ssrc := s.remoteSSRC
 	if s.started {
 		ext := s.cycles + uint32(s.maxSeq)
 		expected := ext - uint32(s.baseSeq) + 1
+		received, expected64, bytes = uint64(s.received), uint64(expected), s.receivedBytes
 		lost := int64(expected) - int64(s.received)
 		lost = max(min(lost, 0x7fffff), -0x800000)
 		expInt := expected - s.expectedPrior
@@ -499,10 +509,30 @@ func (s *stream) report(rembBps uint64) {
 	pkts = append(pkts, &rtcp.SourceDescription{Chunks: []rtcp.SourceDescriptionChunk{{
 		Source: s.localSSRC, Items: []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: s.cname}},
 	}}})
-	if s.fb.remb && s.kind == media.Video && s.recv && rembBps > 0 && ssrc != 0 {
-		pkts = append(pkts, &rtcp.ReceiverEstimatedMaximumBitrate{SenderSSRC: s.localSSRC, Bitrate: float32(rembBps), SSRCs: []uint32{ssrc}})
+	if s.fb.remb && s.local != nil && s.recv && ssrc != 0 {
+		pkts = append(pkts, &rtcp.ReceiverEstimatedMaximumBitrate{SenderSSRC: s.localSSRC,
+			Bitrate: float32(s.rembTarget(now, set, received, expected64, bytes)), SSRCs: []uint32{ssrc}})
 	}
 	s.writeRTCP(pkts)
+}
+
+// rembTarget is the REMB for the peer as WebRtcEndpoint computes it: the RembLocal estimate of what
+// arrives (rembOnConnect before it has measured), no more than the element's sinks take, within
+// min/maxVideoRecvBandwidth.
+func (s *stream) rembTarget(now time.Time, set Settings, received, expected, bytes uint64) uint64 {
+	if est, ok := s.local.Update(now, received, expected, bytes); ok {
+		s.est = est
+	}
+	target := s.est
+	if target == 0 {
+		target = uint64(set.Remb.RembOnConnect)
+	}
+	if sinks := s.src.SinkBitrate(); sinks > 0 {
+		target = min(target, sinks)
+	}
+	target = media.ClampREMB(target, set.MinVideoRecvBandwidth, set.MaxVideoRecvBandwidth)
+	s.rembSent.Store(target)
+	return target
 }
 
 // bye tells the peer we leave.

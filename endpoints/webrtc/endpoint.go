@@ -197,8 +197,10 @@ func (e *Endpoint) peerConnection(s Settings) error {
 	}
 	e.settings, e.pc = s, pc
 	for t, snd := range e.senders {
+		snd.SetMTU(s.MTU)
 		if t == media.Video {
 			snd.SetSendBandwidth(uint64(s.MinVideoSendBandwidth)*1000, uint64(s.MaxVideoSendBandwidth)*1000)
+			snd.SetRembOnConnect(uint64(s.Remb.RembOnConnect))
 		}
 	}
 	pc.OnICECandidate(e.onCandidate)

@@ -22,9 +22,10 @@ type incoming struct {
 	src    *media.Source
 	rx     *media.Receiver
 	twccID uint8
-	// local is the loss-driven estimate of what the peer can send (bps), KMS's RembLocal in short:
-	// it starts at rembOnConnect, grows 8% a second without loss and is cut on heavy loss.
-	local uint64
+	// local estimates what the peer can send (KMS's RembLocal, driven by rembParams); until it has
+	// measured anything the peer is asked for rembOnConnect.
+	local *media.RembLocal
+	est   uint64 // its last estimate, bps; 0: none yet
 }
 
 // addIncoming registers a new incoming track; its source keeps packets to serve NACKs when video.
@@ -42,10 +43,7 @@ func (e *Endpoint) addIncoming(remote *webrtc.TrackRemote, t media.Type, src *me
 		src.EnableCache()
 	}
 	e.mu.Lock()
-	in.local = uint64(e.settings.RembOnConnect)
-	if in.local == 0 {
-		in.local = 300000
-	}
+	in.local = media.NewRembLocal(e.settings.Remb, e.settings.MaxVideoRecvBandwidth)
 	e.incoming = append(e.incoming, in)
 	fb := e.fb
 	e.mu.Unlock()
@@ -126,7 +124,7 @@ func (e *Endpoint) senderFeedback(s *media.Sender, pkts []rtcp.Packet) {
 }
 
 // feedbackLoop sends what we say to the peer about what it sends us: TWCC feedback every 100 ms
-// (publishers' send-side estimation) and REMB every second (what its sinks can take).
+// (publishers' send-side estimation) and REMB every rembInterval (what its sinks can take).
 type feedbackLoop struct {
 	e    *Endpoint
 	pc   *webrtc.PeerConnection
@@ -138,6 +136,10 @@ type feedbackLoop struct {
 	kick chan struct{}
 	once sync.Once
 }
+
+// rembInterval is KMS's RTCP interval, at which its RembLocal updates (and linealFactorGrade's
+// default assumes).
+const rembInterval = 500 * time.Millisecond
 
 func (e *Endpoint) startFeedback(pc *webrtc.PeerConnection) {
 	fb := &feedbackLoop{e: e, pc: pc, twcc: twcc.NewRecorder(0), base: time.Now().UnixNano(),
@@ -194,46 +196,43 @@ func (f *feedbackLoop) run() {
 				f.e.log.Debug("cannot send TWCC feedback", "err", err)
 			}
 		}
-		if time.Since(lastREMB) >= time.Second {
+		if time.Since(lastREMB) >= rembInterval {
 			lastREMB = time.Now()
 			f.sendREMB()
 		}
 	}
 }
 
-// sendREMB tells the peer, per video track, the bitrate to send: the highest its sinks can take
-// (the fastest viewer decides; slower ones get frames dropped at their sender), or our own
-// loss-based estimate while no sink has an opinion, within minVideoRecvBandwidth (floor 30 kbps) and
-// maxVideoRecvBandwidth.
+// sendREMB tells the peer, per video track, the bitrate to send: KMS's RembLocal estimate of what
+// arrives from it (rembOnConnect until it has measured), no more than the highest its sinks can take
+// (the fastest viewer decides; slower ones get frames dropped at their sender), within
+// minVideoRecvBandwidth (floor 30 kbps) and maxVideoRecvBandwidth.
 func (f *feedbackLoop) sendREMB() {
 	e := f.e
 	e.mu.Lock()
 	s := e.settings
 	list := e.incoming
 	e.mu.Unlock()
-	lo := uint64(max(s.MinVideoRecvBandwidth, 30)) * 1000
-	hi := uint64(s.MaxVideoRecvBandwidth) * 1000
+	now := time.Now()
 	for _, in := range list {
 		if in.t != media.Video {
 			continue
 		}
-		loss := float64(in.rx.Stats.Interval()) / 256
-		switch {
-		case loss > 0.10:
-			in.local = uint64(float64(in.local) * (1 - 0.5*loss))
-		case loss < 0.02:
-			in.local = min(in.local*108/100, 10_000_000)
+		st := &in.rx.Stats
+		st.Interval() // the loss of this report interval, for getStats
+		if est, ok := in.local.Update(now, st.Packets.Load(), st.Expected.Load(), st.Bytes.Load()); ok {
+			in.est = est
 		}
-		target := in.src.SinkBitrate()
-		if target == 0 || (loss > 0.10 && in.local < target) {
-			target = in.local
+		target := in.est
+		if target == 0 {
+			target = uint64(s.Remb.RembOnConnect)
 		}
-		if hi > 0 && target > hi {
-			target = hi
+		if sinks := in.src.SinkBitrate(); sinks > 0 {
+			target = min(target, sinks)
 		}
-		target = max(target, lo)
-		in.rx.Stats.REMB.Store(target)
-		in.rx.Stats.TargetBitrate.Store(target)
+		target = media.ClampREMB(target, s.MinVideoRecvBandwidth, s.MaxVideoRecvBandwidth)
+		st.REMB.Store(target)
+		st.TargetBitrate.Store(target)
 		f.write(&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(target), SSRCs: []uint32{in.ssrc}})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kurento-go/kms/media"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -47,8 +48,11 @@ type Settings struct {
 	// MaxAudioRecvBandwidth (kbps, 0: unbounded) is announced to the peer with b=AS, as
 	// MaxVideoRecvBandwidth is.
 	MaxAudioRecvBandwidth int
-	// RembOnConnect is the REMB sent to the peer (bps) before anything is known of its sinks.
-	RembOnConnect int
+	// Remb drives the REMB sent to the peer (the estimate of what arrives from it) and, with
+	// RembOnConnect, what our senders ask their sources for before the peer's REMB has probed.
+	Remb media.RembParams
+	// MTU is the largest RTP packet sent to the peer (BaseRtpEndpoint mtu); 0: no limit.
+	MTU int
 
 	// NumAudioMedias and NumVideoMedias are the m-lines of each kind an offer may have accepted
 	// (SdpEndpoint's numAudioMedias/numVideoMedias); further ones are rejected.
