@@ -145,8 +145,10 @@ func TestRembFollowsRembParams(t *testing.T) {
 		s := s
 		s.Remb.DecrementFactor = 0.3
 		rembs := rembPeer(t, s, true, 6)
-		if low := slices.Min(rembs); low < 60000 || low > 100000 {
-			t.Errorf("REMBs %v with 33%% loss: the lowest is not 0.3 times the 267 kbit/s received", rembs)
+		// 0.3 of what arrived in a report interval (about 267 kbit/s, less on a loaded machine); KMS's
+		// default 0.5 would not go below 130 kbit/s.
+		if low := slices.Min(rembs); low > 107000 {
+			t.Errorf("REMBs %v with 33%% loss: none is cut to 0.3 times the 267 kbit/s received", rembs)
 		}
 	})
 	t.Run("upLosses", func(t *testing.T) {
