@@ -157,7 +157,8 @@ type bweState struct {
 	sendingRate uint64
 	// onConnect (rembOnConnect, bps; 0: none) is the target until the peer's REMB has probed:
 	// while its REMBs stay below it and keep rising, they are taken as the peer's ramp-up, as KMS's
-	// RembRemote does.
+	// RembRemote does. Unlike KMS, a REMB that repeats counts as probed: a peer that keeps saying
+	// the same low figure means it.
 	onConnect uint64
 	probed    bool
 }
@@ -226,7 +227,7 @@ func (s *Sender) OnREMB(bps uint64) {
 	s.Stats.REMB.Store(bps)
 	b := &s.bwe
 	b.mu.Lock()
-	if !b.probed && (bps >= b.onConnect || bps < b.remb) {
+	if !b.probed && (bps >= b.onConnect || bps <= b.remb) {
 		b.probed = true
 	}
 	b.remb, b.rembAt = bps, time.Now()

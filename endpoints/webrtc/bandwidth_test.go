@@ -49,3 +49,34 @@ func TestRecvBandwidthAnnounced(t *testing.T) {
 		t.Errorf("getRembParams: %s", raw)
 	}
 }
+
+// A viewer whose WebRtcEndpoint has mtu 400 receives no RTP packet above 400 bytes from a presenter
+// sending 612-byte packets, and still decodes its frames: they are repacketised for it. A viewer of
+// the default mtu gets them as they are.
+func TestMTUBoundsWhatTheViewerReceives(t *testing.T) {
+	s := newSession(t, 30*time.Second)
+	presenter, small, normal := s.endpoint(), s.endpoint(), s.endpoint()
+	if err := s.c.Invoke(s.ctx, small, "setMtu", map[string]any{"mtu": 400}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.connect(presenter, small, "")
+	s.connect(presenter, normal, "")
+	pub := s.peer(testpeer.Options{Send: true})
+	s.negotiate(pub, presenter)
+	pub.StartMedia()
+	viewers := map[string]*testpeer.Peer{small: s.peer(testpeer.Options{Receive: true}), normal: s.peer(testpeer.Options{Receive: true})}
+	for ep, p := range viewers {
+		s.negotiate(p, ep)
+	}
+	if !poll(20*time.Second, func() bool {
+		return viewers[small].DecodedFrames.Load() >= 30 && viewers[normal].DecodedFrames.Load() >= 30
+	}) {
+		t.Fatalf("decoded frames: mtu 400 %d, default %d", viewers[small].DecodedFrames.Load(), viewers[normal].DecodedFrames.Load())
+	}
+	if n := viewers[small].LargestVideoPacket.Load(); n > 400 {
+		t.Errorf("the viewer of mtu 400 received a %d-byte packet", n)
+	}
+	if n := viewers[normal].LargestVideoPacket.Load(); n <= 400 {
+		t.Errorf("the viewer of the default mtu received packets of %d bytes at most, want the presenter's 612", n)
+	}
+}

@@ -94,6 +94,12 @@ func TestBandwidthPerSubscriber(t *testing.T) {
 		}
 		s.connect(pubEP, ep, "")
 	}
+	// The publisher's REMB may ramp up as fast as rembParams let it: KMS's default (4 % a report)
+	// takes half a minute from 150 kbit/s to 1 Mbit/s.
+	if err := s.c.Invoke(s.ctx, pubEP, "setRembParams", map[string]any{"rembParams": map[string]any{
+		"__module__": "kurento", "__type__": "RembParams", "exponentialFactor": 0.25}}, nil); err != nil {
+		t.Fatal(err)
+	}
 	pub := s.peer(testpeer.Options{Send: true, Adaptive: true})
 	slow := s.peer(testpeer.Options{Receive: true, MaxBitrate: 150_000})
 	fast := s.peer(testpeer.Options{Receive: true, MaxBitrate: 1_500_000})

@@ -76,6 +76,9 @@ type Peer struct {
 	// decode sends a PLI, as a browser does.
 	DecodedFrames atomic.Int64
 	VideoBytes    atomic.Int64 // video payload bytes received
+	// LargestVideoPacket is the size of the largest video RTP packet received (header and payload,
+	// before SRTP), what the server's mtu bounds.
+	LargestVideoPacket atomic.Int64
 	// VideoPacketsSent and VideoBytesSent count the video the peer wrote (payload bytes).
 	VideoPacketsSent atomic.Int64
 	VideoBytesSent   atomic.Int64
@@ -206,6 +209,9 @@ func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		p.firstOnce.Do(func() { close(p.firstVideo) })
 		p.VideoPackets.Add(1)
 		p.VideoBytes.Add(int64(len(pkt.Payload)))
+		if n := int64(pkt.MarshalSize()); n > p.LargestVideoPacket.Load() {
+			p.LargestVideoPacket.Store(n)
+		}
 		decoded, pli := fm.Push(pkt, time.Now())
 		p.DecodedFrames.Add(int64(decoded))
 		if pli {
