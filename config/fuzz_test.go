@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kurento-go/kms/internal/fuzzseed"
 )
 
 // moduleFiles are the module files a fuzzed .conf.ini can stand for.
@@ -58,7 +60,10 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add(`{"mediaServer":{"resources":{"garbageCollectorPeriod":-1},"net":{"websocket":{"port":"x"}}}}`, uint8(0),
 		"stunServerAddress=::1\nstunServerPort=99999\n[x]\ny", uint8(5), "a,,b")
-	dir := fuzzDir(f)
+	dir := fuzzseed.Dir(f)
+	if err := os.MkdirAll(filepath.Join(dir, "modules", "kurento"), 0o755); err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, mainData string, module uint8, ini string, envVar uint8, envValue string) {
 		conf := filepath.Join(dir, "kurento.conf.json")
 		for _, m := range moduleFiles {
@@ -94,19 +99,4 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("two loads of the same files differ: %v / %v", err1, err2)
 		}
 	})
-}
-
-// fuzzDir is one directory for every input, on tmpfs when there is one: a directory made and
-// removed per input made the disk, not Load, the pace of the fuzzer (60 inputs a second).
-func fuzzDir(f *testing.F) string {
-	dir, err := os.MkdirTemp("/dev/shm", "kms-fuzzload")
-	if err != nil {
-		dir = f.TempDir()
-	} else {
-		f.Cleanup(func() { os.RemoveAll(dir) })
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "modules", "kurento"), 0o755); err != nil {
-		f.Fatal(err)
-	}
-	return dir
 }

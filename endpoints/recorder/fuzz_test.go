@@ -14,6 +14,7 @@ import (
 	"github.com/at-wat/ebml-go"
 	"github.com/at-wat/ebml-go/webm"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/kurento-go/kms/internal/fuzzseed"
 	"github.com/kurento-go/kms/media"
 )
 
@@ -96,7 +97,7 @@ func FuzzMuxers(f *testing.F) {
 		}
 	}
 	log := slog.New(slog.DiscardHandler)
-	file := filepath.Join(fuzzDir(f), "rec")
+	file := filepath.Join(fuzzseed.Dir(f), "rec")
 	f.Fuzz(func(t *testing.T, profile uint8, data []byte) {
 		prof, err := ParseProfile(fuzzProfiles[int(profile)%len(fuzzProfiles)])
 		if err != nil {
@@ -158,17 +159,6 @@ func FuzzMuxers(f *testing.F) {
 			checkMKV(t, b)
 		}
 	})
-}
-
-// fuzzDir is one directory for every input, on tmpfs when there is one: a recording ends with an
-// fsync, which on a busy disk made the fuzzer run two inputs a second.
-func fuzzDir(f *testing.F) string {
-	dir, err := os.MkdirTemp("/dev/shm", "kms-fuzzmux")
-	if err != nil {
-		return f.TempDir()
-	}
-	f.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
 }
 
 func checkMKV(t *testing.T, b []byte) {
