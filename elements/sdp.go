@@ -81,10 +81,15 @@ func (d *definer) defineBaseRtp() {
 
 // rembDefaults are KMS's RembParams (kmsremb.c): what getRembParams shows for what the application
 // did not set.
-var rembDefaults = map[string]any{
-	"packetsRecvIntervalTop": 100, "exponentialFactor": 0.04, "linealFactorMin": 50, "linealFactorGrade": 30.0,
-	"decrementFactor": 0.5, "thresholdFactor": 0.8, "upLosses": 12, "rembOnConnect": 300000,
-}
+var rembDefaults = func() map[string]any {
+	r := media.DefaultRembParams()
+	return map[string]any{
+		"packetsRecvIntervalTop": r.PacketsRecvIntervalTop, "exponentialFactor": r.ExponentialFactor,
+		"linealFactorMin": r.LinealFactorMin, "linealFactorGrade": r.LinealFactorGrade,
+		"decrementFactor": r.DecrementFactor, "thresholdFactor": r.ThresholdFactor, "upLosses": r.UpLosses,
+		"rembOnConnect": r.RembOnConnect,
+	}
+}()
 
 // rembParams are the RembParams in effect for an endpoint: what the application set over KMS's
 // defaults. Values that make no sense (a window of no packets, a negative rate) keep the default.
