@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"github.com/kurento-go/kms/client"
 	"github.com/kurento-go/kms/cluster"
 	"github.com/kurento-go/kms/cluster/redisstore"
+	"github.com/kurento-go/kms/internal/testnetns"
 	"github.com/kurento-go/kms/internal/testpeer"
 	"github.com/kurento-go/kms/kerr"
 )
@@ -43,13 +43,9 @@ func TestCluster(t *testing.T) {
 	if os.Getenv(planEnv) != "" {
 		t.Skip("inner run")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
-	}
-	for _, c := range []string{"ip", "redis-server"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("%s not installed (scripts/install-deps.sh test)", c)
-		}
+	testnetns.Require(t)
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server not installed (scripts/install-deps.sh test)")
 	}
 	bin := filepath.Join(t.TempDir(), "kurento-media-server")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/kurento-go/kms/cmd/kurento-media-server").CombinedOutput(); err != nil {
@@ -81,9 +77,8 @@ func TestCluster(t *testing.T) {
 	p.Iface = n.add("c", subnet+"100")
 
 	b, _ := json.Marshal(p)
-	cmd := exec.Command("ip", "netns", "exec", n.ns("c"), os.Args[0], "-test.run=^TestClusterInner$", "-test.v", "-test.count=1")
+	cmd := n.Command("c", os.Args[0], "-test.run=^TestClusterInner$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), planEnv+"="+string(b))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	t.Logf("clients:\n%s", out)
 	if err != nil {
@@ -102,73 +97,37 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-// network is a bridge in a namespace of its own, and namespaces with one veth on it each.
+// network is a bridge in a namespace of its own ("h"), and namespaces with one veth on it each.
 type network struct {
-	t     *testing.T
-	tag   string
-	names []string
-	procs []*exec.Cmd
+	*testnetns.Network
+	t *testing.T
 }
 
 func newNetwork(t *testing.T) *network {
-	n := &network{t: t, tag: fmt.Sprintf("clu%d", os.Getpid()%100000)}
-	t.Cleanup(n.close)
-	n.ip("netns", "add", n.ns("h"))
-	n.names = append(n.names, "h")
-	n.ip("-n", n.ns("h"), "link", "add", "br0", "type", "bridge")
-	n.ip("-n", n.ns("h"), "link", "set", "br0", "up")
+	n := &network{Network: testnetns.New(t, "clu"), t: t}
+	n.Add("h")
+	n.Bridge("h")
 	return n
-}
-
-func (n *network) ns(name string) string { return n.tag + name }
-
-func (n *network) ip(args ...string) {
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		n.t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
 }
 
 // add makes a namespace on the bridge with the address and returns its interface name.
 func (n *network) add(name, addr string) string {
-	ns := n.ns(name)
-	inside, outside := n.tag+name+"i", n.tag+name+"o"
-	n.ip("netns", "add", ns)
-	n.names = append(n.names, name)
-	n.ip("link", "add", inside, "type", "veth", "peer", "name", outside)
-	n.ip("link", "set", inside, "netns", ns)
-	n.ip("link", "set", outside, "netns", n.ns("h"))
-	n.ip("-n", n.ns("h"), "link", "set", outside, "master", "br0", "up")
-	n.ip("-n", ns, "addr", "add", addr+"/24", "dev", inside)
-	n.ip("-n", ns, "link", "set", "lo", "up")
-	n.ip("-n", ns, "link", "set", inside, "up")
-	return inside
+	n.Add(name)
+	return n.Attach("h", name, addr+"/24")
 }
 
-// start runs a program in a namespace (ip netns exec execs it: the pid is the program's).
+// start runs a program in a namespace, logging to logDir/name.log, until the test ends; it returns
+// the program's pid.
 func (n *network) start(name, logDir string, env []string, prog string, args ...string) int {
 	f, err := os.Create(filepath.Join(logDir, name+".log"))
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", n.ns(name), prog}, args...)...)
+	cmd := n.Command(name, prog, args...)
 	cmd.Env = append(os.Environ(), append(env, "GST_DEBUG=1")...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		n.t.Fatal(err)
-	}
-	n.procs = append(n.procs, cmd)
+	n.Start(n.t, cmd)
 	return cmd.Process.Pid
-}
-
-func (n *network) close() {
-	for _, c := range n.procs {
-		c.Process.Kill()
-		c.Wait()
-	}
-	for _, name := range n.names {
-		exec.Command("ip", "netns", "del", n.ns(name)).Run()
-	}
 }
 
 // session is one hello-world application session: a client, a pipeline, a loopback

@@ -38,7 +38,8 @@ func Require(t testing.TB) {
 }
 
 // Network is a set of namespaces named prefix+pid+name, so that parallel test binaries and
-// helpers with other prefixes never collide.
+// helpers with other prefixes never collide. Interface names are built the same way and have 15
+// characters at most: prefix and names are kept short.
 type Network struct {
 	t      testing.TB
 	tag    string
@@ -52,7 +53,7 @@ type Network struct {
 func New(t testing.TB, prefix string) *Network {
 	t.Helper()
 	removeStale(prefix)
-	n := &Network{t: t, tag: fmt.Sprintf("%s%d", prefix, os.Getpid()%100000)}
+	n := &Network{t: t, tag: fmt.Sprintf("%s%d", prefix, os.Getpid())}
 	t.Cleanup(n.close)
 	return n
 }
@@ -68,11 +69,11 @@ func removeStale(prefix string) {
 		}
 		digits := strings.TrimRightFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
 		pid, err := strconv.Atoi(digits)
-		if err != nil || pid%100000 == os.Getpid()%100000 {
+		if err != nil || pid == os.Getpid() {
 			continue
 		}
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
-			continue // possibly alive (pids are kept modulo 100000: err on the safe side)
+			continue // alive
 		}
 		exec.Command("ip", "netns", "del", name).Run()
 	}
@@ -102,6 +103,25 @@ func (n *Network) Link(a, aAddr, b, bAddr string) (aIf, bIf string) {
 	n.ip("-n", n.NS(a), "link", "set", aIf, "up")
 	n.ip("-n", n.NS(b), "link", "set", bIf, "up")
 	return aIf, bIf
+}
+
+// Bridge makes a bridge (br0) in namespace hub, a short name given to Add, for Attach.
+func (n *Network) Bridge(hub string) {
+	n.ip("-n", n.NS(hub), "link", "add", "br0", "type", "bridge")
+	n.ip("-n", n.NS(hub), "link", "set", "br0", "up")
+}
+
+// Attach joins namespace name to the bridge of hub with a veth pair, addr (CIDR) on name's end,
+// and returns name's interface.
+func (n *Network) Attach(hub, name, addr string) string {
+	inside, outside := n.tag+name+hub, n.tag+hub+name
+	n.ip("link", "add", inside, "type", "veth", "peer", "name", outside)
+	n.ip("link", "set", inside, "netns", n.NS(name))
+	n.ip("link", "set", outside, "netns", n.NS(hub))
+	n.ip("-n", n.NS(hub), "link", "set", outside, "master", "br0", "up")
+	n.ip("-n", n.NS(name), "addr", "add", addr, "dev", inside)
+	n.ip("-n", n.NS(name), "link", "set", inside, "up")
+	return inside
 }
 
 func (n *Network) ip(args ...string) {
