@@ -48,8 +48,8 @@ const (
 // a WebRtcEndpoint negotiated with a pion peer's offer, an RtpEndpoint negotiated with an SDP offer,
 // a GStreamerFilter (videoflip) and a RecorderEndpoint, connected WebRTC → filter → recorder and
 // WebRTC → RTP; the recorder records and stops, then the pipeline is released. Afterwards the
-// server's goroutines, descriptors, UDP ports, child processes, heap and RSS must be back at their
-// baseline.
+// server's goroutines, descriptors, UDP ports, child processes, live GStreamer workers (gst.Workers),
+// heap and RSS must be back at their baseline.
 func TestLeakCycles(t *testing.T) {
 	cycles := 300
 	if v := os.Getenv("LEAK_CYCLES"); v != "" {
@@ -181,13 +181,13 @@ func (lc *leakCycle) run(i int) {
 
 // usage is what the server process holds; the test's own peers are closed when it is read.
 type usage struct {
-	goroutines, fds, udpPorts, children, gstPipelines int
-	heap, rss                                         uint64
+	goroutines, fds, udpPorts, children, workers, gstPipelines int
+	heap, rss                                                  uint64
 }
 
 func (u usage) String() string {
-	return fmt.Sprintf("goroutines %d, fds %d, UDP ports in %d-%d %d, child processes %d, GStreamer pipelines %d, heap %.1f MB, RSS %.1f MB",
-		u.goroutines, u.fds, minPort, maxPort, u.udpPorts, u.children, u.gstPipelines, float64(u.heap)/(1<<20), float64(u.rss)/(1<<20))
+	return fmt.Sprintf("goroutines %d, fds %d, UDP ports in %d-%d %d, child processes %d, GStreamer workers %d, GStreamer pipelines %d, heap %.1f MB, RSS %.1f MB",
+		u.goroutines, u.fds, minPort, maxPort, u.udpPorts, u.children, u.workers, u.gstPipelines, float64(u.heap)/(1<<20), float64(u.rss)/(1<<20))
 }
 
 // exceeds says what is above the baseline beyond its tolerance ("" when nothing).
@@ -202,6 +202,7 @@ func (u usage) exceeds(base usage) string {
 	check("fds", uint64(u.fds), uint64(base.fds))
 	check("UDP ports", uint64(u.udpPorts), uint64(base.udpPorts))
 	check("child processes", uint64(u.children), uint64(base.children))
+	check("GStreamer workers", uint64(u.workers), uint64(base.workers))
 	check("GStreamer pipelines", uint64(u.gstPipelines), uint64(base.gstPipelines))
 	check("heap bytes", u.heap, base.heap+heapSlack)
 	check("RSS bytes", u.rss, base.rss+rssSlack)
@@ -235,7 +236,7 @@ func measure() usage {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return usage{goroutines: runtime.NumGoroutine(), fds: count("/proc/self/fd"), udpPorts: udpPortsInRange(),
-		children: childProcesses(), gstPipelines: int(gst.Live()), heap: ms.HeapAlloc, rss: vmRSS()}
+		children: childProcesses(), workers: gst.Workers(), gstPipelines: int(gst.Live()), heap: ms.HeapAlloc, rss: vmRSS()}
 }
 
 func count(dir string) int {
