@@ -119,6 +119,7 @@ type Element struct {
 	in       []*Connection // connections feeding this element
 	sources  map[padKey]*Source
 	routed   map[Type]*routed // hub ports: what the hub routes out of the port
+	formats  map[Type]*Format // forced output formats (SetFormat)
 }
 
 type padKey struct {
@@ -164,6 +165,9 @@ func (e *Element) source(t Type, pad string) *Source {
 		e.pipeline.meters = append(e.pipeline.meters, &s.flow)
 		e.pipeline.startChecker()
 		e.sources[k] = s
+		if f := e.formats[t]; f != nil {
+			s.setFormat(f)
+		}
 	}
 	return s
 }
@@ -320,6 +324,9 @@ func (e *Element) Release() {
 	for _, s := range e.sources {
 		s.SetKeyframeRequester(nil)
 		forgetTranscodings(s)
+		if s.forcing.Load() != nil {
+			go s.stopFormat() // releasing its transcoder takes the pipeline lock
+		}
 	}
 }
 

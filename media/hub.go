@@ -92,7 +92,7 @@ func (r *routed) WriteRTP(src *Source, p *rtp.Packet) {
 	if r.cur.Load() != src {
 		return
 	}
-	if c := src.Codec(); r.out.Codec() != c {
+	if c := src.Codec(); r.out.producedCodec() != c {
 		r.out.SetCodec(c)
 	}
 	r.out.WriteRTP(p)

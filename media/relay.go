@@ -19,7 +19,7 @@ func (r *relay) WriteRTP(src *Source, p *rtp.Packet) {
 		return
 	}
 	r.meter.Mark()
-	if c := src.Codec(); r.out.Codec() != c {
+	if c := src.Codec(); r.out.producedCodec() != c {
 		r.out.SetCodec(c)
 	}
 	r.out.WriteRTP(p)

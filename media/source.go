@@ -1,6 +1,7 @@
 package media
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,27 +56,54 @@ type Source struct {
 
 	refusing    bool         // dropping video up to a keyframe of an allowed size (see refuses)
 	lastRefusal atomic.Int64 // unix nanos of the last ResolutionExceeded event
+
+	// A forced format (format.go): codec is what the sinks receive, produced what the producer
+	// writes; forcing is set while the producer's media is to be transcoded into the format.
+	produced  atomic.Pointer[Codec]
+	format    atomic.Pointer[Format]
+	forcing   atomic.Pointer[forcedOutput]
+	fmu       sync.Mutex // orders format changes; never held on the packet path
+	formatGen uint64     // guarded by fmu
+	spec      *Format    // set on the input of a forced output's transcoder
 }
 
-// SetCodec records the codec of the media the source carries (nil when unknown).
-func (s *Source) SetCodec(c *Codec) { s.codec.Store(c) }
+// SetCodec records the codec of the media the producer writes (nil when unknown).
+func (s *Source) SetCodec(c *Codec) {
+	if s.produced.Swap(c) == c {
+		return
+	}
+	s.fmu.Lock()
+	s.applyFormat()
+	s.fmu.Unlock()
+}
 
-// Codec is the codec of the media, nil until known.
+// Codec is the codec of the media the sinks receive, nil until known: the producer's, or the
+// forced format's.
 func (s *Source) Codec() *Codec { return s.codec.Load() }
+
+// producedCodec is the codec of the media the producer writes.
+func (s *Source) producedCodec() *Codec { return s.produced.Load() }
 
 // SetKeyframeRequester installs how to ask the producer for a keyframe (an RTCP PLI to a remote
 // sender, for instance).
 func (s *Source) SetKeyframeRequester(f func()) {
-	if f == nil {
-		s.keyframer.Store(nil)
-		return
+	var p *func()
+	if f != nil {
+		p = &f
 	}
-	s.keyframer.Store(&f)
+	s.keyframer.Store(p)
+	if fo := s.forcing.Load(); fo != nil && fo.raw != nil {
+		fo.raw.keyframer.Store(p)
+	}
 }
 
 // RequestKeyframe asks the producer for a keyframe, at most once per keyframeInterval however many
 // sinks ask.
 func (s *Source) RequestKeyframe() {
+	if fo := s.forcing.Load(); fo != nil && fo.out != nil {
+		fo.out.RequestKeyframe() // the forced format's encoder makes it
+		return
+	}
 	f := s.keyframer.Load()
 	if f == nil {
 		return
@@ -90,6 +118,15 @@ func (s *Source) RequestKeyframe() {
 
 // WriteRTP hands a packet to every linked input. Called by the producer's reader goroutine only.
 func (s *Source) WriteRTP(p *rtp.Packet) {
+	if fo := s.forcing.Load(); fo != nil {
+		fo.take(p) // the sinks get it in the forced format
+		return
+	}
+	s.deliver(p)
+}
+
+// deliver hands a packet in the codec of the source to its inputs.
+func (s *Source) deliver(p *rtp.Packet) {
 	if s.Type == Video && s.refuses(p.Payload) {
 		return
 	}

@@ -106,6 +106,14 @@ func (e *Element) onMediaEvent(ev media.Event) {
 			state = "TRANSCODING"
 		}
 		e.Emit("MediaTranscodingStateChanged", map[string]any{"state": state, "binName": ev.Bin, "mediaType": ev.Type.String()})
+	case media.FormatFailed:
+		// What GStreamer reports when caps do not negotiate: a stream error, nothing flows out.
+		e.Emit("Error", map[string]any{
+			"description": fmt.Sprintf("Internal data stream error: cannot produce the %s format %s from %s (%v)",
+				ev.Type, ev.To, ev.From, ev.Err),
+			"errorCode": 1, // GST_STREAM_ERROR_FAILED, as for not-negotiated
+			"type":      "UNEXPECTED_ELEMENT_ERROR",
+		})
 	case media.ResolutionExceeded:
 		e.Emit("Error", map[string]any{
 			"description": fmt.Sprintf("%s keyframe announces %dx%d, above the maximum %dx%d (maxVideoResolution): dropped up to the next keyframe of an allowed size",
@@ -226,8 +234,8 @@ var mediaElementOps = map[string]Handler{
 	"getSinkConnections": func(o Object, a Args) (any, error) {
 		return connectionData(elementOf(o).Media.SinkConnections(connectionFilter(a))), nil
 	},
-	"setAudioFormat":    func(Object, Args) (any, error) { return nil, nil },
-	"setVideoFormat":    func(Object, Args) (any, error) { return nil, nil },
+	"setAudioFormat":    setFormatOp(media.Audio),
+	"setVideoFormat":    setFormatOp(media.Video),
 	"isMediaFlowingIn":  flowQuery(true, "sinkMediaDescription"),
 	"isMediaFlowingOut": flowQuery(false, "sourceMediaDescription"),
 	"isMediaTranscoding": func(o Object, a Args) (any, error) {

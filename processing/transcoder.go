@@ -64,7 +64,7 @@ func encodeChain(mime string, bitrate int) (string, error) {
 			"target-bitrate=%d keyframe-max-dist=300 error-resilient=default threads=2 ! "+
 			"rtpvp9pay pt=%d mtu=1200 picture-id-mode=15-bit", bitrate, transcodePT), nil
 	case "audio/opus":
-		return fmt.Sprintf("audioconvert ! audioresample ! opusenc bitrate=32000 ! rtpopuspay pt=%d mtu=1200", transcodePT), nil
+		return fmt.Sprintf("audioconvert ! audioresample ! opusenc bitrate=%d ! rtpopuspay pt=%d mtu=1200", bitrate, transcodePT), nil
 	case "audio/pcmu":
 		return "audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay pt=0 mtu=1200", nil
 	case "audio/pcma":
@@ -73,17 +73,31 @@ func encodeChain(mime string, bitrate int) (string, error) {
 	return "", fmt.Errorf("%w: cannot encode %s", media.ErrNoTranscoder, mime)
 }
 
-// TranscoderDescription is the GStreamer pipeline converting RTP of from into RTP of to.
-func TranscoderDescription(from *media.Codec, to string, bitrate int) (string, error) {
+// opusBitrate is what Opus is encoded at unless a forced format says otherwise.
+const opusBitrate = 32000
+
+// TranscoderDescription is the GStreamer pipeline converting RTP of from into RTP of to, at bitrate
+// (video), following forced (an element's setAudioFormat/setVideoFormat; may be nil): its audio
+// bitrate, its frame rate.
+func TranscoderDescription(from *media.Codec, to string, bitrate int, forced *media.Format) (string, error) {
 	dec, err := decodeChain(from)
 	if err != nil {
 		return "", err
+	}
+	fromVideo := strings.HasPrefix(strings.ToLower(from.MimeType), "video/")
+	rate := ""
+	if !fromVideo {
+		bitrate = opusBitrate
+		if forced != nil && forced.Bitrate > 0 {
+			bitrate = min(max(forced.Bitrate, 6000), 510000) // opusenc's range
+		}
+	} else if forced != nil && forced.FramerateNum > 0 && forced.FramerateDen > 0 {
+		rate = fmt.Sprintf("videorate ! video/x-raw,framerate=%d/%d ! ", forced.FramerateNum, forced.FramerateDen)
 	}
 	enc, err := encodeChain(to, bitrate)
 	if err != nil {
 		return "", err
 	}
-	fromVideo := strings.HasPrefix(strings.ToLower(from.MimeType), "video/")
 	if fromVideo != strings.HasPrefix(strings.ToLower(to), "video/") {
 		return "", fmt.Errorf("%w: %s to %s", media.ErrNoTranscoder, from.MimeType, to)
 	}
@@ -92,8 +106,8 @@ func TranscoderDescription(from *media.Codec, to string, bitrate int) (string, e
 		queue = "queue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0"
 	}
 	return fmt.Sprintf("appsrc name=%s is-live=true format=time max-bytes=4000000 leaky-type=downstream %s ! "+
-		"%s ! %s ! appsink name=%s sync=false async=false max-buffers=200 drop=true",
-		srcName, dec, queue, enc, sinkName), nil
+		"%s ! %s%s ! appsink name=%s sync=false async=false max-buffers=200 drop=true",
+		srcName, dec, queue, rate, enc, sinkName), nil
 }
 
 // Transcoder is a decode+encode GStreamer pipeline between a source and the transcoded source the
@@ -115,7 +129,7 @@ func (t *Transcoder) Dot(details uint) string { return t.pipe.Dot(details) }
 // NewTranscoder is the media.TranscoderFactory of the server: from's media in to's codec, to out.
 func NewTranscoder(from *media.Source, to media.Codec, out *media.Source) (media.Transcoder, error) {
 	// KMS's transcoders belong to the source's element: its encoder bitrate applies.
-	desc, err := TranscoderDescription(from.Codec(), to.MimeType, from.EncoderBitrate().For(0))
+	desc, err := TranscoderDescription(from.Codec(), to.MimeType, from.EncoderBitrate().For(0), from.Format())
 	if err != nil {
 		return nil, err
 	}

@@ -224,7 +224,7 @@ func TestTranscoderDescriptions(t *testing.T) {
 		{nil, "video/H264", false},
 		{VP8, "video/AV1", false},
 	} {
-		d, err := TranscoderDescription(tc.from, tc.to, 300000)
+		d, err := TranscoderDescription(tc.from, tc.to, 300000, nil)
 		if (err == nil) != tc.ok {
 			t.Errorf("%v -> %s: %v", tc.from, tc.to, err)
 		}
