@@ -24,8 +24,6 @@ const tablePath = "../../docs/COVERAGE.md"
 
 // differs lists, honestly, where an implemented operation or event is known to behave unlike KMS 7.3.
 var differs = map[string]string{
-	"MediaElement.setAudioFormat":   "accepted but without effect (KMS forces the output caps, transcoding if needed)",
-	"MediaElement.setVideoFormat":   "accepted but without effect (KMS forces the output caps, transcoding if needed)",
 	"RecorderEndpoint.constructor":  "KURENTO_SPLIT_RECORDER answers an error (KMS: only when its plugin is missing)",
 	"MediaElement.getGstreamerDot":  "GStreamer parts are real; pure-Go parts (WebRTC, RTP, recorder) are drawn nodes",
 	"MediaPipeline.getGstreamerDot": "GStreamer parts are real; pure-Go parts (WebRTC, RTP, recorder) are drawn nodes",
