@@ -67,6 +67,27 @@ func BenchmarkSourceToSenders(b *testing.B) {
 	}
 }
 
+// The hot path with the pipeline's latencyStats on: each packet is stamped at the source and
+// measured at every sink pad and send. allocs/op must stay 0.
+func BenchmarkSourceToSendersLatencyStats(b *testing.B) {
+	var written int
+	source, _ := fanout(b, 20, func(h *rtp.Header, payload []byte) error { written++; return nil })
+	source.flow.element.pipeline.SetLatencyStats(true)
+	p := vp8Packet()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p.SequenceNumber++
+		p.Timestamp += 3000
+		source.WriteRTP(p)
+	}
+	b.StopTimer()
+	if written != b.N*20 {
+		b.Fatalf("written %d, want %d", written, b.N*20)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*20), "ns/packet/sink")
+}
+
 // The same path with NACK support (the source's packet cache storing each packet, the sender's
 // sequence map) and a measured peer bandwidth being paced (the slower cases of a sink).
 func BenchmarkSourceToSendersFeedback(b *testing.B) {

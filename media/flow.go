@@ -23,6 +23,8 @@ type FlowMeter struct {
 	// mu orders the transitions with their events: a NOT_FLOWING raced by the next packet's
 	// FLOWING must not reach the application after it. Taken on transitions only.
 	mu sync.Mutex
+	// the latency averages of a sink pad (latency.go)
+	input, e2e latencyAvg
 }
 
 // NewInputMeter makes the meter of a sink pad of e (media arriving at the element from the pipeline);

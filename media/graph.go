@@ -80,6 +80,9 @@ type Pipeline struct {
 	meters   []*FlowMeter
 	stop     chan struct{} // closes the flow checker
 	stopped  chan struct{}
+	// latencyStats (latency.go): on, and since when
+	latency      atomic.Bool
+	latencySince atomic.Int64
 }
 
 // NewPipeline makes an empty pipeline.
@@ -162,6 +165,7 @@ func (e *Element) source(t Type, pad string) *Source {
 		empty := []Input{}
 		s.sinks.Store(&empty)
 		s.flow.element, s.flow.typ, s.flow.pad = e, t, pad
+		s.latency = &e.pipeline.latency
 		e.pipeline.meters = append(e.pipeline.meters, &s.flow)
 		e.pipeline.startChecker()
 		e.sources[k] = s

@@ -18,7 +18,7 @@ func (r *relay) WriteRTP(src *Source, p *rtp.Packet) {
 	if r.cur.Load() != src {
 		return
 	}
-	r.meter.Mark()
+	r.meter.MarkFrom(src)
 	if c := src.Codec(); r.out.producedCodec() != c {
 		r.out.SetCodec(c)
 	}

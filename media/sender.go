@@ -178,7 +178,7 @@ func (s *Sender) WriteRTP(src *Source, p *rtp.Packet) {
 	if s.cur.Load() != src {
 		return
 	}
-	s.meter.Mark()
+	s.meter.MarkFrom(src)
 	if s.tc.Load() != nil {
 		return // a transcoder feeds the sender with this source's media
 	}
@@ -289,6 +289,9 @@ func (s *Sender) forward(src *Source, p *rtp.Packet, transcoded bool) {
 	if err == nil {
 		s.packets.Add(uint64(frag.n))
 		s.bytes.Add(uint64(len(p.Payload)))
+		if !transcoded {
+			s.meter.markSent(src) // transcoded media is new media: its arrival is not known
+		}
 	}
 }
 

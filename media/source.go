@@ -65,6 +65,12 @@ type Source struct {
 	fmu       sync.Mutex // orders format changes; never held on the packet path
 	formatGen uint64     // guarded by fmu
 	spec      *Format    // set on the input of a forced output's transcoder
+
+	// latency is the pipeline's latencyStats switch (nil for sources outside a pipeline); arrival
+	// is when the packet being written entered the pipeline, while it is on (latency.go).
+	latency *atomic.Bool
+	arrival atomic.Int64
+	stamped uint32 // packets seen by stamp, the writer's
 }
 
 // SetCodec records the codec of the media the producer writes (nil when unknown).
@@ -118,6 +124,7 @@ func (s *Source) RequestKeyframe() {
 
 // WriteRTP hands a packet to every linked input. Called by the producer's reader goroutine only.
 func (s *Source) WriteRTP(p *rtp.Packet) {
+	s.stamp()
 	if fo := s.forcing.Load(); fo != nil {
 		fo.take(p) // the sinks get it in the forced format
 		return

@@ -13,8 +13,7 @@ import (
 func defineCore(r *Registry) {
 	r.Define("MediaObject", Class{Ops: mediaObjectOps})
 	r.Define("ServerManager", Class{Ops: serverManagerOps})
-	r.Define("MediaPipeline", Class{New: newPipeline, Ops: merge(pipelineOps,
-		propertyOps(r.schema.Classes["MediaPipeline"], func(o Object) *Properties { return o.(*Pipeline).props }, "latencyStats"))})
+	r.Define("MediaPipeline", Class{New: newPipeline, Ops: merge(pipelineOps, latencyStatsOps(r.schema.Classes["MediaPipeline"]))})
 	r.Define("MediaElement", Class{Ops: merge(mediaElementOps, ObjectDotOps, encoderBitrateOps(r.schema.Classes["MediaElement"]))})
 	r.Define("PassThrough", Class{New: newPassThrough})
 }
@@ -35,6 +34,21 @@ func encoderBitrateOps(class *api.Class) map[string]Handler {
 			elementOf(o).updateEncoderBitrate()
 			return nil, nil
 		}
+	}
+	return ops
+}
+
+// latencyStatsOps are MediaPipeline's latencyStats property: a value set turns the measurement of
+// its elements' latencies on or off.
+func latencyStatsOps(class *api.Class) map[string]Handler {
+	ops := propertyOps(class, func(o Object) *Properties { return o.(*Pipeline).props }, "latencyStats")
+	set := ops["setLatencyStats"]
+	ops["setLatencyStats"] = func(o Object, a Args) (any, error) {
+		if _, err := set(o, a); err != nil {
+			return nil, err
+		}
+		o.(*Pipeline).Graph.SetLatencyStats(a.Bool("latencyStats"))
+		return nil, nil
 	}
 	return ops
 }

@@ -318,7 +318,7 @@ func (in *gstInput) WriteRTP(src *media.Source, p *rtp.Packet) {
 	if in.cur.Load() != src {
 		return
 	}
-	in.meter.Mark()
+	in.meter.MarkFrom(src)
 	if !in.conv.Direct(src) {
 		return // a transcoder feeds the filter, or is being made
 	}
@@ -364,7 +364,7 @@ func (r *relay) WriteRTP(src *media.Source, p *rtp.Packet) {
 	if r.cur.Load() != src {
 		return
 	}
-	r.meter.Mark()
+	r.meter.MarkFrom(src)
 	if c := src.Codec(); r.out.Codec() != c {
 		r.out.SetCodec(c)
 	}

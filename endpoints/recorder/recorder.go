@@ -319,7 +319,7 @@ func (in *input) WriteRTP(src *media.Source, p *rtp.Packet) {
 	if in.cur.Load() != src {
 		return
 	}
-	in.meter.Mark()
+	in.meter.MarkFrom(src)
 	if in.ended.Load() {
 		in.ended.Store(false)
 	}
