@@ -88,9 +88,10 @@ func (p *rtpPeer) reset() {
 func TestForcedFormatsReachRtpPeer(t *testing.T) {
 	testmedia.NeedFFmpeg(t)
 	needFilters(t, "vp8dec", "x264enc", "rtph264pay", "mulawenc", "opusdec", "videorate")
-	ctx, c, pipeline := setup(t)
 	clip := testmedia.VP8Clip(t, "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30")
-	pub, err := testpeer.NewClip(testpeer.ClipOptions{Video: clip, Audio: testmedia.ToneOgg(t, 440)})
+	tone := testmedia.ToneOgg(t, 440)
+	ctx, c, pipeline := setup(t) // its deadline starts once the clips are made
+	pub, err := testpeer.NewClip(testpeer.ClipOptions{Video: clip, Audio: tone})
 	if err != nil {
 		t.Fatal(err)
 	}
