@@ -143,7 +143,7 @@ func TestForcedFormatsReachRtpPeer(t *testing.T) {
 	if len(v) != 1 || len(a) != 1 {
 		t.Fatalf("the peer received other payload types: video %v, audio %v", v, a)
 	}
-	if frames < 40 || frames > 80 {
+	if frames < 20 || frames > 80 { // 30 fps would be ~120; a loaded machine transcodes slower
 		t.Fatalf("%d H.264 frames in 4 s, want about 60 (15 fps forced, the clip is 30)", frames)
 	}
 	if n := countEvents(errs, "Error"); n != 0 {
