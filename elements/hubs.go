@@ -17,6 +17,11 @@ var routedTypes = []media.Type{media.Audio, media.Video}
 
 // hub is a Dispatcher or a DispatcherOneToMany: it routes the media of its ports to one another on the
 // forwarding path, without decoding.
+// emitError raises an Error event of the hub's mixer on the hub.
+func (h *hub) emitError(ev media.ErrorEvent) {
+	h.Emit("Error", map[string]any{"description": ev.Description, "errorCode": ev.Code, "type": ev.Type})
+}
+
 type hub struct {
 	*objects.Base
 	oneToMany bool
@@ -193,6 +198,7 @@ func (d *definer) defineHubs() {
 				*p.dst = v
 			}
 		}
+		cfg.OnError = h.emitError
 		h.mixer = processing.NewMixer(cfg,
 			func() media.EncoderBitrate { return media.EncoderBitrate{Target: media.DefaultEncoderBitrate} })
 		return h, nil
@@ -200,7 +206,8 @@ func (d *definer) defineHubs() {
 	d.r.Define("AlphaBlending", objects.Class{New: func(b *objects.Base, _ objects.Args) (objects.Object, error) {
 		h := &hub{Base: b, ports: map[*hubPort]struct{}{}, routes: map[*hubPort]*hubPort{},
 			blend: &blending{props: map[*media.Element]portProps{}}}
-		h.mixer = processing.NewMixer(processing.MixerConfig{Layout: h.blend.layout, Log: d.r.Logger().With("element", b.ID())},
+		h.mixer = processing.NewMixer(processing.MixerConfig{Layout: h.blend.layout, Log: d.r.Logger().With("element", b.ID()),
+			OnError: h.emitError},
 			func() media.EncoderBitrate { return media.EncoderBitrate{Target: media.DefaultEncoderBitrate} })
 		return h, nil
 	}, Ops: map[string]objects.Handler{
@@ -337,7 +344,7 @@ func (d *definer) defineMixer() {
 	}
 	d.r.Define("Mixer", objects.Class{New: func(b *objects.Base, _ objects.Args) (objects.Object, error) {
 		h := &hub{Base: b, ports: map[*hubPort]struct{}{}, routes: map[*hubPort]*hubPort{}, hears: map[[2]*hubPort]bool{}}
-		h.mixer = processing.NewMixer(processing.MixerConfig{AudioOnly: true, Hears: h.mixerHears,
+		h.mixer = processing.NewMixer(processing.MixerConfig{AudioOnly: true, Hears: h.mixerHears, OnError: h.emitError,
 			Log: d.r.Logger().With("element", b.ID())},
 			func() media.EncoderBitrate { return media.EncoderBitrate{Target: media.DefaultEncoderBitrate} })
 		return h, nil

@@ -198,3 +198,7 @@ func HasElement(factory string) bool {
 
 // Errors is the number of error messages GStreamer pipelines have posted since the process started.
 func Errors() uint64 { return errorCount.Load() + native.Errors() }
+
+// RestartWorkers tells whether elements rebuild their pipeline in a new worker after a crash
+// (--gst-worker-restart).
+func RestartWorkers() bool { return settings().Restart }

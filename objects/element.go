@@ -121,6 +121,8 @@ func (e *Element) onMediaEvent(ev media.Event) {
 			"errorCode": 1, // GST_STREAM_ERROR_FAILED
 			"type":      "MEDIA_RESOLUTION_EXCEEDED",
 		})
+	case media.ErrorEvent:
+		e.Emit("Error", map[string]any{"description": ev.Description, "errorCode": ev.Code, "type": ev.Type})
 	default:
 		if e.OnOtherEvent != nil {
 			e.OnOtherEvent(ev)

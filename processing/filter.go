@@ -265,6 +265,10 @@ func (f *Filter) Failed() bool { return f.failed.Load() }
 // or a kill above its memory or CPU limit); errorCode is 1 for a crash, 2 for a limit.
 const WorkerCrashed = "WORKER_CRASHED"
 
+// WorkerRestarted is the Error event type that tells an element's GStreamer pipeline was rebuilt in a
+// new worker after its worker died (--gst-worker-restart).
+const WorkerRestarted = "WORKER_RESTARTED"
+
 // ErrorType names a GStreamer error the way KMS's Error events do.
 func ErrorType(e *gst.Error) string {
 	switch e.Domain {

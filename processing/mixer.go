@@ -1,6 +1,7 @@
 package processing
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -27,6 +28,8 @@ type MixerConfig struct {
 	// (a Composite's mix-minus). Relayout applies a change.
 	Hears func(sink, source *media.Element) bool
 	Log   *slog.Logger
+	// OnError receives the Error events of the hub (its mixing worker died, or was restarted).
+	OnError func(media.ErrorEvent)
 }
 
 // Tile is where a port's video goes in the mix, in pixels; higher Z is drawn over lower. A zero
@@ -210,6 +213,23 @@ func (m *Mixer) videoLayout(now time.Time) string {
 		}
 	}
 	return b.String()
+}
+
+// workerCrashed reports a dead mixing worker and, with --gst-worker-restart, mixes again in a new one.
+func (m *Mixer) workerCrashed(e *gst.Error) {
+	if m.cfg.OnError != nil {
+		m.cfg.OnError(media.ErrorEvent{Type: WorkerCrashed, Code: e.Code, Description: describeError(e, "mixer")})
+	}
+	if !gst.RestartWorkers() {
+		return
+	}
+	go func() {
+		m.rebuild()
+		if m.cfg.OnError != nil && m.run.Load() != nil {
+			m.cfg.OnError(media.ErrorEvent{Type: WorkerRestarted, Code: e.Code,
+				Description: "the mixer's GStreamer pipeline was rebuilt in a new worker after: " + e.Message})
+		}
+	}()
 }
 
 // rebuild replaces the pipeline with one for the current ports.
@@ -500,6 +520,9 @@ func startMixRun(m *Mixer, ports []*mixPort, video []shownVideo) (*mixRun, error
 	pipe.OnMessage(func(msg gst.Message) {
 		if msg.Type == gst.MessageError {
 			m.cfg.Log.Warn("composite pipeline error", "err", msg.Err)
+			if errors.Is(msg.Err, gst.ErrWorkerCrashed) {
+				m.workerCrashed(msg.Err)
+			}
 		}
 	})
 	if err := pipe.Start(); err != nil {

@@ -114,6 +114,7 @@ func TranscoderDescription(from *media.Codec, to string, bitrate int, forced *me
 // graph gives to the sinks that need another codec.
 type Transcoder struct {
 	pipe   *gst.Pipeline
+	from   *media.Source
 	feed   *rtpFeed
 	out    *media.Source
 	video  bool
@@ -137,7 +138,7 @@ func NewTranscoder(from *media.Source, to media.Codec, out *media.Source) (media
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", media.ErrNoTranscoder, err)
 	}
-	t := &Transcoder{pipe: pipe, out: out, video: from.Type == media.Video}
+	t := &Transcoder{pipe: pipe, from: from, out: out, video: from.Type == media.Video}
 	appsrc, err := pipe.AppSrc(srcName)
 	if err != nil {
 		pipe.Close()
@@ -216,6 +217,14 @@ func (t *Transcoder) onMessage(m gst.Message) {
 	case gst.MessageError:
 		if !errors.Is(m.Err, gst.ErrClosed) {
 			t.feed.dropped.Add(1)
+		}
+		// A dead worker is raised on the element whose source the transcoder serves, as KMS raises
+		// its transcoding bins' errors.
+		if errors.Is(m.Err, gst.ErrWorkerCrashed) && !t.closed.Load() {
+			if el := t.from.Element(); el != nil {
+				el.Emit(media.ErrorEvent{Type: WorkerCrashed, Code: m.Err.Code,
+					Description: describeError(m.Err, "transcoder to "+t.out.Codec().MimeType)})
+			}
 		}
 	}
 }

@@ -23,15 +23,18 @@ const (
 	ErrTypeNoSpace     = "RESOURCE_ERROR_NO_SPACE_LEFT"
 	ErrTypeUnsupported = "UNSUPPORTED_MEDIA_TYPE"
 	ErrTypeInvalidURI  = "INVALID_URI"
+	// ErrTypeWorkerCrashed: the GStreamer worker muxing FLV or JPEG died (processing.WorkerCrashed).
+	ErrTypeWorkerCrashed = "WORKER_CRASHED"
 )
 
 // errorCodes are GStreamer's GstResourceError codes, which KMS puts in errorCode.
 var errorCodes = map[string]int{
-	ErrTypeOpen:        6, // GST_RESOURCE_ERROR_OPEN_WRITE
-	ErrTypeWrite:       10,
-	ErrTypeNoSpace:     14,
-	ErrTypeUnsupported: 40005, // kerr.UnsupportedMediaType: no GStreamer code stands for it
-	ErrTypeInvalidURI:  3,     // GST_RESOURCE_ERROR_NOT_FOUND
+	ErrTypeOpen:          6, // GST_RESOURCE_ERROR_OPEN_WRITE
+	ErrTypeWrite:         10,
+	ErrTypeNoSpace:       14,
+	ErrTypeUnsupported:   40005, // kerr.UnsupportedMediaType: no GStreamer code stands for it
+	ErrTypeInvalidURI:    3,     // GST_RESOURCE_ERROR_NOT_FOUND
+	ErrTypeWorkerCrashed: 1,     // as the worker's Error: 1, a crash
 }
 
 // sinkError is a failure of the destination, with the Error event type it maps to.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/kurento-go/kms/gst"
 	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/media/codec"
 	"github.com/pion/rtp"
@@ -583,7 +584,11 @@ func (w *writer) write(f *frame) {
 	if err := w.mux.write(f); err != nil {
 		w.failed = true
 		w.r.accepting.Store(false)
-		w.r.fail(ErrTypeWrite, err)
+		typ := ErrTypeWrite
+		if errors.Is(err, gst.ErrWorkerCrashed) {
+			typ = ErrTypeWorkerCrashed
+		}
+		w.r.fail(typ, err)
 		return
 	}
 	w.r.frames.Add(1)
