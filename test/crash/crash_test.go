@@ -14,7 +14,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -83,6 +85,17 @@ func TestFilterCrash(t *testing.T) {
 	runCrash(t, func(s *scene) []string {
 		filter, _ := s.filterChain("crashtransform after=60")
 		return []string{filter}
+	})
+}
+
+// TestTranscoderCrash: a publisher sends H.264 to an RtpEndpoint whose peer takes VP8 only; the
+// server's transcoder decodes with avdec_h264, here the crashing impostor (after 30 frames). The
+// transcoder belongs to the element owning its source, as in KMS: the publisher's WebRtcEndpoint
+// gets the Error event.
+func TestTranscoderCrash(t *testing.T) {
+	needCrashPlugin(t, "avdec_h264", "rtph264depay", "h264parse")
+	runCrash(t, func(s *scene) []string {
+		return s.transcodeChain()
 	})
 }
 
@@ -276,6 +289,53 @@ func (s *scene) filterChain(command string) (string, *testpeer.Peer) {
 		}
 	}
 	return filter, sub
+}
+
+// transcodeChain builds an H.264 publisher → WebRtcEndpoint → RtpEndpoint whose peer (a UDP socket
+// of the test) offered VP8 only, so the server transcodes; it watches the publisher's endpoint for
+// Error events and returns both endpoints.
+func (s *scene) transcodeChain() []string {
+	t := s.t
+	clip := filepath.Join(t.TempDir(), "clip.h264")
+	cmd := exec.Command("ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=s=320x240:r=30", "-t", "2",
+		"-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-bf", "0",
+		"-x264-params", "keyint=30:aud=1:repeat-headers=1", "-f", "h264", clip)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	pub, err := testpeer.NewClip(testpeer.ClipOptions{Video: clip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() { // the RTP peer reads what it gets, as a real one would
+		buf := make([]byte, 1500)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	pub.Endpoint = s.create("WebRtcEndpoint", nil)
+	s.watchErrors(pub.Endpoint)
+	rtp := s.create("RtpEndpoint", nil)
+	offer := fmt.Sprintf("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=vp8-only\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=video %d RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\na=recvonly\r\n", conn.LocalAddr().(*net.UDPAddr).Port)
+	var answer string
+	s.invoke(rtp, "processOffer", map[string]any{"offer": offer}, &answer)
+	s.connect(pub.Endpoint, rtp)
+	if err := pub.Negotiate(s.ctx, s.c, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.WaitConnected(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	return []string{pub.Endpoint, rtp}
 }
 
 // bystanders are hello-world sessions (a WebRtcEndpoint connected to itself), each on a connection
