@@ -366,8 +366,17 @@ func (s *AppSrc) EndOfStream() error {
 	if s.closed.Load() {
 		return ErrFlow
 	}
-	_, err := s.p.call(wp.Request{Op: wp.OpEndOfStream, Handle: s.id})
-	return err
+	// In band, behind the buffers pushed before it (over the control socket it could overtake them),
+	// and waiting for room: an end of stream is never dropped.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wp.Header{Kind: wp.KindEOS, Flags: wp.First | wp.Last, Handle: s.id, PTS: wp.NoPTS}.Put(s.buf)
+	s.frame = s.buf[:wp.HeaderSize]
+	if err := s.raw.Write(s.sendWait); err != nil || s.werr != nil {
+		s.closed.Store(true)
+		return ErrFlow
+	}
+	return nil
 }
 
 // SinkFunc receives a buffer of an appsink; data is valid only during the call.

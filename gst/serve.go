@@ -107,13 +107,17 @@ func (s *served) readMedia() {
 			os.Exit(0)
 		}
 		h, payload, ok := wp.ParseHeader(buf[:n])
-		if !ok || h.Kind != wp.KindPush {
+		if !ok || (h.Kind != wp.KindPush && h.Kind != wp.KindEOS) {
 			continue
 		}
 		s.mu.Lock()
 		src := s.srcs[h.Handle]
 		s.mu.Unlock()
 		if src == nil {
+			continue
+		}
+		if h.Kind == wp.KindEOS {
+			src.EndOfStream()
 			continue
 		}
 		data, whole := payload, h.Flags == wp.First|wp.Last
@@ -202,18 +206,14 @@ func (s *served) do(r wp.Request) (rep wp.Reply, err error) {
 			s.srcs[r.Handle], s.owner[r.Handle] = src, r.Pipe
 			s.mu.Unlock()
 		}
-	case wp.OpWatchKeyUnit, wp.OpEndOfStream:
+	case wp.OpWatchKeyUnit:
 		s.mu.Lock()
 		src := s.srcs[r.Handle]
 		s.mu.Unlock()
 		if src == nil {
 			return rep, native.ErrClosed
 		}
-		if r.Op == wp.OpWatchKeyUnit {
-			src.WatchKeyUnit()
-		} else {
-			err = src.EndOfStream()
-		}
+		src.WatchKeyUnit()
 	case wp.OpHandleSink:
 		err = s.handleSink(p, r.Pipe, r.Name, r.Handle)
 	case wp.OpWatchSink:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -178,6 +179,42 @@ func TestLargeBuffers(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%d bytes: nothing back", size)
 		}
+	}
+}
+
+// TestEndOfStreamAfterBuffers: an end of stream right after a burst of buffers reaches the sink
+// after all of them (an upload's last chunks must not be cut off by its end).
+func TestEndOfStreamAfterBuffers(t *testing.T) {
+	need(t)
+	p, err := NewPipeline("appsrc name=in format=time caps=application/x-test ! queue ! appsink name=out sync=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var got atomic.Int64
+	p.HandleSink("out", func(data []byte, _ time.Duration) { got.Add(1) })
+	src, _ := p.AppSrc("in")
+	src.SetBlocking()
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const buffers = 300
+	chunk := make([]byte, 100_000) // two frames each on the media socket
+	for i := 0; i < buffers; i++ {
+		if err := src.Push(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := src.EndOfStream(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.SinkEnded("out"):
+	case <-time.After(20 * time.Second):
+		t.Fatal("the sink never reached the end of stream")
+	}
+	if n := got.Load(); n != buffers {
+		t.Errorf("the sink got %d buffers before the end of stream, want %d", n, buffers)
 	}
 }
 

@@ -35,7 +35,6 @@ const (
 	OpForceKeyUnit
 	OpAppSrc // Name → Handle
 	OpWatchKeyUnit
-	OpEndOfStream
 	OpHandleSink // Name, Handle
 	OpWatchSink
 	OpSetState // Num
