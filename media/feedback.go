@@ -35,12 +35,13 @@ type rtxState struct {
 	ssrc atomic.Uint32 // 0: no RTX, retransmit on the media SSRC
 	pt   atomic.Uint32
 
-	mu  sync.Mutex // serialises retransmissions (the RTCP reader goroutine)
-	seq uint16
-	buf [slotSize]byte
-	out [slotSize + 2]byte
-	pkt rtp.Packet
-	hdr rtp.Header
+	mu   sync.Mutex // serialises retransmissions (the RTCP reader goroutine)
+	seq  uint16
+	buf  [slotSize]byte
+	frag [slotSize]byte
+	out  [slotSize + 2]byte
+	pkt  rtp.Packet
+	hdr  rtp.Header
 }
 
 // BindRTX sets the RTX stream of the peer (RFC 4588); ssrc 0 retransmits on the media stream.
@@ -85,7 +86,7 @@ func (s *Sender) Resend(seq uint16) bool {
 	if ok {
 		e.resends++
 	}
-	ssrc, pt, tsOffset, write := s.ssrc, s.payloadType, s.tsOffset, s.write
+	ssrc, pt, tsOffset, write, mtu, mime := s.ssrc, s.payloadType, s.tsOffset, s.write, s.mtu, s.mimeType
 	s.mu.Unlock()
 	var cache *PacketCache
 	if ok {
@@ -109,6 +110,16 @@ func (s *Sender) Resend(seq uint16) bool {
 	h.Extension, h.Extensions, h.ExtensionProfile = false, nil, 0
 	h.Padding, h.PaddingSize = false, 0
 	payload := r.pkt.Payload
+	if m.fragCount > 0 {
+		var f fragmentation
+		planFragments(mtu, mime, h, payload, &f)
+		if f.n != int(m.fragCount) { // the MTU changed since: this fragment no longer exists
+			s.Stats.RetransmitMissed.Add(1)
+			return false
+		}
+		h.Marker = h.Marker && int(m.fragIndex) == f.n-1
+		payload = f.fragment(int(m.fragIndex), r.frag[:])
+	}
 	if rs := r.ssrc.Load(); rs != 0 {
 		// RFC 4588: the original sequence number, then the payload, on the RTX stream.
 		r.out[0], r.out[1] = byte(seq>>8), byte(seq)

@@ -36,17 +36,18 @@ type fragmentation struct {
 // maxPrefix covers the longest VP8 payload descriptor (6 bytes) and the FU-A header (2).
 const maxPrefix = 6
 
-// plan decides, under s.mu, how a packet of the source is sent to fit the sender's MTU.
-func (s *Sender) plan(h *rtp.Header, payload []byte, f *fragmentation) {
+// planFragments decides how a packet of the source is sent to fit an MTU; the same packet, MTU and
+// codec always give the same fragments, so a retransmission can cut the cached packet again.
+func planFragments(mtu int, mimeType string, h *rtp.Header, payload []byte, f *fragmentation) {
 	f.n = 1
-	room := s.mtu - rtpHeaderSize - 4*len(h.CSRC)
-	if s.mtu <= 0 || len(payload) <= room {
+	room := mtu - rtpHeaderSize - 4*len(h.CSRC)
+	if mtu <= 0 || len(payload) <= room {
 		return
 	}
 	switch {
-	case strings.EqualFold(s.mimeType, "video/VP8"):
+	case strings.EqualFold(mimeType, "video/VP8"):
 		planVP8(payload, room, f)
-	case strings.EqualFold(s.mimeType, "video/H264"):
+	case strings.EqualFold(mimeType, "video/H264"):
 		planH264(payload, room, f)
 	}
 }

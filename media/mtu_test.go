@@ -17,7 +17,7 @@ func (s *sent) write(h *rtp.Header, payload []byte) error {
 }
 
 // mtuSender is a source feeding one sender of codec mime, bound to out, with the given MTU.
-func mtuSender(t *testing.T, mime string, mtu int, out *sent) *Source {
+func mtuSender(t *testing.T, mime string, mtu int, out *sent) (*Source, *Sender) {
 	p := NewPipeline()
 	t.Cleanup(p.Close)
 	src := p.NewElement(nil, nil)
@@ -31,7 +31,7 @@ func mtuSender(t *testing.T, mime string, mtu int, out *sent) *Source {
 	}
 	s.Bind(1234, 96, Codec{MimeType: mime, ClockRate: 90000}, out.write)
 	s.SetMTU(mtu)
-	return source
+	return source, s
 }
 
 // checkMTU fails when a packet the peer got, marshalled, is larger than mtu or the sequence numbers
@@ -52,7 +52,7 @@ func checkMTU(t *testing.T, out *sent, mtu int) {
 // puts back together: the same frame, the start bit on the first, the marker on the last.
 func TestSenderSplitsVP8AboveMTU(t *testing.T) {
 	var out sent
-	source := mtuSender(t, "video/VP8", 500, &out)
+	source, _ := mtuSender(t, "video/VP8", 500, &out)
 	frame := make([]byte, 1097)
 	for i := range frame {
 		frame[i] = byte(i)
@@ -90,6 +90,34 @@ func TestSenderSplitsVP8AboveMTU(t *testing.T) {
 	}
 }
 
+// A fragment the peer lost and NACKs comes again, byte for byte, cut from the cached source packet;
+// without this a peer behind a small MTU could not recover any packet that was split.
+func TestSenderResendsFragment(t *testing.T) {
+	var out sent
+	source, sender := mtuSender(t, "video/VP8", 500, &out)
+	source.EnableCache()
+	p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 1, Timestamp: 3000, SSRC: 42, Marker: true}}
+	p.Payload = append([]byte{0x90, 0x80, 0x05, 0x10}, make([]byte, 1096)...)
+	for i := range p.Payload[4:] {
+		p.Payload[4+i] = byte(i)
+	}
+	source.WriteRTP(p)
+	if len(out.pkts) != 3 {
+		t.Fatalf("peer got %d packets, want 3 fragments", len(out.pkts))
+	}
+	first := out.pkts
+	for i, want := range first {
+		if !sender.Resend(want.SequenceNumber) {
+			t.Fatalf("fragment %d (seq %d) was not resent", i, want.SequenceNumber)
+		}
+		got := out.pkts[len(out.pkts)-1]
+		if !bytes.Equal(got.Payload, want.Payload) || got.Marker != want.Marker || got.Timestamp != want.Timestamp {
+			t.Errorf("fragment %d resent as %d bytes marker %v, first sent as %d bytes marker %v",
+				i, len(got.Payload), got.Marker, len(want.Payload), want.Marker)
+		}
+	}
+}
+
 func boolBit(b bool) uint8 {
 	if b {
 		return 1
@@ -101,7 +129,7 @@ func boolBit(b bool) uint8 {
 // fragments within it, which an H.264 depacketiser puts back together.
 func TestSenderSplitsH264AboveMTU(t *testing.T) {
 	var out sent
-	source := mtuSender(t, "video/H264", 400, &out)
+	source, _ := mtuSender(t, "video/H264", 400, &out)
 	nal := make([]byte, 1000)
 	for i := range nal {
 		nal[i] = byte(i * 7)

@@ -81,6 +81,8 @@ type seqMapEntry struct {
 	epoch           uint32
 	valid           bool
 	resends         uint8
+	// fragment i of n when the source packet was cut to the MTU (n 0: sent whole)
+	fragIndex, fragCount uint8
 }
 
 // NewSender makes the sink pad of e for a media type and description.
@@ -266,17 +268,24 @@ func (s *Sender) forward(src *Source, p *rtp.Packet, transcoded bool) {
 		h.Padding, h.PaddingSize = false, 0
 	}
 	var frag fragmentation
-	s.plan(h, p.Payload, &frag)
+	planFragments(s.mtu, s.mimeType, h, p.Payload, &frag)
 	extra := uint16(frag.n - 1) // fragments beyond the first take the next sequence numbers
 	if !s.started || int16(h.SequenceNumber+extra-s.lastSeq) > 0 {
 		s.lastSeq, s.lastTS = h.SequenceNumber+extra, h.Timestamp
 	}
 	s.started = true
 	s.seqOffset += extra
+	// A fragment is served again by cutting the cached source packet the same way (Resend); an MTU
+	// so small that a packet makes more than 255 fragments is not worth retransmitting.
+	resendable := frag.n <= 255
+	fragCount := uint8(0)
+	if extra > 0 && resendable {
+		fragCount = uint8(frag.n)
+	}
 	for i := uint16(0); i <= extra; i++ {
-		// A fragmented packet cannot be served from the source's cache: its fragments are not there.
 		m := &s.seqmap[(h.SequenceNumber+i)%seqMapSize]
-		m.sinkSeq, m.srcSeq, m.epoch, m.valid, m.resends = h.SequenceNumber+i, p.SequenceNumber, s.epoch, extra == 0, 0
+		m.sinkSeq, m.srcSeq, m.epoch, m.valid, m.resends = h.SequenceNumber+i, p.SequenceNumber, s.epoch, resendable, 0
+		m.fragIndex, m.fragCount = uint8(i), fragCount
 	}
 	write := s.write
 	s.mu.Unlock()
