@@ -13,8 +13,10 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
 
-// rtpMTU is the largest RTP payload the publishers send (what browsers use, roughly).
-const rtpMTU = 1200
+// rtpPayloadMTU is the largest RTP payload the publishers send: packets of at most 1200 bytes with
+// their 12-byte header, as browsers send them. Larger ones would be cut to the server's default mtu
+// (1200) on the way, and the receivers' fingerprints match whole payloads only.
+const rtpPayloadMTU = 1200 - 12
 
 // clip is the media every publisher sends: a real VP8 stream (packetized once, at start) and Opus
 // packets, looped. Each video payload carries its fingerprint, which receivers use to find the send
@@ -59,7 +61,7 @@ func loadClip(ivfPath, oggPath string) (*clip, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", ivfPath, err)
 		}
-		f := videoFrame{key: len(frame) > 0 && frame[0]&1 == 0, payloads: pay.Payload(rtpMTU, frame)}
+		f := videoFrame{key: len(frame) > 0 && frame[0]&1 == 0, payloads: pay.Payload(rtpPayloadMTU, frame)}
 		for _, p := range f.payloads {
 			f.prints = append(f.prints, fingerprint(p))
 		}
