@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kurento-go/kms/egress"
 	"github.com/pion/rtp"
 )
 
@@ -143,6 +144,8 @@ func (s *Source) deliver(p *rtp.Packet) {
 	s.packets.Add(1)
 	s.bytes.Add(uint64(len(p.Payload)))
 	s.flow.Mark()
+	egress.Hold() // the sinks' datagrams leave together in one sendmmsg
+	defer egress.Release()
 	for _, in := range *s.sinks.Load() {
 		in.WriteRTP(s, p)
 	}

@@ -1,0 +1,266 @@
+package egress
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+const (
+	// Slots is how many datagrams a Conn queues at most: a full queue is sent at once.
+	Slots = 64
+	// SlotSize bounds a queued datagram; a larger one (the default MTU is 1200) goes out alone,
+	// after what was queued before it.
+	SlotSize = 2048
+	// readSlots datagrams of up to readSlotSize bytes (pion's receive MTU) come in per recvmmsg;
+	// a longer datagram is dropped, as pion would truncate it.
+	readSlots    = 16
+	readSlotSize = 8192
+	// A GSO send carries at most maxGSOSegments datagrams (the kernel's UDP_MAX_SEGMENTS) and
+	// maxGSOBytes in all (one UDP datagram's worth, headers excluded).
+	maxGSOSegments = 64
+	maxGSOBytes    = 65000
+)
+
+// batcher is what ipv4.PacketConn and ipv6.PacketConn have in common.
+type batcher interface {
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// Conn is a net.PacketConn over a UDP socket that batches writes made between Hold and Release
+// and reads through recvmmsg. It also offers the allocation-free ReadFromAddrPort and
+// WriteToAddrPort that pion's UDP mux looks for. One goroutine reads; any may write.
+type Conn struct {
+	udp   *net.UDPConn
+	batch batcher
+
+	// The send queue and GSO state are guarded by hold's mutex: Release flushes every Conn.
+	gso    bool
+	queued int
+	dirty  bool // listed in hold.dirty
+	closed bool
+	data   []byte   // Slots * SlotSize
+	bufs   [][]byte // the queued datagrams, slices of data
+	to     []netip.AddrPort
+	msgs   []ipv4.Message
+	first  []int // the first queued datagram of each message
+	addrs  []net.UDPAddr
+	ips    [][16]byte
+	oob    [][]byte
+
+	rmu    sync.Mutex
+	rmsgs  []ipv4.Message
+	rnext  int
+	rcount int
+}
+
+// New wraps a UDP socket; the Conn owns it from now on.
+func New(udp *net.UDPConn) *Conn {
+	c := &Conn{
+		udp:   udp,
+		gso:   gsoSupported(udp),
+		data:  make([]byte, Slots*SlotSize),
+		bufs:  make([][]byte, Slots),
+		to:    make([]netip.AddrPort, Slots),
+		msgs:  make([]ipv4.Message, Slots),
+		first: make([]int, Slots),
+		addrs: make([]net.UDPAddr, Slots),
+		ips:   make([][16]byte, Slots),
+		oob:   make([][]byte, Slots),
+		rmsgs: make([]ipv4.Message, readSlots),
+	}
+	if a, ok := udp.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil && len(a.IP) == net.IPv6len {
+		c.batch = ipv6.NewPacketConn(udp)
+	} else {
+		c.batch = ipv4.NewPacketConn(udp)
+	}
+	for i := range c.oob {
+		c.oob[i] = make([]byte, 0, segmentCmsgSpace)
+	}
+	rdata := make([]byte, readSlots*readSlotSize)
+	for i := range c.rmsgs {
+		c.rmsgs[i].Buffers = [][]byte{rdata[i*readSlotSize : (i+1)*readSlotSize]}
+	}
+	return c
+}
+
+// WriteToAddrPort sends b to addr now, or queues a copy while a batching window is open.
+func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	hold.Lock()
+	if hold.count == 0 || c.closed {
+		hold.Unlock()
+		return c.writeNow(b, addr)
+	}
+	if len(b) > SlotSize {
+		// Too long to queue: it goes out after what was queued, keeping the order.
+		c.flushLocked()
+		hold.Unlock()
+		return c.writeNow(b, addr)
+	}
+	if c.queued == Slots {
+		c.flushLocked()
+	}
+	slot := c.data[c.queued*SlotSize : c.queued*SlotSize+len(b)]
+	copy(slot, b)
+	c.bufs[c.queued] = slot
+	c.to[c.queued] = addr
+	c.queued++
+	if !c.dirty {
+		c.dirty = true
+		hold.dirty = append(hold.dirty, c)
+	}
+	hold.Unlock()
+	return len(b), nil
+}
+
+func (c *Conn) writeNow(b []byte, addr netip.AddrPort) (int, error) {
+	sent.syscalls.Add(1)
+	n, err := c.udp.WriteToUDPAddrPort(b, addr)
+	if err == nil {
+		sent.datagrams.Add(1)
+	}
+	return n, err
+}
+
+// flushLocked sends the queue with as few sendmmsg calls as the queue needs (one, but for
+// refused datagrams); the caller holds hold's mutex. A datagram the kernel refuses is dropped
+// and counted, as UDP would lose it anyway.
+func (c *Conn) flushLocked() {
+	for next := 0; next < c.queued; {
+		nmsgs := c.pack(next)
+		sent.syscalls.Add(1)
+		n, err := c.batch.WriteBatch(c.msgs[:nmsgs], 0)
+		if n > 0 {
+			done := c.first[n-1] + len(c.msgs[n-1].Buffers)
+			sent.datagrams.Add(uint64(done - next))
+			next = done
+			continue
+		}
+		if err == nil {
+			break // sent nothing and said nothing: leave it rather than spin
+		}
+		if c.gso && len(c.msgs[0].Buffers) > 1 && gsoRefused(err) {
+			c.gso = false // retried one datagram per message
+			continue
+		}
+		sent.dropped.Add(uint64(len(c.msgs[0].Buffers)))
+		next += len(c.msgs[0].Buffers)
+	}
+	c.queued = 0
+	c.dirty = false
+	clear(c.bufs)
+}
+
+// pack fills c.msgs from the queued datagrams from first on and returns how many messages it
+// made: with GSO, a run of datagrams to one address, all of one size but the last which may be
+// shorter, is one message.
+func (c *Conn) pack(from int) int {
+	m := 0
+	for i := from; i < c.queued; m++ {
+		j := i + 1
+		if c.gso {
+			size, total := len(c.bufs[i]), len(c.bufs[i])
+			for j < c.queued && j-i < maxGSOSegments && c.to[j] == c.to[i] &&
+				len(c.bufs[j]) <= size && total+len(c.bufs[j]) <= maxGSOBytes {
+				total += len(c.bufs[j])
+				j++
+				if len(c.bufs[j-1]) < size {
+					break // a shorter datagram ends a GSO run
+				}
+			}
+		}
+		msg := &c.msgs[m]
+		msg.Buffers = c.bufs[i:j]
+		msg.OOB = c.oob[m][:0]
+		if j-i > 1 {
+			msg.OOB = appendSegmentSize(msg.OOB, len(c.bufs[i]))
+		}
+		msg.Addr = c.setAddr(m, c.to[i])
+		c.first[m] = i
+		i = j
+	}
+	return m
+}
+
+// setAddr writes addr into message m's preallocated address, so that no datagram allocates one.
+func (c *Conn) setAddr(m int, addr netip.AddrPort) *net.UDPAddr {
+	a := &c.addrs[m]
+	ip := addr.Addr().Unmap()
+	if ip.Is4() {
+		b := ip.As4()
+		a.IP = c.ips[m][:4]
+		copy(a.IP, b[:])
+	} else {
+		b := ip.As16()
+		a.IP = c.ips[m][:16]
+		copy(a.IP, b[:])
+	}
+	a.Port = int(addr.Port())
+	a.Zone = ""
+	return a
+}
+
+// ReadFromAddrPort returns the next datagram, reading a new batch with recvmmsg when the last one
+// is used up. b shorter than the datagram gets its beginning, as with a UDP socket.
+func (c *Conn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	for {
+		for c.rnext < c.rcount {
+			m := &c.rmsgs[c.rnext]
+			c.rnext++
+			ua, ok := m.Addr.(*net.UDPAddr)
+			if !ok || m.Flags&syscall.MSG_TRUNC != 0 {
+				continue
+			}
+			return copy(b, m.Buffers[0][:m.N]), ua.AddrPort(), nil
+		}
+		n, err := c.batch.ReadBatch(c.rmsgs, 0)
+		c.rnext, c.rcount = 0, n
+		if err != nil {
+			return 0, netip.AddrPort{}, err
+		}
+	}
+}
+
+// ReadFrom implements net.PacketConn.
+func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := c.ReadFromAddrPort(b)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(addr), nil
+}
+
+var errNotUDP = errors.New("egress: not a UDP address")
+
+// WriteTo implements net.PacketConn.
+func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, errNotUDP
+	}
+	return c.WriteToAddrPort(b, ua.AddrPort())
+}
+
+// Close drops what is queued and closes the socket.
+func (c *Conn) Close() error {
+	hold.Lock()
+	c.closed = true
+	c.queued = 0
+	clear(c.bufs)
+	hold.Unlock()
+	return c.udp.Close()
+}
+
+func (c *Conn) LocalAddr() net.Addr                { return c.udp.LocalAddr() }
+func (c *Conn) SetDeadline(t time.Time) error      { return c.udp.SetDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error  { return c.udp.SetReadDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.udp.SetWriteDeadline(t) }

@@ -1,0 +1,60 @@
+// Package egress is batched UDP I/O on a shared socket: the datagrams written during a fan-out are
+// queued and leave together in one sendmmsg (with UDP GSO when consecutive ones go to the same
+// address), and reads are served from recvmmsg batches. One socket carries every WebRtcEndpoint of
+// a port, so one system call carries a packet to many viewers instead of one per viewer.
+package egress
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// hold is the one batching window of the process: while a goroutine holds it, writes on every Conn
+// are queued; the last Release sends what was queued. A single window (not one per goroutine)
+// keeps Hold and Release free of allocation and bookkeeping; overlapping fan-outs only make the
+// batches larger, and a full queue is sent at once, so nothing waits longer than one fan-out.
+var hold struct {
+	sync.Mutex
+	count int
+	dirty []*Conn // conns with queued datagrams
+}
+
+// Hold opens a batching window (or joins the one open): writes are queued until the matching
+// Release of the last holder.
+func Hold() {
+	hold.Lock()
+	hold.count++
+	hold.Unlock()
+}
+
+// Release closes a window opened by Hold; the last one out sends every queued datagram.
+func Release() {
+	hold.Lock()
+	if hold.count > 0 {
+		hold.count--
+	}
+	if hold.count == 0 {
+		for i, c := range hold.dirty {
+			c.flushLocked()
+			hold.dirty[i] = nil
+		}
+		hold.dirty = hold.dirty[:0]
+	}
+	hold.Unlock()
+}
+
+var sent struct {
+	syscalls, datagrams, dropped atomic.Uint64
+}
+
+// Counts are the process's egress totals since start, for metrics and benchmarks.
+type Counts struct {
+	Syscalls  uint64 // send system calls (sendmmsg, sendmsg, sendto)
+	Datagrams uint64 // datagrams handed to the kernel
+	Dropped   uint64 // datagrams the kernel refused (unreachable address and the like)
+}
+
+// Sent returns the totals.
+func Sent() Counts {
+	return Counts{Syscalls: sent.syscalls.Load(), Datagrams: sent.datagrams.Load(), Dropped: sent.dropped.Load()}
+}
