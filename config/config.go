@@ -135,6 +135,10 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 
 	mods := loadModuleDirs(c.ModulesConfigPath, &c.Warnings)
 	applyKMSEnv(mods, getenv, filepath.Dir(c.ConfFile), &c.Warnings)
+	if v, ok := f.values["webrtc-udp-mux"]; ok {
+		// The flag wins over the variable and the file; all three are validated as one setting.
+		mods.set("kurento.WebRtcEndpoint", "udpMux", setting{v: v, src: f.source["webrtc-udp-mux"]})
+	}
 	if err := c.Modules.decode(mods); err != nil {
 		errs = append(errs, err)
 	}
@@ -190,6 +194,9 @@ func Usage(program string) string {
   --gst-worker-memory-limit SIZE  per worker, e.g. 512M, 2G, 0 = none (KMS_GST_WORKER_MEMORY_LIMIT; 2G)
   --gst-worker-cpu-limit CORES    per worker, killed after 10 s above it, 0 = none
                                   (KMS_GST_WORKER_CPU_LIMIT; 0)
+  --webrtc-udp-mux BOOL           all WebRtcEndpoints share one UDP port per interface address
+                                  (KMS_WEBRTC_UDP_MUX, WebRtcEndpoint udpMux; true); false: ports
+                                  of their own per endpoint, as KMS
 Every long option can also be set as KURENTO_<OPTION> (e.g. KURENTO_CONF_FILE).
 `
 }

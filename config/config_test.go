@@ -271,7 +271,7 @@ func TestModuleDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(c.Modules.MediaElement, defaultModules().MediaElement) ||
-		!reflect.DeepEqual(c.Modules.WebRtcEndpoint, WebRtcEndpoint{StunServerPort: 3478, IceTCP: true}) ||
+		!reflect.DeepEqual(c.Modules.WebRtcEndpoint, WebRtcEndpoint{StunServerPort: 3478, IceTCP: true, UDPMux: true}) ||
 		c.Modules.HttpEndpoint.Port != 9091 || c.Modules.RecorderEndpoint.GapsFix != "NONE" ||
 		c.Modules.Composite != (Composite{800, 600, 15}) ||
 		len(c.Modules.SdpEndpoint.AudioCodecs) != 4 {
@@ -523,6 +523,39 @@ func TestParseTURN(t *testing.T) {
 			}
 		} else if err != nil || *got != *tt.want {
 			t.Errorf("%q: got %+v, %v", tt.in, got, err)
+		}
+	}
+}
+
+// The shared UDP port is on by default; the module file, KMS_WEBRTC_UDP_MUX and --webrtc-udp-mux
+// turn it off, in that order of precedence, and a value that is not a boolean names its source.
+func TestWebRtcUDPMux(t *testing.T) {
+	tests := []struct {
+		file string
+		env  map[string]string
+		args []string
+		want bool
+		err  string
+	}{
+		{want: true},
+		{file: "udpMux=false\n", want: false},
+		{file: "udpMux=false\n", env: map[string]string{"KMS_WEBRTC_UDP_MUX": "true"}, want: true},
+		{env: map[string]string{"KMS_WEBRTC_UDP_MUX": "true"}, args: []string{"--webrtc-udp-mux=false"}, want: false},
+		{env: map[string]string{"KURENTO_WEBRTC_UDP_MUX": "0"}, want: false},
+		{env: map[string]string{"KMS_WEBRTC_UDP_MUX": "off"}, err: `KMS_WEBRTC_UDP_MUX: udpMux: must be true or false, got "off"`},
+		{args: []string{"--webrtc-udp-mux", "yes"}, err: `--webrtc-udp-mux: udpMux: must be true or false, got "yes"`},
+	}
+	for _, tt := range tests {
+		c, err := load(t, "", map[string]string{"kurento/WebRtcEndpoint.conf.ini": tt.file}, tt.env, tt.args...)
+		switch {
+		case tt.err != "":
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q %v %v: err = %v, want %q", tt.file, tt.env, tt.args, err, tt.err)
+			}
+		case err != nil:
+			t.Errorf("%q %v %v: %v", tt.file, tt.env, tt.args, err)
+		case c.Modules.WebRtcEndpoint.UDPMux != tt.want:
+			t.Errorf("%q %v %v: udpMux %v, want %v", tt.file, tt.env, tt.args, c.Modules.WebRtcEndpoint.UDPMux, tt.want)
 		}
 	}
 }

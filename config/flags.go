@@ -42,6 +42,7 @@ var options = []option{
 	{"gst-worker-restart", 0, true},
 	{"gst-worker-memory-limit", 0, true},
 	{"gst-worker-cpu-limit", 0, true},
+	{"webrtc-udp-mux", 0, true},
 }
 
 type gstArg struct{ name, value string }

@@ -74,6 +74,9 @@ type WebRtcEndpoint struct {
 	PemCertificateECDSA string
 	QosDSCP             string // DSCPValue name; "" = unset
 	EnableH265          bool
+	// UDPMux shares one UDP port (per interface address) among all endpoints; false gives every
+	// endpoint ports of its own, as KMS does (udpMux, KMS_WEBRTC_UDP_MUX, --webrtc-udp-mux).
+	UDPMux bool
 }
 
 // TURNServer is a parsed turnURL.
@@ -134,7 +137,7 @@ func defaultModules() Modules {
 			VideoCodecs:    []string{"H265/90000", "AV1/90000", "VP9/90000", "VP8/90000", "H264/90000"},
 		},
 		UriEndpoint:      UriEndpoint{DefaultPath: "file:///var/lib/kurento/"},
-		WebRtcEndpoint:   WebRtcEndpoint{StunServerPort: 3478, IceTCP: true},
+		WebRtcEndpoint:   WebRtcEndpoint{StunServerPort: 3478, IceTCP: true, UDPMux: true},
 		RecorderEndpoint: RecorderEndpoint{GapsFix: "NONE"},
 		HttpEndpoint:     HttpEndpoint{Port: 9091},
 		Composite:        Composite{Width: 800, Height: 600, Framerate: 15},
@@ -335,6 +338,7 @@ func (w *WebRtcEndpoint) decode(ck *checker, get lookup) {
 	w.PemCertificateECDSA = ck.path(get, "pemCertificateECDSA")
 	ck.oneOf(get, "qos-dscp", dscpValues, &w.QosDSCP)
 	ck.boolean(get, "enable-h265", &w.EnableH265)
+	ck.boolean(get, "udpMux", &w.UDPMux)
 }
 
 // order reports lo > hi, naming where each came from.

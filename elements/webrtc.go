@@ -167,6 +167,7 @@ func (d *definer) defineWebRtc() {
 				NumAudioMedias:     sdpc.NumAudioMedias,
 				NumVideoMedias:     sdpc.NumVideoMedias,
 				IncludeLoopback:    true,
+				UDPMux:             wc.UDPMux,
 				Recvonly:           a.Bool("recvonly"),
 				Sendonly:           a.Bool("sendonly"),
 				DataChannels:       a.Bool("useDataChannels"),

@@ -17,6 +17,8 @@ type Snapshot struct {
 	GStreamerErrors                  uint64                // error messages of GStreamer pipelines so far
 	GstWorkers                       int                   // live GStreamer worker processes
 	GstWorkerCrashes                 map[string]uint64     // workers that died so far, by reason
+	EgressSyscalls                   uint64                // send system calls on media sockets so far
+	EgressDatagrams                  uint64                // datagrams those calls carried
 	Figures                          []Figures             // one per element that counts media
 }
 
@@ -105,6 +107,8 @@ var (
 	gstErrorsDesc     = prometheus.NewDesc("kms_gstreamer_errors_total", "Error messages posted on the buses of GStreamer pipelines.", nil, nil)
 	gstWorkersDesc    = prometheus.NewDesc("kms_gst_workers", "Live GStreamer worker processes.", nil, nil)
 	gstCrashesDesc    = prometheus.NewDesc("kms_gst_worker_crashes_total", "GStreamer worker processes that died, by reason (signal, exit, memory_limit, cpu_limit, unresponsive).", []string{"reason"}, nil)
+	egressCallsDesc   = prometheus.NewDesc("kms_egress_syscalls_total", "Send system calls on the WebRTC media sockets (one sendmmsg carries many datagrams).", nil, nil)
+	egressDgramsDesc  = prometheus.NewDesc("kms_egress_datagrams_total", "Datagrams sent on the WebRTC media sockets.", nil, nil)
 )
 
 // liveCollector turns snapshots into metrics. The counters it exports are its own running totals:
@@ -187,7 +191,8 @@ func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	for _, d := range []*prometheus.Desc{sessionsDesc, connectionsDesc, pipelinesDesc, elementsDesc,
-		endpointsDesc, transcodersDesc, filesOpenDesc, recordedBytesDesc, droppedDesc, gstErrorsDesc, gstWorkersDesc, gstCrashesDesc} {
+		endpointsDesc, transcodersDesc, filesOpenDesc, recordedBytesDesc, droppedDesc, gstErrorsDesc, gstWorkersDesc, gstCrashesDesc,
+		egressCallsDesc, egressDgramsDesc} {
 		ch <- d
 	}
 	c.rtt.Describe(ch)
@@ -236,6 +241,8 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	for reason, n := range snap.GstWorkerCrashes {
 		ch <- prometheus.MustNewConstMetric(gstCrashesDesc, prometheus.CounterValue, float64(n), reason)
 	}
+	ch <- prometheus.MustNewConstMetric(egressCallsDesc, prometheus.CounterValue, float64(snap.EgressSyscalls))
+	ch <- prometheus.MustNewConstMetric(egressDgramsDesc, prometheus.CounterValue, float64(snap.EgressDatagrams))
 
 	for _, f := range snap.Figures {
 		for m := range numMedia {

@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"github.com/kurento-go/kms/egress"
 	"github.com/kurento-go/kms/endpoints"
 	"github.com/kurento-go/kms/gst"
 	"github.com/kurento-go/kms/media"
@@ -21,6 +22,8 @@ func Snapshot(r *objects.Registry, connections int) metrics.Snapshot {
 		GstWorkers:       gst.Workers(),
 		GstWorkerCrashes: gst.WorkerCrashes(),
 	}
+	egressed := egress.Sent()
+	snap.EgressSyscalls, snap.EgressDatagrams = egressed.Syscalls, egressed.Datagrams
 	for _, p := range Pipelines(r) {
 		snap.Pipelines++
 		for _, e := range p.Elements {

@@ -22,6 +22,7 @@ import (
 	"github.com/kurento-go/kms/api"
 	"github.com/kurento-go/kms/config"
 	"github.com/kurento-go/kms/elements"
+	"github.com/kurento-go/kms/endpoints/webrtc"
 	"github.com/kurento-go/kms/internal/guard"
 	"github.com/kurento-go/kms/logging"
 	"github.com/kurento-go/kms/media"
@@ -160,6 +161,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	registry.ReleaseAll()
 	server.Close()
 	registry.ReleaseAll()
+	webrtc.CloseSharedSockets()
 	log.Info("Kurento Media Server stopped", "released", released)
 	return code
 }

@@ -149,6 +149,14 @@ func (e *Endpoint) peerConnection(s Settings) error {
 	if s.ReceiveMTU > 0 {
 		se.SetReceiveMTU(uint(max(s.ReceiveMTU, 1500)))
 	}
+	if s.UDPMux && s.DSCP == 0 {
+		// Without the shared port (none free in the range) the endpoint opens sockets of its own.
+		if mux, err := sharedUDPMux(s.MinPort, s.MaxPort, s.NetworkInterfaces, s.IncludeLoopback); err == nil {
+			se.SetICEUDPMux(mux)
+		} else {
+			e.log.Warn("shared UDP port unavailable", "err", err)
+		}
+	}
 	if s.IceTCP {
 		// Without a free TCP port the endpoint still works over UDP.
 		if mux, err := sharedTCPMux(s.MinPort, s.MaxPort, s.NetworkInterfaces); err == nil {

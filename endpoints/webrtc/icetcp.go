@@ -20,12 +20,12 @@ import (
 // range; tests run servers with several.
 var iceTCP struct {
 	sync.Mutex
-	byKey map[tcpMuxKey]*tcpMux
+	byKey map[portKey]*tcpMux
 }
 
-// tcpMuxKey names a listener set by the addresses it binds, not by the interface names, so that
-// an endpoint's networkInterfaces spelt another way ("lo,lo") shares it instead of opening more.
-type tcpMuxKey struct {
+// portKey names a socket set by the addresses it binds, not by the interface names, so that an
+// endpoint's networkInterfaces spelt another way ("lo,lo") shares it instead of opening more.
+type portKey struct {
 	minPort, maxPort uint16
 	addresses        string
 }
@@ -46,19 +46,19 @@ func sharedTCPMux(minPort, maxPort uint16, interfaces []string) (ice.TCPMux, err
 			return nil, fmt.Errorf("no address to listen on for ICE-TCP on interfaces %s", strings.Join(interfaces, ","))
 		}
 	}
-	key := tcpMuxKey{minPort, maxPort, fmt.Sprint(addrs)}
+	key := portKey{minPort, maxPort, fmt.Sprint(addrs)}
 	if m := iceTCP.byKey[key]; m != nil {
 		return m.mux, m.err
 	}
 	if iceTCP.byKey == nil {
-		iceTCP.byKey = map[tcpMuxKey]*tcpMux{}
+		iceTCP.byKey = map[portKey]*tcpMux{}
 	}
 	m := &tcpMux{}
 	iceTCP.byKey[key] = m
 	var lns []*net.TCPListener
 	var err error
 	for p := int(minPort); p <= int(maxPort) && lns == nil; p++ {
-		lns, err = listenAll(addrs, p)
+		lns, err = listenAll(addrs, p, listenTCP)
 	}
 	if lns == nil {
 		m.err = fmt.Errorf("no TCP port free for ICE-TCP in %d-%d: %v", minPort, maxPort, err)
@@ -88,28 +88,17 @@ func bindableAddresses(interfaces []string) []netip.Addr {
 	return out
 }
 
-// listenAll listens on port on every address, or on none if one of them is taken. Port 0 takes
-// the port the first address gets for all.
-func listenAll(addrs []netip.Addr, port int) ([]*net.TCPListener, error) {
-	var lns []*net.TCPListener
-	for _, ip := range addrs {
-		if port == 0 && len(lns) > 0 {
-			port = lns[0].Addr().(*net.TCPAddr).Port
-		}
-		a := &net.TCPAddr{Port: port}
-		if ip.IsValid() {
-			a.IP = ip.AsSlice()
-		}
-		ln, err := net.ListenTCP("tcp", a)
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return nil, err
-		}
-		lns = append(lns, ln)
+// listenTCP listens on ip (the wildcard when invalid) and port (0: any), returning the port it got.
+func listenTCP(ip netip.Addr, port int) (*net.TCPListener, int, error) {
+	a := &net.TCPAddr{Port: port}
+	if ip.IsValid() {
+		a.IP = ip.AsSlice()
 	}
-	return lns, nil
+	ln, err := net.ListenTCP("tcp", a)
+	if err != nil {
+		return nil, 0, err
+	}
+	return ln, ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // allNetworks are the candidate networks when ICE-TCP is on; pion's default is UDP only.

@@ -34,6 +34,9 @@ type Settings struct {
 	EnableH265        bool
 	// IceTCP adds passive TCP candidates on the process's shared ICE-TCP port (KMS's iceTcp).
 	IceTCP bool
+	// UDPMux puts the endpoint's host candidates on the process's shared UDP port (one socket per
+	// interface address, batched writes); false opens sockets of its own in MinPort..MaxPort.
+	UDPMux bool
 	// IncludeLoopback offers 127.0.0.1/::1 candidates; KMS offers whatever the host has, and a server
 	// tested on one machine needs them.
 	IncludeLoopback bool
