@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/kurento-go/kms/config"
+	"github.com/kurento-go/kms/endpoints/webrtc"
 	"github.com/kurento-go/kms/gst"
 	"github.com/kurento-go/kms/inspector"
 	"github.com/kurento-go/kms/metrics"
@@ -33,6 +34,12 @@ func ForServer(cfg *config.Config, r *objects.Registry, s *protocol.Server, log 
 	}, "GStreamer registry not loaded (no appsrc or vp8enc)"))
 	o.Handle("GET /inspector/", inspector.Handler(r))
 	rtp := cfg.Modules.BaseRtpEndpoint
-	o.AddReadiness("ports", FreeUDPPort(rtp.MinPort, rtp.MaxPort))
+	free := FreeUDPPort(rtp.MinPort, rtp.MaxPort)
+	o.AddReadiness("ports", func() error {
+		if webrtc.HasSharedPort(uint16(rtp.MinPort), uint16(rtp.MaxPort)) {
+			return nil // new WebRtcEndpoints need no port of their own
+		}
+		return free()
+	})
 	return o
 }

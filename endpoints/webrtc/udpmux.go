@@ -69,6 +69,18 @@ func sharedUDPMux(minPort, maxPort uint16, interfaces []string, includeLoopback 
 	return m.mux, nil
 }
 
+// HasSharedPort tells whether the shared UDP port of a port range is open (on some interfaces).
+func HasSharedPort(minPort, maxPort uint16) bool {
+	sharedUDP.Lock()
+	defer sharedUDP.Unlock()
+	for key, m := range sharedUDP.byKey {
+		if key.minPort == minPort && key.maxPort == maxPort && m.mux != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // CloseSharedSockets closes the shared UDP sockets, at shutdown once every endpoint is released.
 func CloseSharedSockets() {
 	sharedUDP.Lock()

@@ -2,7 +2,9 @@ package webrtc_test
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -188,5 +190,24 @@ func TestSharedPortOnConfiguredInterfaces(t *testing.T) {
 	}
 	if !slices.ContainsFunc(cands, func(c hostCandidate) bool { return c.addr.Addr().Is4() }) {
 		t.Errorf("no 127.0.0.1 candidate: %v", cands)
+	}
+}
+
+// A range of one port serves many endpoints, and the server stays ready (/readyz) with that port
+// taken by the shared socket.
+func TestOnePortServesManyEndpoints(t *testing.T) {
+	const port = 48100
+	s := newSession(t, 60*time.Second, fmt.Sprintf("KMS_MIN_PORT=%d", port), fmt.Sprintf("KMS_MAX_PORT=%d", port),
+		"KMS_METRICS_ADDRESS=127.0.0.1:0")
+	_, receivers, _ := sharedPortSetup(s, 3, 0)
+	waitFrames(s, receivers, 30)
+	resp, err := http.Get(s.srv.OpsURL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz = %d %q with the one port shared, want 200", resp.StatusCode, body)
 	}
 }
