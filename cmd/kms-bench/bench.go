@@ -262,7 +262,7 @@ func (r *runner) measure(ctx context.Context, t *target, name string, s scenario
 	var ff []float64
 	for _, p := range recv[joined:] {
 		if f := p.firstFrame.Load(); f != 0 {
-			ff = append(ff, float64(f-p.start)/1e6)
+			ff = append(ff, float64(f-p.start.Load())/1e6)
 		} else {
 			row.NoMedia++
 		}
@@ -327,12 +327,12 @@ func (r *runner) idle(ctx context.Context, t *target, n int) {
 			}
 			return c.Invoke(ctx, ep, "gatherCandidates", nil, nil)
 		}
-		h, err := t.jan.attach(ctx)
+		h, err := t.jan.attach(ctx, echoTest)
 		if err != nil {
 			return err
 		}
 		add(func() { t.jan.detach(context.Background(), h) })
-		_, err = t.jan.offerAnswer(ctx, h, offer, nil)
+		_, err = t.jan.offerAnswer(ctx, h, offer)
 		return err
 	})
 	setup := time.Since(t0)

@@ -1,6 +1,6 @@
 // Command kms-bench is the load generator and benchmark of the media server: many pion WebRTC clients
-// in one process drive our server over the Kurento Protocol (and Janus's EchoTest over its HTTP API,
-// with the same clients and media) and measure server CPU, RSS, loss, latency and set-up time.
+// in one process drive our server over the Kurento Protocol (and Janus's EchoTest and VideoRoom over its
+// HTTP API, with the same clients and media) and measure server CPU, RSS, loss, latency and set-up time.
 //
 // bench/run.sh runs it with each server in a network namespace pinned to one core and this tool in
 // another namespace pinned to the other core. See bench/README.md.
@@ -92,7 +92,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.clientIP, "client-ip", "127.0.0.1", "the only address the clients gather candidates on")
 	fs.StringVar(&c.video, "video", "bench/media/clip.ivf", "VP8 clip (IVF), looped")
 	fs.StringVar(&c.audio, "audio", "bench/media/clip.ogg", "Opus clip (Ogg, one 20 ms packet per page), looped")
-	fs.StringVar(&scen, "scenarios", "loopback,one2many,group", "scenarios to run: loopback, one2many, group (Janus runs loopback only)")
+	fs.StringVar(&scen, "scenarios", "loopback,one2many,group", "scenarios to run: loopback, one2many, group (Janus: EchoTest for loopback, VideoRoom for the others)")
 	fs.StringVar(&loopN, "loopback-n", "", "loopback sessions at each step (default 5,20; ramp: 10,20,40,...)")
 	fs.StringVar(&o2mN, "one2many-n", "", "one-to-many subscribers at each step (default 50; ramp: 50,100,200,...)")
 	fs.StringVar(&grpK, "group-k", "", "group-call rooms at each step (default 2; ramp: 2,5,10,...)")
@@ -242,9 +242,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		t := &target{name: "janus", pid: cfg.janusPID, jan: j}
 		r.idle(ctx, t, cfg.idle)
+		b := func() base { return base{api: api, clip: clip, hst: cfg.hst} }
 		for _, s := range cfg.scenarios {
-			if s == "loopback" {
-				r.runScenario(ctx, t, s, &janusLoopback{base: base{api: api, clip: clip, hst: cfg.hst}, j: j}, cfg.loopbackN)
+			switch s {
+			case "loopback":
+				r.runScenario(ctx, t, s, &janusLoopback{base: b(), j: j}, cfg.loopbackN)
+			case "one2many":
+				r.runScenario(ctx, t, s, &janusOneToMany{base: b(), j: j}, cfg.one2manyN)
+			case "group":
+				r.runScenario(ctx, t, s, &janusGroup{base: b(), j: j, m: cfg.groupM}, cfg.groupK)
 			}
 		}
 		j.close()

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -214,8 +215,9 @@ type peer struct {
 	video, audio streamStats
 	frames       atomic.Int64
 	latencyOK    atomic.Int64 // received video packets matched to their send time
-	start        int64        // nowNS when processOffer / the Janus offer was sent
-	firstFrame   atomic.Int64 // nowNS of the first complete video frame received, 0 = none
+	start        atomic.Int64 // nowNS when the answer was in: processOffer returned, Janus answered or took ours
+	firstFrame   atomic.Int64 // nowNS of the first complete keyframe received, 0 = none
+	first        frameCheck   // the reader's: is the first frame complete yet
 	connected    chan struct{}
 	failed       atomic.Bool
 	connOnce     sync.Once
@@ -309,6 +311,24 @@ func (p *peer) answer(sdp string) error {
 	return p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
 }
 
+// answerOffer answers a remote offer (Janus VideoRoom's to its subscribers, or a direct publisher's),
+// with every host candidate in the answer.
+func (p *peer) answerOffer(offer string) (string, error) {
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", err
+	}
+	ans, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		return "", err
+	}
+	done := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(ans); err != nil {
+		return "", err
+	}
+	<-done
+	return p.pc.LocalDescription().SDP, nil
+}
+
 func (p *peer) startMedia() {
 	if p.pub == nil {
 		return
@@ -378,7 +398,9 @@ func (p *peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		}
 		if pkt.Marker {
 			p.frames.Add(1)
-			p.firstFrame.CompareAndSwap(0, now)
+		}
+		if p.firstFrame.Load() == 0 && p.first.complete(&pkt) {
+			p.firstFrame.Store(now)
 		}
 		if at, ok := p.sendTime(pkt.SequenceNumber, pkt.Payload); ok {
 			p.latencyOK.Add(1)
@@ -432,6 +454,27 @@ func (p *peer) sendTime(seq uint16, payload []byte) (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// frameCheck finds the first complete VP8 keyframe of a stream, the first frame a decoder can show:
+// its packets from the start of partition 0 to the marker, with no sequence number missing. It looks
+// at each packet only until that frame is found.
+type frameCheck struct {
+	inFrame, key bool
+	ts           uint32
+	next         uint16
+	vp8          codecs.VP8Packet
+}
+
+func (f *frameCheck) complete(pkt *rtp.Packet) bool {
+	if _, err := f.vp8.Unmarshal(pkt.Payload); err == nil && f.vp8.S == 1 && f.vp8.PID == 0 && len(f.vp8.Payload) > 0 {
+		f.inFrame, f.key, f.ts = true, f.vp8.Payload[0]&1 == 0, pkt.Timestamp // P bit 0: a keyframe
+	} else if !f.inFrame || pkt.Timestamp != f.ts || pkt.SequenceNumber != f.next {
+		f.inFrame = false // a gap, or the middle of a frame whose start we did not see
+		return false
+	}
+	f.next = pkt.SequenceNumber + 1
+	return pkt.Marker && f.key
 }
 
 func (p *peer) close() {

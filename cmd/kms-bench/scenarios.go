@@ -192,7 +192,7 @@ type janusLoopback struct {
 
 func (s *janusLoopback) grow(ctx context.Context, n int) error {
 	err := parallel(ctx, s.units(), n, setupWorkers, func(ctx context.Context, i int) error {
-		h, err := s.j.attach(ctx)
+		h, err := s.j.attach(ctx, echoTest)
 		if err != nil {
 			return err
 		}
@@ -200,6 +200,114 @@ func (s *janusLoopback) grow(ctx context.Context, n int) error {
 		return s.echo(release, fmt.Sprintf("handle %d", i), func(p *peer) error { return s.j.negotiate(ctx, h, p) })
 	})
 	return s.recount(err)
+}
+
+const (
+	echoTest  = "janus.plugin.echotest"
+	videoRoom = "janus.plugin.videoroom"
+)
+
+// janusOneToMany: one VideoRoom room with one publisher and N subscribers, each subscriber a handle
+// and a PeerConnection of its own, as the one2many tutorial's viewers are on our server.
+type janusOneToMany struct {
+	base
+	j          *janus
+	room, feed int64
+	pub        *peer
+}
+
+func (s *janusOneToMany) grow(ctx context.Context, n int) error {
+	if s.pub == nil {
+		p, room, feeds, err := s.openRoom(ctx, s.j, 1)
+		if err != nil {
+			return err
+		}
+		s.pub, s.room, s.feed = p[0], room, feeds[0]
+	}
+	err := parallel(ctx, s.units(), n, setupWorkers, func(ctx context.Context, i int) error {
+		_, err := s.subscribe(ctx, s.j, s.room, s.feed, s.pub.pub)
+		if err != nil {
+			return fmt.Errorf("viewer %d: %w", i, err)
+		}
+		return nil
+	})
+	return s.recount(err)
+}
+
+// openRoom creates a VideoRoom room with m publishers sending the clip; the room is destroyed and
+// the handles detached on close.
+func (b *base) openRoom(ctx context.Context, j *janus, m int) (pubs []*peer, room int64, feeds []int64, err error) {
+	for i := range m {
+		h, err := j.attach(ctx, videoRoom)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		b.add(nil, false, 1, func() { j.detach(context.Background(), h) })
+		if i == 0 {
+			if room, err = j.createRoom(ctx, h, m); err != nil {
+				return nil, 0, nil, err
+			}
+			b.add(nil, false, 0, func() { j.destroyRoom(context.Background(), h, room) })
+		}
+		p, err := newPeer(b.api, b.clip, true, false, nil, b.hst)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		b.add(p, false, 0, nil)
+		feed, err := j.publish(ctx, h, room, p)
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("publisher %d: %w", i, err)
+		}
+		p.startMedia()
+		pubs, feeds = append(pubs, p), append(feeds, feed)
+	}
+	return pubs, room, feeds, nil
+}
+
+// subscribe adds a receiving peer on a new VideoRoom handle subscribed to feed; release detaches it.
+func (b *base) subscribe(ctx context.Context, j *janus, room, feed int64, ref *publisher) (*peer, error) {
+	h, err := j.attach(ctx, videoRoom)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPeer(b.api, b.clip, false, true, ref, b.hst)
+	if err != nil {
+		j.detach(context.Background(), h)
+		return nil, err
+	}
+	b.add(p, true, 1, func() { j.detach(context.Background(), h) })
+	return p, j.subscribe(ctx, h, room, feed, p)
+}
+
+// janusGroup: VideoRoom rooms of M participants, each publishing on a handle of its own and receiving
+// every other participant on one handle each, as kmsGroup.
+type janusGroup struct {
+	base
+	j *janus
+	m int
+}
+
+func (s *janusGroup) grow(ctx context.Context, n int) error {
+	return parallel(ctx, s.units(), n, 2, func(ctx context.Context, room int) error {
+		pubs, id, feeds, err := s.openRoom(ctx, s.j, s.m)
+		if err != nil {
+			return fmt.Errorf("room %d: %w", room, err)
+		}
+		for i := range s.m {
+			for k := range s.m {
+				if i == k {
+					continue
+				}
+				if _, err := s.subscribe(ctx, s.j, id, feeds[k], pubs[k].pub); err != nil {
+					return fmt.Errorf("room %d viewer %d of %d: %w", room, i, k, err)
+				}
+			}
+		}
+		s.mu.Lock()
+		s.n++
+		s.mu.Unlock()
+		return nil
+	})
 }
 
 // kmsOneToMany: one presenter WebRtcEndpoint connected to N viewer WebRtcEndpoints (the one2many
@@ -334,20 +442,12 @@ func (s *direct) grow(ctx context.Context, n int) error {
 		if err != nil {
 			return err
 		}
-		sub.start = nowNS()
-		if err := sub.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-			return err
-		}
-		ans, err := sub.pc.CreateAnswer(nil)
+		answer, err := sub.answerOffer(offer)
 		if err != nil {
 			return err
 		}
-		done := webrtc.GatheringCompletePromise(sub.pc)
-		if err := sub.pc.SetLocalDescription(ans); err != nil {
-			return err
-		}
-		<-done
-		if err := pub.answer(sub.pc.LocalDescription().SDP); err != nil {
+		sub.start.Store(nowNS())
+		if err := pub.answer(answer); err != nil {
 			return err
 		}
 		pub.startMedia()

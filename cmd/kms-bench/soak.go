@@ -557,7 +557,7 @@ func (s *soakRun) summarize(sum *SoakSummary, samples []SoakSample) {
 	var ff []float64
 	for _, l := range s.joins {
 		if f := l.p.firstFrame.Load(); f != 0 {
-			ff = append(ff, float64(f-l.p.start)/1e6)
+			ff = append(ff, float64(f-l.p.start.Load())/1e6)
 		} else if time.Since(l.joined) > 10*time.Second {
 			sum.JoinNoMedia++
 		}
