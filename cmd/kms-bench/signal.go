@@ -152,7 +152,9 @@ type pluginError struct {
 	reason string
 }
 
-func (e pluginError) Error() string { return fmt.Sprintf("janus plugin error %d: %s", e.code, e.reason) }
+func (e pluginError) Error() string {
+	return fmt.Sprintf("janus plugin error %d: %s", e.code, e.reason)
+}
 
 func (d pluginData) err() error {
 	if d.ErrorCode != 0 || d.Error != "" {
@@ -313,7 +315,9 @@ func hasJsep(typ string) func(*janusReply) bool {
 	return func(ev *janusReply) bool { return ev.Jsep != nil && ev.Jsep.Type == typ }
 }
 
-func offerJsep(sdp string) map[string]any { return map[string]any{"type": "offer", "sdp": sdp, "trickle": false} }
+func offerJsep(sdp string) map[string]any {
+	return map[string]any{"type": "offer", "sdp": sdp, "trickle": false}
+}
 
 // negotiate sends the offer to an EchoTest handle (candidates included, no trickle) and applies the
 // answer; p.start is taken when the answer is in.
