@@ -48,6 +48,13 @@ type Row struct {
 	RouterCPUmsPerRequest float64 `json:"router_cpu_ms_per_request,omitempty"`
 	RouterIOMB            float64 `json:"router_io_mb,omitempty"` // the router's socket reads and writes (clients, nodes, Redis)
 
+	// The server's system calls over the window (perf stat) per packet the receivers got: what it costs
+	// the server to forward one packet; send_syscalls are sendto, sendmsg, sendmmsg and write.
+	PacketsReceived       int64   `json:"packets_received,omitempty"`
+	Syscalls              int64   `json:"syscalls,omitempty"`
+	SyscallsPerPacket     float64 `json:"syscalls_per_packet,omitempty"`
+	SendSyscallsPerPacket float64 `json:"send_syscalls_per_packet,omitempty"`
+
 	SendKbps    float64 `json:"send_kbps_per_publisher"`
 	ToolCPUCore float64 `json:"tool_cpu_core"` // the load tool's own CPU: near 1 means the tool, not the server, is the limit
 	Pass        bool    `json:"pass"`          // loss <= max-loss and p99 <= max-p99
@@ -143,6 +150,12 @@ func (r *runner) runScenario(ctx context.Context, t *target, name string, s scen
 			r.logf("%s", rowLine(row))
 		}
 		r.rows = append(r.rows, row)
+		if j, ok := s.(joiner); ok && r.cfg.joins > 0 && gerr == nil {
+			r.logf("%s %s: %d viewers joining one at a time", t.name, name, r.cfg.joins)
+			jr := r.joins(ctx, t, s, j, r.cfg.joins)
+			r.logf("%s", rowLine(jr))
+			r.rows = append(r.rows, jr)
+		}
 		if !row.Pass {
 			stopped = fmt.Sprintf("loss %.2f%%, p99 %.1f ms at N=%d", row.LossPct, row.LatencyP99ms, row.N)
 			if gerr != nil {
@@ -214,6 +227,7 @@ func (r *runner) measure(ctx context.Context, t *target, name string, s scenario
 			}
 		}()
 	}
+	sys := startSyscallCount(t.pid)
 	start := snapshot(recv)
 	srv0, _ := readProc(t.pid)
 	tool0, _ := readProc(osPID)
@@ -226,6 +240,13 @@ func (r *runner) measure(ctx context.Context, t *target, name string, s scenario
 	srv1, _ := readProc(t.pid)
 	tool1, _ := readProc(osPID)
 	end := snapshot(recv)
+	var sysTotal, sysSend int64
+	if sys != nil {
+		var err error
+		if sysTotal, sysSend, err = sys.stop(); err != nil {
+			r.logf("syscalls: %v", err)
+		}
+	}
 	if prof != nil {
 		<-prof
 		file := filepath.Join(r.cfg.out, fmt.Sprintf("heap-%s-%s-%d.pprof", t.name, name, s.units()))
@@ -251,12 +272,18 @@ func (r *runner) measure(ctx context.Context, t *target, name string, s scenario
 		e := end[p].expected - start[p].expected
 		got := end[p].received - start[p].received
 		row.PacketsExpected += e
+		row.PacketsReceived += got
 		if e > got {
 			row.PacketsLost += e - got
 		}
 	}
 	if row.PacketsExpected > 0 {
 		row.LossPct = 100 * float64(row.PacketsLost) / float64(row.PacketsExpected)
+	}
+	if sysTotal > 0 && row.PacketsReceived > 0 {
+		row.Syscalls = sysTotal
+		row.SyscallsPerPacket = float64(sysTotal) / float64(row.PacketsReceived)
+		row.SendSyscallsPerPacket = float64(sysSend) / float64(row.PacketsReceived)
 	}
 	row.LatencyP50ms, row.LatencyP99ms, row.LatencySamples = hist.quantile(0.5), hist.quantile(0.99), hist.total()
 	var ff []float64

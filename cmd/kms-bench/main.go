@@ -44,6 +44,7 @@ type config struct {
 	maxLoss          float64
 	maxP99           float64 // ms
 	idle             int
+	joins            int
 	direct           int
 	conns            int
 	out, label, note string
@@ -104,6 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Float64Var(&c.maxLoss, "max-loss", 1, "ramp stop: packet loss, percent")
 	fs.Float64Var(&c.maxP99, "max-p99", 100, "ramp stop: p99 latency, ms")
 	fs.IntVar(&c.idle, "idle", 100, "idle endpoints created to measure RSS per idle endpoint (0: skip)")
+	fs.IntVar(&c.joins, "joins", 20, "after each one2many step, viewers joining one at a time: first frame of a join into a running stream (0: skip)")
 	fs.IntVar(&c.direct, "direct", 5, "pairs of clients sending to each other without a server, for the clients' own latency (0: skip)")
 	fs.IntVar(&c.conns, "conns", 4, "Kurento Protocol connections used in turn")
 	fs.StringVar(&c.out, "out", "bench/results/last", "output folder: results.json, results.csv, one PNG per scenario")

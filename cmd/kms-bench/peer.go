@@ -399,8 +399,14 @@ func (p *peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if pkt.Marker {
 			p.frames.Add(1)
 		}
-		if p.firstFrame.Load() == 0 && p.first.complete(&pkt) {
-			p.firstFrame.Store(now)
+		if p.firstFrame.Load() == 0 {
+			if p.first.complete(&pkt) {
+				p.firstFrame.Store(now)
+			} else if pkt.Marker && now-p.first.pli >= int64(250*time.Millisecond) {
+				// A frame it cannot show yet: ask for a keyframe, as a browser's receiver does.
+				p.first.pli = now
+				p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}})
+			}
 		}
 		if at, ok := p.sendTime(pkt.SequenceNumber, pkt.Payload); ok {
 			p.latencyOK.Add(1)
@@ -458,8 +464,11 @@ func (p *peer) sendTime(seq uint16, payload []byte) (int64, bool) {
 
 // frameCheck finds the first complete VP8 keyframe of a stream, the first frame a decoder can show:
 // its packets from the start of partition 0 to the marker, with no sequence number missing. It looks
-// at each packet only until that frame is found.
+// at each packet only until that frame is found. Until then the receiver asks for a keyframe after
+// each frame it could not show (every 250 ms at most, pli: when it last did), as browsers do; the
+// servers may or may not have asked already.
 type frameCheck struct {
+	pli          int64
 	inFrame, key bool
 	ts           uint32
 	next         uint16

@@ -176,10 +176,10 @@ func (res *Results) table(w io.Writer) {
 	if res.Note != "" {
 		fmt.Fprintln(w, res.Note)
 	}
-	fmt.Fprintf(w, "\n%-6s %-9s %5s %7s %6s %9s %7s %8s %7s %8s %8s %9s %9s %6s %5s\n", "server", "scenario", "N", "streams",
-		"cpu", "cpu-s/", "RSS", "RSS/ep", "loss", "lat p50", "lat p99", "1st frame", "1st frame", "tool", "pass")
-	fmt.Fprintf(w, "%-6s %-9s %5s %7s %6s %9s %7s %8s %7s %8s %8s %9s %9s %6s %5s\n", "", "", "", "", "cores",
-		"strm-min", "MB", "KB", "%", "ms", "ms", "p50 ms", "p99 ms", "cores", "")
+	fmt.Fprintf(w, "\n%-6s %-9s %5s %7s %6s %9s %7s %8s %7s %8s %8s %9s %9s %6s %7s %5s\n", "server", "scenario", "N", "streams",
+		"cpu", "cpu-s/", "RSS", "RSS/ep", "loss", "lat p50", "lat p99", "1st frame", "1st frame", "tool", "syscall", "pass")
+	fmt.Fprintf(w, "%-6s %-9s %5s %7s %6s %9s %7s %8s %7s %8s %8s %9s %9s %6s %7s %5s\n", "", "", "", "", "cores",
+		"strm-min", "MB", "KB", "%", "ms", "ms", "p50 ms", "p99 ms", "cores", "/packet", "")
 	f := func(v float64, prec int) string {
 		if v < 0 {
 			return "-"
@@ -187,43 +187,59 @@ func (res *Results) table(w io.Writer) {
 		return strconv.FormatFloat(v, 'f', prec, 64)
 	}
 	for _, r := range res.Rows {
-		fmt.Fprintf(w, "%-6s %-9s %5d %7d %6s %9s %7s %8s %7s %8s %8s %9s %9s %6s %5v\n", r.Server, r.Scenario, r.N, r.Streams,
+		sys := "-"
+		if r.SyscallsPerPacket > 0 {
+			sys = f(r.SyscallsPerPacket, 2)
+		}
+		tool := f(r.ToolCPUCore, 2)
+		if r.Scenario == "join" || r.Scenario == "idle" {
+			tool = "-"
+		}
+		fmt.Fprintf(w, "%-6s %-9s %5d %7d %6s %9s %7s %8s %7s %8s %8s %9s %9s %6s %7s %5v\n", r.Server, r.Scenario, r.N, r.Streams,
 			f(r.ServerCPUCore, 2), f(r.CPUSecPerStreamMin, 3), f(r.RSSMB, 0), f(r.RSSPerEndpointKB, 0), f(r.LossPct, 2),
-			f(r.LatencyP50ms, 2), f(r.LatencyP99ms, 2), f(r.FirstFrameP50ms, 0), f(r.FirstFrameP99ms, 0), f(r.ToolCPUCore, 2), r.Pass)
+			f(r.LatencyP50ms, 2), f(r.LatencyP99ms, 2), f(r.FirstFrameP50ms, 0), f(r.FirstFrameP99ms, 0), tool, sys, r.Pass)
 	}
-	// Side by side: loopback (and idle) at the N both servers ran.
+	// Side by side: every scenario at the N both servers ran.
 	type key struct {
 		s string
 		n int
 	}
 	jan := map[key]Row{}
 	for _, r := range res.Rows {
-		if r.Server == "janus" {
+		if r.Server == "janus" && r.Note != "failed; measured again in the next row" {
 			jan[key{r.Scenario, r.N}] = r
 		}
 	}
 	header := false
+	pair := func(a, b string) string { return a + " | " + b }
 	for _, o := range res.Rows {
 		j, ok := jan[key{o.Scenario, o.N}]
-		if o.Server != "ours" || !ok {
+		if o.Server != "ours" || !ok || o.Note == "failed; measured again in the next row" {
 			continue
 		}
 		if !header {
-			fmt.Fprintf(w, "\nours vs Janus (same clients, same media)\n%-9s %5s %22s %22s %8s %18s %18s %18s\n", "scenario", "N",
-				"cpu-s/session-min", "ours/Janus", "", "loss % ours|janus", "p99 ms ours|janus", "RSS/ep KB ours|jan")
+			fmt.Fprintf(w, "\nours vs Janus (same clients, same media; EchoTest for loopback and idle, VideoRoom for one2many, group, join)\n"+
+				"%-9s %5s %20s %10s %14s %16s %18s %16s %18s\n", "scenario", "N", "cpu-s/stream-min", "ours/Janus",
+				"loss %", "p99 ms", "1st frame p50 ms", "syscall/packet", "RSS/ep KB")
 			header = true
 		}
 		ratio := "-"
-		if j.CPUSecPerStreamMin > 0 && o.Scenario != "idle" {
+		if j.CPUSecPerStreamMin > 0 && o.CPUSecPerStreamMin > 0 && o.Scenario != "idle" {
 			ratio = fmt.Sprintf("%.2f", o.CPUSecPerStreamMin/j.CPUSecPerStreamMin)
 		}
-		rssRatio := ""
 		if o.Scenario == "idle" && j.RSSPerEndpointKB > 0 {
-			rssRatio = fmt.Sprintf(" (ratio %.2f)", o.RSSPerEndpointKB/j.RSSPerEndpointKB)
+			ratio = fmt.Sprintf("RSS %.2f", o.RSSPerEndpointKB/j.RSSPerEndpointKB)
 		}
-		fmt.Fprintf(w, "%-9s %5d %10s | %-9s %22s %8s %18s %18s %18s%s\n", o.Scenario, o.N, f(o.CPUSecPerStreamMin, 3),
-			f(j.CPUSecPerStreamMin, 3), ratio, "", f(o.LossPct, 2)+" | "+f(j.LossPct, 2),
-			f(o.LatencyP99ms, 2)+" | "+f(j.LatencyP99ms, 2), f(o.RSSPerEndpointKB, 0)+" | "+f(j.RSSPerEndpointKB, 0), rssRatio)
+		sys := func(r Row) string {
+			if r.SyscallsPerPacket <= 0 {
+				return "-"
+			}
+			return f(r.SyscallsPerPacket, 2)
+		}
+		fmt.Fprintf(w, "%-9s %5d %20s %10s %14s %16s %18s %16s %18s\n", o.Scenario, o.N,
+			pair(f(o.CPUSecPerStreamMin, 3), f(j.CPUSecPerStreamMin, 3)), ratio, pair(f(o.LossPct, 2), f(j.LossPct, 2)),
+			pair(f(o.LatencyP99ms, 1), f(j.LatencyP99ms, 1)), pair(f(o.FirstFrameP50ms, 0), f(j.FirstFrameP50ms, 0)),
+			pair(sys(o), sys(j)), pair(f(o.RSSPerEndpointKB, 0), f(j.RSSPerEndpointKB, 0)))
 	}
 	res.signallingTable(w, f)
 	for _, rr := range res.RampResults {
