@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,6 +51,7 @@ type config struct {
 	out, label, note string
 	pprofURL         string
 	replot           string
+	cpuProfile       string
 	soak             soakConfig
 	impair           *testpeer.Impairment
 	hst              *histograms
@@ -111,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.out, "out", "bench/results/last", "output folder: results.json, results.csv, one PNG per scenario")
 	fs.StringVar(&c.label, "label", "short", "name of the run, written in the results")
 	fs.StringVar(&c.pprofURL, "pprof", "", "our server's pprof base URL (bench/kms-prof): a CPU profile of each window is saved in -out")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write this tool's own CPU profile of the run to this file")
 	fs.StringVar(&c.note, "note", "", "free text written in the results (machine, pinning)")
 	fs.DurationVar(&c.soak.duration, "soak", 0, "run the soak for this long instead of the benchmark (bench/run.sh --soak)")
 	fs.DurationVar(&c.soak.sample, "soak-sample", 10*time.Second, "soak: sample interval")
@@ -203,6 +206,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		res.table(stdout)
 		return nil
+	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	clip, err := loadClip(cfg.video, cfg.audio)
 	if err != nil {
