@@ -4,8 +4,11 @@
 #
 #   bench/run.sh                 short run (≈ 2 min): table on stdout, results in bench/results/last/
 #   bench/run.sh --full          full ramp (≈ 20-40 min), results in bench/results/full/
-#   bench/run.sh --profile       our server built with pprof (bench/kms-prof): a CPU profile of each
-#                                window of ours is saved next to the results
+#   bench/run.sh --profile       our server built with -tags benchprof (net/http/pprof on :6060): a CPU
+#                                and heap profile of each window of ours is saved next to the results
+#   bench/run.sh --targets       issue 11's targets (≈ 12 min): both servers, loopback N = 20/100/300,
+#                                one2many 100/300 with joins, group, idle; syscalls per packet; profiles
+#                                of ours at one2many 300; results and targets.md in bench/results/targets/
 #   bench/run.sh --server-rev REV   our server built from commit REV (git archive) instead of the work tree
 #   bench/run.sh --server-bin FILE  our server: a binary built beforehand
 #   bench/run.sh [--full] -- ARGS   extra kms-bench flags (go run ./cmd/kms-bench -h)
@@ -32,6 +35,7 @@ extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --full) mode=full; shift ;;
+    --targets) mode=targets; profile=1; shift ;;
     --soak) mode=soak; shift ;;
     --router) mode=router; shift ;;
     --profile) profile=1; shift ;;
@@ -98,14 +102,14 @@ src=.
 if [ -n "$rev" ]; then
   src="$work/src"; mkdir -p "$src"
   git archive "$rev" | tar -x -C "$src"
-  mkdir -p "$src/bench" && cp -r bench/kms-prof "$src/bench/"
+  cp cmd/kurento-media-server/pprof_benchprof.go "$src/cmd/kurento-media-server/"
 fi
 server_desc="work tree"; [ -n "$rev" ] && server_desc="commit $(git rev-parse --short "$rev")"
 if [ -n "$bin" ]; then
   server_desc="$bin, built $(date -u -r "$bin" +%FT%TZ)"
   cp "$bin" "$work/kurento-media-server"
 elif [ -n "$profile" ]; then
-  (cd "$src" && go build -o "$work/kurento-media-server" ./bench/kms-prof)
+  (cd "$src" && go build -tags benchprof -o "$work/kurento-media-server" ./cmd/kurento-media-server)
 else
   (cd "$src" && go build -o "$work/kurento-media-server" ./cmd/kurento-media-server)
 fi
@@ -145,7 +149,7 @@ JSON
 # The soak reads the server's live heap from its GC trace (GODEBUG=gctrace=1 writes it on stderr).
 errlog="$work/kms.log"; gcdebug=
 [ $mode = soak ] && { errlog="$work/kms.gc"; gcdebug=gctrace=1; }
-KMS_NETWORK_INTERFACES=$SRV_IF GST_DEBUG=1 GODEBUG=$gcdebug setsid ip netns exec "$SRV" nice -n $NICE taskset -c $SRV_CPU \
+KMS_BENCH_PPROF=$SRV_IP:6060 KMS_NETWORK_INTERFACES=$SRV_IF GST_DEBUG=1 GODEBUG=$gcdebug setsid ip netns exec "$SRV" nice -n $NICE taskset -c $SRV_CPU \
   "$work/kurento-media-server" -f "$work/kms/kurento.conf.json" >"$work/kms.log" 2>>"$errlog" &
 kms_pid=$!; pids+=($kms_pid); prio $kms_pid
 
@@ -219,6 +223,15 @@ args=(-kms-url ws://$SRV_IP:8888/kurento -kms-pid $kms_pid -janus-url http://$SR
       -client-ip $CLI_IP ${profile:+-pprof http://$SRV_IP:6060} -note "our server: $server_desc${profile:+ with pprof}; servers pinned to CPU $SRV_CPU, kms-bench to CPU $CLI_CPU, veth between two namespaces; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)")
 if [ $mode = full ]; then
   args+=(-ramp -window 15s -idle 500 -label full -out bench/results/full)
+elif [ $mode = targets ]; then
+  # Allocations per forwarded packet come from a Go benchmark of the forwarding path (ALLOCS_BENCH in
+  # ALLOCS_PKGS); everything else from this run. The figures before are those of bench/results/full.
+  echo "allocations: go test -run '^\$' -bench '${ALLOCS_BENCH:=SourceToSenders}' -benchmem ${ALLOCS_PKGS:=./media}"
+  go test -run '^$' -bench "$ALLOCS_BENCH" -benchmem -benchtime 20000x $ALLOCS_PKGS >"$work/allocs.txt" 2>&1 || cat "$work/allocs.txt"
+  rm -f bench/results/targets/*.pprof
+  args+=(-window 15s -idle 500 -loopback-n 20,100,300 -one2many-n 100,300 -group-k 10 -joins 20 -pprof-at one2many:300
+         -allocs-bench "$work/allocs.txt" -allocs-command "go test -run '^\$' -bench '$ALLOCS_BENCH' -benchmem $ALLOCS_PKGS"
+         -before bench/results/full/results.json -label targets -out bench/results/targets)
 else
   args+=(-label short -out bench/results/last)
 fi

@@ -100,7 +100,7 @@ func (r *runner) runScenario(ctx context.Context, t *target, name string, s scen
 		r.logf("%s %s: tearing down", t.name, name)
 		s.close()
 		time.Sleep(r.cfg.pause) // let the server release and settle before the next measurement
-		if r.cfg.pprofURL != "" && t.kms != nil {
+		if r.cfg.pprofURL != "" && t.kms != nil && r.cfg.pprofAt == "" {
 			file := filepath.Join(r.cfg.out, fmt.Sprintf("heap-%s-%s-after.pprof", t.name, name))
 			if err := fetch(ctx, r.cfg.pprofURL+"/debug/pprof/heap?gc=1", file); err != nil {
 				r.logf("profile: %v", err)
@@ -174,6 +174,10 @@ func (r *runner) runScenario(ctx context.Context, t *target, name string, s scen
 	}
 }
 
+// toolBound is the load tool's CPU (of its one core) above which a window measures the tool as much
+// as the server.
+const toolBound = 0.8
+
 // waitMedia waits until every new receiver has a video frame, or the timeout.
 func (r *runner) waitMedia(ctx context.Context, ps []*peer, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
@@ -217,7 +221,7 @@ func (r *runner) measure(ctx context.Context, t *target, name string, s scenario
 	hist := &histogram{}
 	r.cfg.hst.latency.Store(hist)
 	var prof chan struct{}
-	if r.cfg.pprofURL != "" && t.kms != nil {
+	if r.cfg.pprofURL != "" && t.kms != nil && (r.cfg.pprofAt == "" || r.cfg.pprofAt == fmt.Sprintf("%s:%d", name, s.units())) {
 		prof = make(chan struct{})
 		go func() {
 			defer close(prof)
@@ -305,6 +309,9 @@ func (r *runner) measure(ctx context.Context, t *target, name string, s scenario
 	}
 	if len(pubs) > 0 {
 		row.SendKbps = sent / float64(len(pubs))
+	}
+	if row.ToolCPUCore > toolBound {
+		row.Note = fmt.Sprintf("the load tool used %.2f of its core: figures may be the tool's limit", row.ToolCPUCore)
 	}
 	row.Pass = row.NoMedia == 0 && row.PacketsExpected > 0 && row.LossPct <= r.cfg.maxLoss &&
 		row.LatencyP99ms >= 0 && row.LatencyP99ms <= r.cfg.maxP99

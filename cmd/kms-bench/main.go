@@ -50,6 +50,10 @@ type config struct {
 	conns            int
 	out, label, note string
 	pprofURL         string
+	pprofAt          string // scenario:N whose window is profiled; empty: every window
+	before           string
+	allocsBench      string
+	allocsCommand    string
 	replot           string
 	cpuProfile       string
 	soak             soakConfig
@@ -114,6 +118,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.label, "label", "short", "name of the run, written in the results")
 	fs.StringVar(&c.pprofURL, "pprof", "", "our server's pprof base URL (bench/kms-prof): a CPU profile of each window is saved in -out")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write this tool's own CPU profile of the run to this file")
+	fs.StringVar(&c.pprofAt, "pprof-at", "", "with -pprof, profile only this step (one2many:300); empty: every window")
+	fs.StringVar(&c.before, "before", "", "a results.json to compare with: targets.md (issue 11's targets) gets its figures as \"before\"; also with -replot")
+	fs.StringVar(&c.allocsBench, "allocs-bench", "", "output of the Go benchmark of the forwarding path (-benchmem), for targets.md")
+	fs.StringVar(&c.allocsCommand, "allocs-command", "", "the command that gave -allocs-bench, written in targets.md")
 	fs.StringVar(&c.note, "note", "", "free text written in the results (machine, pinning)")
 	fs.DurationVar(&c.soak.duration, "soak", 0, "run the soak for this long instead of the benchmark (bench/run.sh --soak)")
 	fs.DurationVar(&c.soak.sample, "soak-sample", 10*time.Second, "soak: sample interval")
@@ -205,6 +213,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		res.table(stdout)
+		if cfg.before != "" {
+			return writeTargets(cfg.before, filepath.Dir(cfg.replot), &res, stdout)
+		}
 		return nil
 	}
 	if cfg.cpuProfile != "" {
@@ -274,10 +285,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	res := &Results{Label: cfg.label, Date: time.Now().UTC().Format(time.RFC3339), Note: cfg.note,
 		DurationS: time.Since(began).Seconds(), Machine: machine(), ClipKbps: clip.kbps, Window: cfg.window.String(),
 		Ramp: cfg.ramp, MaxLossPct: cfg.maxLoss, MaxP99ms: cfg.maxP99, Rows: r.rows, RampResults: r.ramp}
+	if a, ok := maxAllocs(cfg.allocsBench); ok {
+		res.AllocsPerPacket, res.AllocsCommand = &a, cfg.allocsCommand
+	}
 	if err := res.write(cfg.out); err != nil {
 		return err
 	}
 	res.table(stdout)
+	if cfg.before != "" {
+		if err := writeTargets(cfg.before, cfg.out, res, stdout); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(stdout, "\nresults: %s/results.json, results.csv, *.png (%.0f s)\n", cfg.out, res.DurationS)
 	return ctx.Err()
 }

@@ -23,7 +23,7 @@ func TestShortRun(t *testing.T) {
 	var log bytes.Buffer
 	err := run(ctx, []string{"-kms-url", srv.URL, "-kms-pid", strconv.Itoa(os.Getpid()), "-client-ip", "127.0.0.1",
 		"-video", "../../bench/media/clip.ivf", "-audio", "../../bench/media/clip.ogg",
-		"-loopback-n", "2", "-one2many-n", "2", "-group-k", "1", "-group-m", "2",
+		"-loopback-n", "2", "-one2many-n", "2", "-joins", "2", "-group-k", "1", "-group-m", "2",
 		"-window", "2s", "-settle", "300ms", "-pause", "200ms", "-idle", "2", "-direct", "2", "-conns", "2",
 		"-out", out, "-label", "test"}, &log)
 	t.Log("\n" + log.String())
@@ -41,6 +41,13 @@ func TestShortRun(t *testing.T) {
 	seen := map[string]bool{}
 	for _, r := range res.Rows {
 		seen[r.Scenario] = true
+		if r.Scenario == "join" {
+			// Viewers joining the running one-to-many one at a time, timed to their first keyframe.
+			if !r.Pass || r.NoMedia != 0 || r.FirstFrameP50ms <= 0 || r.FirstFrameP99ms < r.FirstFrameP50ms {
+				t.Errorf("join row: %+v", r)
+			}
+			continue
+		}
 		if r.Scenario == "idle" {
 			if r.Endpoints != 2 || r.Note == "" || !r.Pass {
 				t.Errorf("idle row: %+v", r)
@@ -58,7 +65,7 @@ func TestShortRun(t *testing.T) {
 			t.Errorf("%s: want the step's requests, and processOffer round trips, got %+v", r.Scenario, r)
 		}
 	}
-	for _, s := range []string{"direct", "idle", "loopback", "one2many", "group"} {
+	for _, s := range []string{"direct", "idle", "loopback", "one2many", "join", "group"} {
 		if !seen[s] {
 			t.Errorf("no %s row", s)
 		}

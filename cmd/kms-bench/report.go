@@ -33,6 +33,10 @@ type Results struct {
 	MaxP99ms    float64      `json:"ramp_max_p99_ms"`
 	Rows        []Row        `json:"rows"`
 	RampResults []RampResult `json:"ramp_results,omitempty"`
+	// From a Go benchmark of the forwarding path (-allocs-bench): the most allocations per packet of
+	// its sub-benchmarks, and the command.
+	AllocsPerPacket *float64 `json:"allocs_per_packet,omitempty"`
+	AllocsCommand   string   `json:"allocs_command,omitempty"`
 }
 
 func machine() string {

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// targetsCommand is the run that gives every figure of targets.md but the allocations.
+const targetsCommand = "bench/run.sh --targets"
+
+// targetSpec is one of issue 11's targets: how to read it off a run, and its bound.
+type targetSpec struct {
+	name   string
+	atMost bool // the figure must be <= bound (else >=)
+	bound  float64
+	prec   int
+	get    func(res *Results) (float64, bool)
+	note   string
+}
+
+// find returns the last row of a server, scenario and N (a ramp's second window wins over its first).
+func (res *Results) find(server, scenario string, n int) (Row, bool) {
+	for i := len(res.Rows) - 1; i >= 0; i-- {
+		if r := res.Rows[i]; r.Server == server && r.Scenario == scenario && (n == 0 || r.N == n) {
+			return r, true
+		}
+	}
+	return Row{}, false
+}
+
+func field(server, scenario string, n int, f func(Row) float64) func(*Results) (float64, bool) {
+	return func(res *Results) (float64, bool) {
+		r, ok := res.find(server, scenario, n)
+		if !ok {
+			return 0, false
+		}
+		v := f(r)
+		return v, v >= 0
+	}
+}
+
+// positive is v, or -1 (no figure) when it is 0: a figure the run did not measure.
+func positive(v float64) float64 {
+	if v <= 0 {
+		return -1
+	}
+	return v
+}
+
+func ratio(scenario string, n int) func(*Results) (float64, bool) {
+	return func(res *Results) (float64, bool) {
+		o, ok1 := res.find("ours", scenario, n)
+		j, ok2 := res.find("janus", scenario, n)
+		if !ok1 || !ok2 || o.CPUSecPerStreamMin <= 0 || j.CPUSecPerStreamMin <= 0 {
+			return 0, false
+		}
+		return o.CPUSecPerStreamMin / j.CPUSecPerStreamMin, true
+	}
+}
+
+func targetSpecs() []targetSpec {
+	cpu := func(r Row) float64 { return r.CPUSecPerStreamMin }
+	return []targetSpec{
+		{name: "one2many 300 viewers: server CPU s per viewer-minute", atMost: true, bound: 0.05, prec: 3, get: field("ours", "one2many", 300, cpu)},
+		{name: "one2many 300 viewers: viewers per core", bound: 1200, prec: 0, get: field("ours", "one2many", 300, func(r Row) float64 {
+			if r.ServerCPUCore <= 0 {
+				return -1
+			}
+			return float64(r.N) / r.ServerCPUCore
+		})},
+		{name: "one2many 300 viewers: loss %", atMost: true, bound: 1, prec: 2, get: field("ours", "one2many", 300, func(r Row) float64 { return r.LossPct })},
+		{name: "one2many 300 viewers: p99 latency ms (clients included, see direct)", atMost: true, bound: 20, prec: 1, get: field("ours", "one2many", 300, func(r Row) float64 { return r.LatencyP99ms })},
+		{name: "one2many 300 viewers: CPU ratio ours/Janus VideoRoom", atMost: true, bound: 0.7, prec: 2, get: ratio("one2many", 300)},
+		{name: "loopback N=20: CPU ratio ours/Janus EchoTest", atMost: true, bound: 0.8, prec: 2, get: ratio("loopback", 20)},
+		{name: "loopback N=100: CPU ratio ours/Janus EchoTest", atMost: true, bound: 0.8, prec: 2, get: ratio("loopback", 100)},
+		{name: "loopback N=300: CPU ratio ours/Janus EchoTest", atMost: true, bound: 0.8, prec: 2, get: ratio("loopback", 300)},
+		{name: "RSS per active loopback session, MB (upper bound, N=300)", atMost: true, bound: 0.6, prec: 2, get: field("ours", "loopback", 300, func(r Row) float64 { return r.RSSPerEndpointKB / 1024 })},
+		{name: "RSS per idle WebRtcEndpoint, KB", atMost: true, bound: 150, prec: 0, get: field("ours", "idle", 0, func(r Row) float64 { return r.RSSPerEndpointKB })},
+		{name: "first frame of a viewer joining one2many 300, p50 ms", atMost: true, bound: 150, prec: 0, get: field("ours", "join", 300, func(r Row) float64 { return positive(r.FirstFrameP50ms) }),
+			note: "before: the ramp's step to 300, 100 viewers joining at once, timed from processOffer sent"},
+		{name: "first frame of a viewer joining one2many 300, p99 ms", atMost: true, bound: 300, prec: 0, get: field("ours", "join", 300, func(r Row) float64 { return positive(r.FirstFrameP99ms) })},
+		{name: "system calls per forwarded packet, one2many 100 viewers", atMost: true, bound: 1.2, prec: 2, get: field("ours", "one2many", 100, func(r Row) float64 { return positive(r.SyscallsPerPacket) })},
+		{name: "validity: load tool CPU at one2many 300, of its core", atMost: true, bound: toolBound, prec: 2, get: field("ours", "one2many", 300, func(r Row) float64 { return r.ToolCPUCore })},
+	}
+}
+
+// beforeValue reads a target off the run before; for the joins, which old runs did not measure apart,
+// the ramp's step to 300 viewers stands in.
+func beforeValue(spec targetSpec, before *Results) (float64, bool) {
+	if before == nil {
+		return 0, false
+	}
+	if strings.HasPrefix(spec.name, "first frame of a viewer joining") {
+		r, ok := before.find("ours", "one2many", 300)
+		if !ok {
+			return 0, false
+		}
+		if strings.HasSuffix(spec.name, "p50 ms") {
+			return r.FirstFrameP50ms, r.FirstFrameP50ms > 0
+		}
+		return r.FirstFrameP99ms, r.FirstFrameP99ms > 0
+	}
+	return spec.get(before)
+}
+
+// writeTargets writes targets.md in the output folder: one line per target of issue 11, before (the
+// -before run) and now, and prints it.
+func writeTargets(beforeFile, out string, res *Results, stdout io.Writer) error {
+	var before *Results
+	if b, err := os.ReadFile(beforeFile); err == nil {
+		before = &Results{}
+		if err := json.Unmarshal(b, before); err != nil {
+			return fmt.Errorf("%s: %w", beforeFile, err)
+		}
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# Issue 11 targets\n\n%s run, %s; %s\n\n%s\n\n", res.Label, res.Date, res.Machine, res.Note)
+	if before != nil {
+		fmt.Fprintf(&sb, "Before: %s (%s, %s).\n\n", beforeFile, before.Date, before.Note)
+	}
+	fmt.Fprintf(&sb, "| target | before | now | bound | met? | command |\n|---|---|---|---|---|---|\n")
+	show := func(v float64, ok bool, prec int) string {
+		if !ok {
+			return "–"
+		}
+		return strconv.FormatFloat(v, 'f', prec, 64)
+	}
+	for _, t := range targetSpecs() {
+		bv, bok := beforeValue(t, before)
+		v, ok := t.get(res)
+		met := "–"
+		if ok {
+			met = "no"
+			if t.atMost && v <= t.bound || !t.atMost && v >= t.bound {
+				met = "yes"
+			}
+		}
+		op := "≥"
+		if t.atMost {
+			op = "≤"
+		}
+		name := t.name
+		if t.note != "" {
+			name += " (" + t.note + ")"
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s %s | %s | `%s` |\n", name, show(bv, bok, t.prec), show(v, ok, t.prec), op,
+			strconv.FormatFloat(t.bound, 'f', -1, 64), met, targetsCommand)
+	}
+	allocs, ok := 0.0, res.AllocsPerPacket != nil
+	if ok {
+		allocs = *res.AllocsPerPacket
+	}
+	met := "–"
+	if ok {
+		met = "no"
+		if allocs == 0 {
+			met = "yes"
+		}
+	}
+	fmt.Fprintf(&sb, "| allocations per forwarded packet (the most of any sub-benchmark) | – | %s | ≤ 0 | %s | `%s` |\n",
+		show(allocs, ok, 0), met, res.AllocsCommand)
+	if d, ok := res.find("none", "direct", 0); ok {
+		fmt.Fprintf(&sb, "\nThe clients alone (direct, no server): latency p50 %.2f ms, p99 %.2f ms.\n", d.LatencyP50ms, d.LatencyP99ms)
+	}
+	fmt.Fprintln(stdout, "\n"+sb.String())
+	return os.WriteFile(filepath.Join(out, "targets.md"), []byte(sb.String()), 0o644)
+}
+
+// maxAllocs reads `go test -bench -benchmem` output and returns the largest allocs/op.
+func maxAllocs(file string) (float64, bool) {
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	most, found := 0.0, false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		for i := 1; i < len(fs); i++ {
+			if fs[i] == "allocs/op" {
+				if v, err := strconv.ParseFloat(fs[i-1], 64); err == nil && strings.HasPrefix(fs[0], "Benchmark") {
+					most, found = max(most, v), true
+				}
+			}
+		}
+	}
+	return most, found
+}
