@@ -224,6 +224,8 @@ func (c *Conn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 		}
 		n, err := c.batch.ReadBatch(c.rmsgs, 0)
 		c.rnext, c.rcount = 0, n
+		sent.reads.Add(1)
+		sent.readDatagrams.Add(uint64(n))
 		if err != nil {
 			return 0, netip.AddrPort{}, err
 		}

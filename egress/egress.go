@@ -44,17 +44,20 @@ func Release() {
 }
 
 var sent struct {
-	syscalls, datagrams, dropped atomic.Uint64
+	syscalls, datagrams, dropped, reads, readDatagrams atomic.Uint64
 }
 
-// Counts are the process's egress totals since start, for metrics and benchmarks.
+// Counts are the process's totals since start on its Conns, for metrics and benchmarks.
 type Counts struct {
-	Syscalls  uint64 // send system calls (sendmmsg, sendmsg, sendto)
-	Datagrams uint64 // datagrams handed to the kernel
-	Dropped   uint64 // datagrams the kernel refused (unreachable address and the like)
+	Syscalls      uint64 // send system calls (sendmmsg, sendto)
+	Datagrams     uint64 // datagrams handed to the kernel
+	Dropped       uint64 // datagrams the kernel refused (unreachable address and the like)
+	Reads         uint64 // recvmmsg calls
+	ReadDatagrams uint64 // datagrams they returned
 }
 
 // Sent returns the totals.
 func Sent() Counts {
-	return Counts{Syscalls: sent.syscalls.Load(), Datagrams: sent.datagrams.Load(), Dropped: sent.dropped.Load()}
+	return Counts{Syscalls: sent.syscalls.Load(), Datagrams: sent.datagrams.Load(), Dropped: sent.dropped.Load(),
+		Reads: sent.reads.Load(), ReadDatagrams: sent.readDatagrams.Load()}
 }
