@@ -24,7 +24,10 @@ func listen(t *testing.T) *net.UDPConn {
 
 func newConn(t *testing.T) *Conn {
 	t.Helper()
-	c := New(listen(t))
+	c, err := New(listen(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -281,10 +284,62 @@ func TestBatchingAllocatesNothing(t *testing.T) {
 	}
 }
 
+// Reading datagrams (recvmmsg, the source address) allocates nothing either.
+func TestReadingAllocatesNothing(t *testing.T) {
+	c := newConn(t)
+	tx := listen(t)
+	b := make([]byte, 2000)
+	payload := make([]byte, 1000)
+	allocs := testing.AllocsPerRun(100, func() {
+		for range 20 {
+			tx.WriteToUDPAddrPort(payload, addrOf(c))
+		}
+		for range 20 {
+			if _, _, err := c.ReadFromAddrPort(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per 20 datagrams read", allocs)
+	}
+}
+
 func TestClosedConnRefusesReads(t *testing.T) {
-	c := New(listen(t))
+	c := newConn(t)
 	c.Close()
 	if _, _, err := c.ReadFrom(make([]byte, 10)); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("read on a closed Conn: %v", err)
+	}
+}
+
+// IPv6 sockets batch and read the same way, with IPv6 source addresses.
+func TestIPv6(t *testing.T) {
+	listen6 := func() *net.UDPConn {
+		u, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+		if err != nil {
+			t.Skip("no IPv6 loopback:", err)
+		}
+		t.Cleanup(func() { u.Close() })
+		return u
+	}
+	c, err := New(listen6())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	peer := listen6()
+	Hold()
+	for i := range 5 {
+		c.WriteToAddrPort(datagram(0, i, 500), addrOf(peer))
+	}
+	Release()
+	checkInOrder(t, receive(t, peer, 5), 0, []int{500, 500, 500, 500, 500})
+	peer.WriteToUDPAddrPort(datagram(1, 0, 300), addrOf(c))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, 2000)
+	n, from, err := c.ReadFromAddrPort(b)
+	if err != nil || from != addrOf(peer) || !bytes.Equal(b[:n], datagram(1, 0, 300)) {
+		t.Errorf("read %d bytes from %v (%v), want 300 from %v", n, from, err, addrOf(peer))
 	}
 }

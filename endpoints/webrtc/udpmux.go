@@ -63,7 +63,18 @@ func sharedUDPMux(minPort, maxPort uint16, interfaces []string, includeLoopback 
 	logs := newPionLogs(slog.Default().With("component", "udpmux"))
 	muxes := make([]ice.UDPMux, len(conns))
 	for i, c := range conns {
-		muxes[i] = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: egress.New(c), Logger: logs.NewLogger("udpmux")})
+		ec, err := egress.New(c)
+		if err != nil {
+			for _, c := range conns[i:] {
+				c.Close()
+			}
+			for _, opened := range muxes[:i] {
+				opened.Close()
+			}
+			m.err = err
+			return nil, err
+		}
+		muxes[i] = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: ec, Logger: logs.NewLogger("udpmux")})
 	}
 	m.mux = ice.NewMultiUDPMuxDefault(muxes...)
 	return m.mux, nil
