@@ -231,7 +231,7 @@ elif [ $mode = targets ]; then
   rm -f bench/results/targets/*.pprof
   args+=(-window 15s -idle 500 -loopback-n 20,100,300 -one2many-n 100,300 -group-k 10 -joins 20 -pprof-at one2many:300
          -allocs-bench "$work/allocs.txt" -allocs-command "go test -run '^\$' -bench '$ALLOCS_BENCH' -benchmem $ALLOCS_PKGS"
-         -before bench/results/full/results.json -label targets -out bench/results/targets)
+         -before bench/results/full/results.json,bench/results/before-1c7fcb7/results.json -label targets -out bench/results/targets)
 else
   args+=(-label short -out bench/results/last)
 fi

@@ -119,7 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.pprofURL, "pprof", "", "our server's pprof base URL (bench/kms-prof): a CPU profile of each window is saved in -out")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write this tool's own CPU profile of the run to this file")
 	fs.StringVar(&c.pprofAt, "pprof-at", "", "with -pprof, profile only this step (one2many:300); empty: every window")
-	fs.StringVar(&c.before, "before", "", "a results.json to compare with: targets.md (issue 11's targets) gets its figures as \"before\"; also with -replot")
+	fs.StringVar(&c.before, "before", "", "results.json files (comma-separated) to compare with: targets.md (issue 11's targets) takes each figure \"before\" from the first that has it; also with -replot")
 	fs.StringVar(&c.allocsBench, "allocs-bench", "", "output of the Go benchmark of the forwarding path (-benchmem), for targets.md")
 	fs.StringVar(&c.allocsCommand, "allocs-command", "", "the command that gave -allocs-bench, written in targets.md")
 	fs.StringVar(&c.note, "note", "", "free text written in the results (machine, pinning)")
