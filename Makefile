@@ -3,7 +3,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := bin/kurento-media-server
 
-.PHONY: run build test test-go test-node test-node-cluster deps-run deps-test vet bench bench-workers soak leak fuzz clean
+.PHONY: run build test test-go test-node test-node-cluster deps-run deps-test vet bench bench-targets bench-workers soak leak fuzz clean
 
 run: deps-run build
 	exec ./$(BIN) -f etc/kurento.conf.json
@@ -37,9 +37,13 @@ test-node: build
 test-node-cluster: build
 	KMS_CLUSTER=1 KMS_BIN=$(CURDIR)/$(BIN) ./test/node/run.sh
 
-# Our server and Janus EchoTest side by side, ~1.5 min (root, 2 cores); bench/run.sh --full for the ramp.
+# Our server and Janus (EchoTest, VideoRoom) side by side, ~2 min (root, 2 cores); bench/run.sh --targets
+# for issue 11's targets (~12 min), --full for the ramp.
 bench: deps-test
 	./bench/run.sh
+
+bench-targets: deps-test
+	./bench/run.sh --targets
 
 # The cost of GStreamer worker processes: CPU per transcoded and per filtered stream and latency through
 # them, KMS_GST_WORKERS=in-process vs element vs pool:2 (≈ 3 min); results in bench/results/workers/

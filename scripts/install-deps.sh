@@ -9,7 +9,7 @@ gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1
 gstreamer1.0-x ca-certificates curl"
 build_pkgs="pkg-config gcc git make libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev"
 test_pkgs="chromium chromium-driver ffmpeg coturn janus iproute2 iputils-ping qrencode graphviz python3-gi gir1.2-gst-rtsp-server-1.0
-prometheus redis-server"
+prometheus redis-server linux-perf"
 
 case "${1:-run}" in
 runtime) want="$runtime_pkgs" ;;
