@@ -2,7 +2,7 @@
 # Benchmark our server and Janus's EchoTest with the same clients (cmd/kms-bench), each server in a
 # network namespace of a veth pair pinned to CPU 0, the load tool in the other namespace pinned to CPU 1.
 #
-#   bench/run.sh                 short run (≈ 2 min): table on stdout, results in bench/results/last/
+#   bench/run.sh                 short run (≈ 3 min): table on stdout, results in bench/results/last/
 #   bench/run.sh --full          full ramp (≈ 20-40 min), results in bench/results/full/
 #   bench/run.sh --profile       our server built with -tags benchprof (net/http/pprof on :6060): a CPU
 #                                and heap profile of each window of ours is saved next to the results
