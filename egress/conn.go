@@ -112,8 +112,13 @@ func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	c.to[c.queued] = addr
 	c.queued++
 	if !c.dirty {
+		if len(hold.dirty) == 0 {
+			hold.oldest = time.Now()
+		}
 		c.dirty = true
 		hold.dirty = append(hold.dirty, c)
+	} else if time.Since(hold.oldest) > maxDelay {
+		flushAllLocked()
 	}
 	hold.Unlock()
 	return len(b), nil

@@ -7,17 +7,26 @@ package egress
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // hold is the one batching window of the process: while a goroutine holds it, writes on every Conn
 // are queued; the last Release sends what was queued. A single window (not one per goroutine)
 // keeps Hold and Release free of allocation and bookkeeping; overlapping fan-outs only make the
-// batches larger, and a full queue is sent at once, so nothing waits longer than one fan-out.
+// batches larger. Windows of many goroutines may overlap without a gap for long (busy publishers,
+// a holder blocked on a slow TCP viewer), so a full queue is sent at once and queued datagrams
+// never wait more than maxDelay: the next write or Release past it sends them.
 var hold struct {
 	sync.Mutex
-	count int
-	dirty []*Conn // conns with queued datagrams
+	count  int
+	dirty  []*Conn   // conns with queued datagrams
+	oldest time.Time // when the oldest queued datagram was queued
 }
+
+// maxDelay bounds how long a datagram waits in a queue while windows overlap: long enough for a
+// fan-out to a few hundred viewers on a loaded core to stay one batch. A variable for the tests
+// that count system calls exactly.
+var maxDelay = 2 * time.Millisecond
 
 // Hold opens a batching window (or joins the one open): writes are queued until the matching
 // Release of the last holder.
@@ -33,14 +42,19 @@ func Release() {
 	if hold.count > 0 {
 		hold.count--
 	}
-	if hold.count == 0 {
-		for i, c := range hold.dirty {
-			c.flushLocked()
-			hold.dirty[i] = nil
-		}
-		hold.dirty = hold.dirty[:0]
+	if hold.count == 0 || len(hold.dirty) > 0 && time.Since(hold.oldest) > maxDelay {
+		flushAllLocked()
 	}
 	hold.Unlock()
+}
+
+// flushAllLocked sends every queued datagram; the caller holds hold's mutex.
+func flushAllLocked() {
+	for i, c := range hold.dirty {
+		c.flushLocked()
+		hold.dirty[i] = nil
+	}
+	hold.dirty = hold.dirty[:0]
 }
 
 var sent struct {
