@@ -71,7 +71,7 @@ FUZZTIME ?= 5m
 FUZZ_TARGETS := protocol:FuzzRequest config:FuzzLoad media:FuzzFeedback uriguard:FuzzURI \
 	endpoints/rtp:FuzzProcessOffer endpoints/rtp:FuzzStreamPackets endpoints/recorder:FuzzMuxers \
 	endpoints/webrtc:FuzzProcessOffer endpoints/webrtc:FuzzAddIceCandidate endpoints/webrtc:FuzzSenderFeedback \
-	endpoints/webrtc:FuzzIncomingFeedback
+	rtpengine:FuzzIncomingFeedback
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*} $${t#*:} ($(FUZZTIME))"; \

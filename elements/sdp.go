@@ -3,8 +3,8 @@ package elements
 import (
 	"github.com/kurento-go/kms/api"
 	"github.com/kurento-go/kms/kerr"
-	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/objects"
+	"github.com/kurento-go/kms/rtpengine"
 )
 
 // negotiator is what every SDP endpoint class (WebRtcEndpoint, RtpEndpoint) offers to the shared
@@ -82,7 +82,7 @@ func (d *definer) defineBaseRtp() {
 // rembDefaults are KMS's RembParams (kmsremb.c): what getRembParams shows for what the application
 // did not set.
 var rembDefaults = func() map[string]any {
-	r := media.DefaultRembParams()
+	r := rtpengine.DefaultRembParams()
 	return map[string]any{
 		"packetsRecvIntervalTop": r.PacketsRecvIntervalTop, "exponentialFactor": r.ExponentialFactor,
 		"linealFactorMin": r.LinealFactorMin, "linealFactorGrade": r.LinealFactorGrade,
@@ -93,8 +93,8 @@ var rembDefaults = func() map[string]any {
 
 // rembParams are the RembParams in effect for an endpoint: what the application set over KMS's
 // defaults. Values that make no sense (a window of no packets, a negative rate) keep the default.
-func rembParams(o objects.Object, p *objects.Properties) media.RembParams {
-	r := media.DefaultRembParams()
+func rembParams(o objects.Object, p *objects.Properties) rtpengine.RembParams {
+	r := rtpengine.DefaultRembParams()
 	set, _ := p.Get(o, "rembParams").(*api.Register)
 	if set == nil {
 		return r

@@ -140,29 +140,15 @@ func BenchmarkResend(b *testing.B) {
 	}
 }
 
-// The receiving side of NACK: following the stream for gaps, per packet.
-func BenchmarkReceiverPush(b *testing.B) {
-	r := NewReceiver(90000)
-	b.ReportAllocs()
-	now := int64(1)
-	for i := 0; i < b.N; i++ {
-		now += 1000
-		r.Push(uint16(i), uint32(i)*3000, 1100, now)
-		r.Due(now)
-	}
-}
-
 // The forwarding path allocates nothing per packet, whatever the packet carries.
 func TestForwardingAllocatesNothing(t *testing.T) {
 	source, senders := fanout(t, 5, func(h *rtp.Header, payload []byte) error { return nil })
 	source.EnableCache()
 	senders[0].OnREMB(1e9)
-	r := NewReceiver(90000)
 	p := vp8Packet()
 	p.CSRC = []uint32{7, 8}
 	allocs := testing.AllocsPerRun(1000, func() {
 		p.SequenceNumber++
-		r.Push(p.SequenceNumber, p.Timestamp, len(p.Payload), int64(p.SequenceNumber)*1000)
 		source.WriteRTP(p)
 	})
 	if allocs != 0 {

@@ -111,20 +111,3 @@ func TestSenderPacesToPeerBandwidth(t *testing.T) {
 	}
 	_ = seqs
 }
-
-// TestReceiverForgetsOldLosses: a loss nobody recovered leaves the window when the stream moves a
-// window further, instead of staying pending (which kept Due scanning forever).
-func TestReceiverForgetsOldLosses(t *testing.T) {
-	r := NewReceiver(48000)
-	r.Push(0, 0, 10, 1)
-	r.Push(2, 960, 10, 2) // 1 is lost, and never NACKed (audio)
-	if r.pending != 1 {
-		t.Fatalf("pending %d after one loss, want 1", r.pending)
-	}
-	for seq := uint16(3); seq < nackWindow+8; seq++ {
-		r.Push(seq, uint32(seq)*960, 10, int64(seq))
-	}
-	if r.pending != 0 || r.Stats.GivenUp.Load() != 1 {
-		t.Errorf("a window later: pending %d, given up %d; want 0 and 1", r.pending, r.Stats.GivenUp.Load())
-	}
-}

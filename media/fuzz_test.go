@@ -1,7 +1,6 @@
 package media
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
 
@@ -34,14 +33,13 @@ func rtcpSeeds() [][]byte {
 }
 
 // FuzzFeedback runs fuzzed RTCP from a peer through a sender's feedback handling (NACK from the
-// packet cache, REMB, receiver reports) after a burst of sent packets, and fuzzed arrival orders
-// through a receiver's loss tracking. Nothing panics, a sender resends each packet at most
-// maxResends times, and the receiver's NACK list stays within its window.
+// packet cache, REMB, receiver reports) after a burst of sent packets. Nothing panics and a sender
+// resends each packet at most maxResends times (the receiving side: rtpengine's FuzzIncomingFeedback).
 func FuzzFeedback(f *testing.F) {
 	for _, s := range rtcpSeeds() {
-		f.Add(s, []byte{0, 1, 0, 2, 0, 5, 0, 3, 0xff, 0xff, 0, 0})
+		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, feedback []byte, arrivals []byte) {
+	f.Fuzz(func(t *testing.T, feedback []byte) {
 		resent := map[uint16]int{}
 		source, senders := fanout(t, 1, func(h *rtp.Header, payload []byte) error {
 			resent[h.SequenceNumber]++
@@ -80,17 +78,6 @@ func FuzzFeedback(f *testing.F) {
 		for seq, n := range resent {
 			if n > maxResends {
 				t.Fatalf("packet %d resent %d times", seq, n)
-			}
-		}
-		r := NewReceiver(90000)
-		now := time.Now().UnixNano()
-		for i := 0; i+4 <= len(arrivals); i += 4 {
-			seq := binary.BigEndian.Uint16(arrivals[i:])
-			now += int64(arrivals[i+2]) * int64(time.Millisecond)
-			r.Push(seq, uint32(i)*3000+uint32(arrivals[i+3]), 1000, now)
-			seqs, _ := r.Due(now)
-			if len(seqs) > nackWindow {
-				t.Fatalf("%d losses due at once, window %d", len(seqs), nackWindow)
 			}
 		}
 		s.Bandwidth()

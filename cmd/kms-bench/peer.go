@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/internal/testpeer"
-	"github.com/kurento-go/kms/media"
+	"github.com/kurento-go/kms/rtpengine"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
@@ -267,7 +267,7 @@ type peer struct {
 	// a model of a jitter buffer and decoder: rx counts missing, recovered and given-up packets,
 	// decoded the frames a decoder could show.
 	repair  bool
-	rx      *media.Receiver
+	rx      *rtpengine.Receiver
 	decoded atomic.Int64
 }
 
@@ -378,7 +378,7 @@ func (p *peer) startMedia() {
 // withRepair makes a receiving peer NACK lost video packets and model a decoder (see peer.repair).
 // Call it before negotiating.
 func (p *peer) withRepair() *peer {
-	p.repair, p.rx = true, media.NewReceiver(90000)
+	p.repair, p.rx = true, rtpengine.NewReceiver(90000)
 	return p
 }
 

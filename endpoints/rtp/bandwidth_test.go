@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/media"
+	"github.com/kurento-go/kms/rtpengine"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 )
@@ -106,7 +107,7 @@ func hasStep(rembs []uint64, ratio float64) bool {
 // nor maxVideoRecvBandwidth; cut by decrementFactor on losses above upLosses, held when they are
 // within.
 func TestRembFollowsRembParams(t *testing.T) {
-	params := media.DefaultRembParams()
+	params := rtpengine.DefaultRembParams()
 	params.RembOnConnect = 250000
 	params.ExponentialFactor = 0.25
 	s := loopbackSettings()

@@ -22,6 +22,7 @@ import (
 	"github.com/kurento-go/kms/internal/netif"
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
+	"github.com/kurento-go/kms/rtpengine"
 )
 
 // Settings are what an endpoint needs to negotiate: the module configuration merged with the
@@ -46,7 +47,7 @@ type Settings struct {
 	MinVideoSendBandwidth int
 	MaxVideoSendBandwidth int
 	// Remb drives the REMB estimate sent to the peer and rembOnConnect of our sender.
-	Remb media.RembParams
+	Remb rtpengine.RembParams
 	// MTU is the largest RTP packet sent to the peer; 0: no limit.
 	MTU int
 }
@@ -481,9 +482,6 @@ func (e *Endpoint) startStream(l *localMedia, r *remoteMedia, remoteKey *sdesKey
 		st.remoteRTCP.Store(&rtcpAddr)
 	}
 	st.latch = r.comedia || !r.addr.IsValid()
-	if l.kind == media.Video {
-		st.local = media.NewRembLocal(e.settings.Remb, e.settings.MaxVideoRecvBandwidth)
-	}
 	if r.addr.IsLoopback() {
 		st.hostAddrs = netif.Addresses(nil)
 	}
@@ -502,12 +500,19 @@ func (e *Endpoint) startStream(l *localMedia, r *remoteMedia, remoteKey *sdesKey
 	for _, c := range codecs {
 		st.recvCodecs[c.pt&0x7f] = c.media(l.kind)
 	}
+	st.rx = rtpengine.NewReceiver(codecs[0].rate)
+	st.sent = rtpengine.NewOutbound(st.localSSRC, codecs[0].rate)
 	if st.recv {
 		st.src = e.el.Source(l.kind, media.DefaultPad)
 		st.src.SetCodec(st.recvCodecs[codecs[0].pt&0x7f])
-		st.recvRate = codecs[0].rate
 		if l.kind == media.Video {
 			st.src.SetKeyframeRequester(st.keyframeRequester())
+			// Its sinks' peers (WebRTC viewers, other RTP peers) get their NACKs answered from it.
+			st.src.EnableCache()
+			if st.fb.remb {
+				s := e.settings
+				st.remb = rtpengine.NewRembTarget(s.Remb, s.MinVideoRecvBandwidth, s.MaxVideoRecvBandwidth)
+			}
 		}
 	}
 	if st.send {
@@ -521,14 +526,12 @@ func (e *Endpoint) startStream(l *localMedia, r *remoteMedia, remoteKey *sdesKey
 				}
 			}
 		}
-		st.sendClock = chosen.rate
+		st.sent = rtpengine.NewOutbound(st.localSSRC, chosen.rate)
+		st.sent.LimitRetransmissions() // the peer's NACKs are not authenticated: no amplifier
 		st.sender.SetMTU(e.settings.MTU)
 		if l.kind == media.Video {
 			st.sender.SetSendBandwidth(uint64(e.settings.MinVideoSendBandwidth)*1000, uint64(e.settings.MaxVideoSendBandwidth)*1000)
 			st.sender.SetRembOnConnect(uint64(e.settings.Remb.RembOnConnect))
-		}
-		if st.fb.nack && l.kind == media.Video {
-			st.cache = &packetCache{}
 		}
 		st.sender.Bind(st.localSSRC, chosen.pt, *chosen.media(l.kind), st.writeRTP)
 	}
@@ -557,7 +560,7 @@ func (e *Endpoint) stopStreamsLocked() {
 func (e *Endpoint) negotiatedLocked() {
 	e.state = negotiated
 	e.wg.Add(1)
-	go e.reportLoop(e.streams, e.settings)
+	go e.reportLoop(e.streams)
 	e.el.Emit(endpoints.MediaSessionStarted{})
 	e.el.Emit(endpoints.ConnectionStateChanged{Old: "DISCONNECTED", New: "CONNECTED"})
 }
@@ -566,13 +569,13 @@ func (e *Endpoint) negotiatedLocked() {
 const reportInterval = 500 * time.Millisecond
 
 // reportLoop sends RTCP reports and notices a silent peer.
-func (e *Endpoint) reportLoop(streams []*stream, s Settings) {
+func (e *Endpoint) reportLoop(streams []*stream) {
 	defer e.wg.Done()
 	t := time.NewTicker(reportInterval)
 	defer t.Stop()
 	for {
 		for _, st := range streams {
-			st.report(s)
+			st.report()
 		}
 		select {
 		case <-e.stop:

@@ -18,26 +18,22 @@ func (e *Endpoint) Stats(only *media.Type) (inbound, outbound []endpoints.RTPSta
 			continue
 		}
 		kind := strings.ToLower(s.kind.String())
-		s.recvMu.Lock()
-		if s.recv && s.started {
-			in := endpoints.RTPStats{Kind: kind, SSRC: s.remoteSSRC, Packets: uint64(s.received), Bytes: s.receivedBytes,
-				REMB: s.rembSent.Load()}
-			expected := s.cycles + uint32(s.maxSeq) - uint32(s.baseSeq) + 1
-			in.PacketsLost = int64(expected) - int64(s.received)
-			if s.recvRate > 0 {
-				in.Jitter = s.jitter / float64(s.recvRate)
+		if s.recv && s.receiving.Load() {
+			rs := &s.rx.Stats
+			in := endpoints.RTPStats{Kind: kind, SSRC: s.remoteSSRC.Load(), Packets: rs.Packets.Load(), Bytes: rs.Bytes.Load(),
+				PacketsLost: rs.Lost(), FractionLost: float64(rs.LastFraction.Load()) / 256, REMB: rs.REMB.Load(),
+				NACKs: rs.NACKs.Load(), NACKedPackets: rs.NACKedPackets.Load(), Retransmitted: rs.Recovered.Load()}
+			if c := s.src.Codec(); c != nil && c.ClockRate > 0 {
+				in.Jitter = float64(rs.Jitter.Load()) / float64(c.ClockRate)
 			}
 			inbound = append(inbound, in)
 		}
-		s.recvMu.Unlock()
 		if !s.send {
 			continue
 		}
-		s.outMu.Lock()
-		out := endpoints.RTPStats{Kind: kind, SSRC: s.localSSRC, Packets: uint64(s.sentPackets), Bytes: uint64(s.sentOctets),
-			REMB: s.remb.Load()}
-		s.outMu.Unlock()
-		outbound = append(outbound, out)
+		packets, octets := s.sent.Counts()
+		outbound = append(outbound, endpoints.RTPStats{Kind: kind, SSRC: s.localSSRC, Packets: uint64(packets), Bytes: uint64(octets),
+			REMB: s.sender.Stats.REMB.Load()})
 	}
 	return inbound, outbound
 }

@@ -2,7 +2,6 @@ package rtp
 
 import (
 	"errors"
-	"math"
 	"net"
 	"net/netip"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/media"
+	"github.com/kurento-go/kms/rtpengine"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -25,17 +25,9 @@ const decryptReportInterval = 5 * time.Second
 
 const maxPacket = 1500
 
-// Retransmission limits: a NACK is a small packet that asks for many big ones, so what one peer can
-// get resent is bounded per packet and in bytes. The byte budget earns one byte for every two bytes
-// of media sent (retransmissions never exceed half the stream's own rate over time) and banks at most
-// retransmitBurst, for a loss burst.
-const (
-	maxResendsPerPacket = 2
-	retransmitBurst     = 256 << 10
-)
-
 // stream is the transport of one negotiated m-line: its sockets, the peer's addresses, SRTP state,
-// RTCP statistics, and the pads it connects to the graph.
+// and the pads it connects to the graph. What RTP needs beyond moving packets (statistics, NACKs,
+// reports, REMB, the peer's feedback) is rtpengine's.
 type stream struct {
 	ep       *Endpoint
 	kind     media.Type
@@ -64,8 +56,6 @@ type stream struct {
 	sender     *media.Sender // send only
 	src        *media.Source // recv only
 	recvCodecs [128]*media.Codec
-	recvRate   uint32
-	sendClock  uint32
 
 	// SRTP: one context per reading goroutine, one for everything we send (under outMu).
 	inRTP, inRTCP *srtp.Context
@@ -76,36 +66,19 @@ type stream struct {
 	out           *srtp.Context
 	outBuf        []byte
 	encBuf        []byte
-	sentPackets   uint32
-	sentOctets    uint32
-	lastTS        uint32
-	lastSentAt    time.Time
 	protected     uint64
 	softLimitSent bool
-	cache         *packetCache
-	rtxBudget     int // bytes that may still be retransmitted
 	firSeq        uint8
 
-	recvMu        sync.Mutex
-	remoteSSRC    uint32
-	started       bool
-	baseSeq       uint16
-	maxSeq        uint16
-	cycles        uint32
-	received      uint32
-	receivedBytes uint64 // payload, for getStats
-	expectedPrior uint32
-	receivedPrior uint32
-	jitter        float64
-	lastTransit   int64
-	lastSR        uint32 // middle 32 bits of the NTP time of the last SR
-	lastSRAt      time.Time
-	remb          atomic.Uint64 // bps the peer asks for, 0 if none
-
-	// video: the estimate of what the peer can send us (report goroutine only), and the REMB last sent
-	local    *media.RembLocal
-	est      uint64
-	rembSent atomic.Uint64
+	// sent follows what we send (send only): sender reports, the retransmission budget.
+	sent *rtpengine.Outbound
+	// rx follows what the peer sends (RTP reader goroutine; its Stats are atomics), from the SSRC
+	// in remoteSSRC once receiving.
+	rx         *rtpengine.Receiver
+	receiving  atomic.Bool
+	remoteSSRC atomic.Uint32
+	// remb is the REMB the peer gets for its video (report goroutine), nil when not negotiated.
+	remb *rtpengine.RembTarget
 }
 
 func isRTCP(b []byte) bool { return len(b) >= 2 && b[1] >= 192 && b[1] <= 223 }
@@ -213,47 +186,33 @@ func (s *stream) handleRTP(data []byte, from netip.AddrPort, dec []byte, p *rtp.
 		s.src.SetCodec(c)
 	}
 	s.ep.lastActivity.Store(now.UnixNano())
-	s.track(p, now)
-	s.src.WriteRTP(p)
+	s.receive(p, now.UnixNano())
 }
 
-// track keeps the reception statistics of RFC 3550 A.3 and A.8, and asks for lost packets.
-func (s *stream) track(p *rtp.Packet, now time.Time) {
-	var lost []uint16
-	s.recvMu.Lock()
-	seq := p.SequenceNumber
-	if !s.started || p.SSRC != s.remoteSSRC {
-		s.started, s.remoteSSRC = true, p.SSRC
-		s.baseSeq, s.maxSeq, s.cycles, s.received = seq, seq, 0, 0
-		s.expectedPrior, s.receivedPrior, s.jitter, s.lastTransit = 0, 0, 0, 0
-	} else if d := seq - s.maxSeq; d != 0 && d < 0x8000 {
-		if seq < s.maxSeq {
-			s.cycles += 1 << 16
+// receive hands a packet of the peer to the graph after the engine has followed it; with NACK
+// negotiated it asks for what is missing, and for a keyframe when that is hopeless.
+func (s *stream) receive(p *rtp.Packet, now int64) {
+	if !s.receiving.Load() || p.SSRC != s.remoteSSRC.Load() {
+		if s.receiving.Load() {
+			s.rx.Restart() // a new SSRC: its sequence numbers start afresh
 		}
-		if d > 1 && d <= 64 && s.fb.nack {
-			for i := uint16(1); i < d; i++ {
-				lost = append(lost, s.maxSeq+i)
-			}
-		}
-		s.maxSeq = seq
+		s.remoteSSRC.Store(p.SSRC)
+		s.receiving.Store(true)
 	}
-	s.received++
-	s.receivedBytes += uint64(len(p.Payload))
-	if s.recvRate > 0 {
-		arrival := int64(float64(now.UnixNano()) * float64(s.recvRate) / 1e9)
-		transit := arrival - int64(p.Timestamp)
-		if s.lastTransit != 0 {
-			d := float64(transit - s.lastTransit)
-			s.jitter += (math.Abs(d) - s.jitter) / 16
-		}
-		s.lastTransit = transit
+	restart := s.rx.Push(p.SequenceNumber, p.Timestamp, len(p.Payload), now)
+	s.src.WriteRTP(p)
+	if !s.fb.nack {
+		return
 	}
-	ssrc := s.remoteSSRC
-	s.recvMu.Unlock()
-	if lost != nil {
-		s.writeRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
-			SenderSSRC: s.localSSRC, MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(lost),
-		}})
+	if seqs, gaveUp := s.rx.Due(now); len(seqs) > 0 || gaveUp || restart {
+		if len(seqs) > 0 {
+			s.writeRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{
+				SenderSSRC: s.localSSRC, MediaSSRC: p.SSRC, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs),
+			}})
+		}
+		if gaveUp || restart {
+			s.src.RequestKeyframe() // hopeless loss: the decoder needs a new start
+		}
 	}
 }
 
@@ -291,29 +250,20 @@ func (s *stream) handleRTCP(data []byte, from netip.AddrPort, dec []byte) {
 	if err != nil {
 		return
 	}
-	bye := false
-	for _, pkt := range pkts {
-		switch pkt := pkt.(type) {
-		case *rtcp.SenderReport:
-			s.recvMu.Lock()
-			s.lastSR, s.lastSRAt = uint32(pkt.NTPTime>>16), time.Now()
-			s.recvMu.Unlock()
-		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-			if s.send && s.sender != nil {
-				s.sender.RequestKeyframe()
-			}
-		case *rtcp.TransportLayerNack:
-			s.serveNack(pkt)
-		case *rtcp.ReceiverEstimatedMaximumBitrate:
-			s.remb.Store(uint64(pkt.Bitrate))
-			if s.send && s.sender != nil && s.kind == media.Video {
-				s.sender.OnREMB(uint64(pkt.Bitrate))
-			}
-		case *rtcp.Goodbye:
-			bye = true
+	s.ep.rtcpReceived(s.feedback().Serve(pkts, time.Now()))
+}
+
+// feedback routes the peer's RTCP: about what we send to our sender (NACKs answered from its
+// source's cache within the retransmission budget), its sender reports to our receive statistics.
+func (s *stream) feedback() rtpengine.Feedback {
+	f := rtpengine.Feedback{Inbound: &s.rx.Stats}
+	if s.send && s.sender != nil {
+		f.Sender = s.sender
+		if s.kind == media.Video {
+			f.Video = s.sender
 		}
 	}
-	s.ep.rtcpReceived(bye)
+	return f
 }
 
 // keyframeRequester asks the peer for a keyframe with the feedback it accepted: PLI, else FIR.
@@ -322,9 +272,7 @@ func (s *stream) keyframeRequester() func() {
 		return nil
 	}
 	return func() {
-		s.recvMu.Lock()
-		ssrc := s.remoteSSRC
-		s.recvMu.Unlock()
+		ssrc := s.remoteSSRC.Load()
 		if s.fb.pli {
 			s.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{SenderSSRC: s.localSSRC, MediaSSRC: ssrc}})
 			return
@@ -339,7 +287,7 @@ func (s *stream) keyframeRequester() func() {
 }
 
 // writeRTP is the network write of the element's media.Sender: marshal into a reused buffer,
-// protect, send. No allocation.
+// protect, send. No allocation. A retransmission beyond the budget is not sent.
 func (s *stream) writeRTP(h *rtp.Header, payload []byte) error {
 	dst := s.remoteRTP.Load()
 	if dst == nil {
@@ -362,8 +310,8 @@ func (s *stream) writeRTP(h *rtp.Header, payload []byte) error {
 		s.outBuf[n-1] = byte(pad)
 	}
 	pkt := s.outBuf[:n]
-	if s.cache != nil {
-		s.cache.store(h.SequenceNumber, pkt)
+	if !s.sent.Sent(h, len(payload), n, time.Now().UnixNano()) {
+		return errRetransmitBudget
 	}
 	if s.out != nil {
 		enc, err := s.out.EncryptRTP(s.encBuf[:0], pkt, h)
@@ -374,15 +322,14 @@ func (s *stream) writeRTP(h *rtp.Header, payload []byte) error {
 		pkt = enc
 		s.protectedOne()
 	}
-	s.sentPackets++
-	s.sentOctets += uint32(len(payload))
-	s.rtxBudget = min(s.rtxBudget+len(pkt)/2, retransmitBurst)
-	s.lastTS, s.lastSentAt = h.Timestamp, time.Now()
 	_, err = s.rtpConn.WriteToUDPAddrPort(pkt, *dst)
 	return err
 }
 
-var errPacketTooLarge = errors.New("RTP packet larger than the send buffer")
+var (
+	errPacketTooLarge   = errors.New("RTP packet larger than the send buffer")
+	errRetransmitBudget = errors.New("retransmission over the budget")
+)
 
 // protectedOne counts a packet protected with our key and raises the soft limit once; the caller holds outMu.
 func (s *stream) protectedOne() {
@@ -421,118 +368,30 @@ func (s *stream) writeRTCP(pkts []rtcp.Packet) {
 	_, _ = conn.WriteToUDPAddrPort(raw, *dst)
 }
 
-// serveNack resends what the peer lost from the packets we sent, each packet at most
-// maxResendsPerPacket times and within the retransmission byte budget.
-func (s *stream) serveNack(n *rtcp.TransportLayerNack) {
-	if s.cache == nil {
-		return
-	}
-	dst := s.remoteRTP.Load()
-	if dst == nil {
-		return
-	}
-	for _, pair := range n.Nacks {
-		for _, seq := range pair.PacketList() {
-			s.outMu.Lock()
-			pkt := s.cache.take(seq, s.rtxBudget)
-			if pkt != nil {
-				s.rtxBudget -= len(pkt)
-			}
-			if pkt != nil && s.out != nil {
-				enc, err := s.out.EncryptRTP(s.encBuf[:0], pkt, nil)
-				if err != nil {
-					pkt = nil
-				} else {
-					s.encBuf = enc[:0]
-					pkt = enc
-					s.protectedOne()
-				}
-			}
-			if pkt != nil {
-				_, _ = s.rtpConn.WriteToUDPAddrPort(pkt, *dst)
-			}
-			s.outMu.Unlock()
-		}
-	}
-}
-
-const ntpEpochOffset = 2208988800
-
-func ntpTime(t time.Time) uint64 {
-	secs := uint64(t.Unix()) + ntpEpochOffset
-	frac := uint64(t.Nanosecond()) * (1 << 32) / 1e9
-	return secs<<32 | frac
-}
-
 // report is the periodic RTCP compound: SR when we sent since the start, else RR; reception
 // report of the peer's stream; SDES CNAME; REMB when negotiated.
-func (s *stream) report(set Settings) {
+func (s *stream) report() {
 	now := time.Now()
 	var blocks []rtcp.ReceptionReport
-	var received, expected64, bytes uint64
-	s.recvMu.Lock()
-	ssrc := s.remoteSSRC
-	if s.started {
-		ext := s.cycles + uint32(s.maxSeq)
-		expected := ext - uint32(s.baseSeq) + 1
-		received, expected64, bytes = uint64(s.received), uint64(expected), s.receivedBytes
-		lost := int64(expected) - int64(s.received)
-		lost = max(min(lost, 0x7fffff), -0x800000)
-		expInt := expected - s.expectedPrior
-		recvInt := s.received - s.receivedPrior
-		s.expectedPrior, s.receivedPrior = expected, s.received
-		var fraction uint8
-		if lostInt := int64(expInt) - int64(recvInt); expInt > 0 && lostInt > 0 {
-			fraction = uint8(lostInt << 8 / int64(expInt))
-		}
-		var dlsr uint32
-		if !s.lastSRAt.IsZero() {
-			dlsr = uint32(now.Sub(s.lastSRAt).Seconds() * 65536)
-		}
-		blocks = append(blocks, rtcp.ReceptionReport{
-			SSRC: ssrc, FractionLost: fraction, TotalLost: uint32(lost) & 0xffffff,
-			LastSequenceNumber: ext, Jitter: uint32(s.jitter), LastSenderReport: s.lastSR, Delay: dlsr,
-		})
+	receiving := s.recv && s.receiving.Load()
+	ssrc := s.remoteSSRC.Load()
+	if receiving {
+		blocks = append(blocks, s.rx.Stats.ReportBlock(ssrc, now))
 	}
-	s.recvMu.Unlock()
-
 	var pkts []rtcp.Packet
-	s.outMu.Lock()
-	if s.sentPackets > 0 {
-		rtpTime := s.lastTS + uint32(now.Sub(s.lastSentAt).Seconds()*float64(s.sendClock))
-		pkts = append(pkts, &rtcp.SenderReport{SSRC: s.localSSRC, NTPTime: ntpTime(now), RTPTime: rtpTime,
-			PacketCount: s.sentPackets, OctetCount: s.sentOctets, Reports: blocks})
+	if sr, ok := s.sent.SenderReport(now, blocks); ok {
+		pkts = append(pkts, sr)
 	} else {
 		pkts = append(pkts, &rtcp.ReceiverReport{SSRC: s.localSSRC, Reports: blocks})
 	}
-	s.outMu.Unlock()
 	pkts = append(pkts, &rtcp.SourceDescription{Chunks: []rtcp.SourceDescriptionChunk{{
 		Source: s.localSSRC, Items: []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: s.cname}},
 	}}})
-	if s.fb.remb && s.local != nil && s.recv && ssrc != 0 {
+	if s.remb != nil && receiving {
 		pkts = append(pkts, &rtcp.ReceiverEstimatedMaximumBitrate{SenderSSRC: s.localSSRC,
-			Bitrate: float32(s.rembTarget(now, set, received, expected64, bytes)), SSRCs: []uint32{ssrc}})
+			Bitrate: float32(s.remb.Next(now, &s.rx.Stats, s.src.SinkBitrate())), SSRCs: []uint32{ssrc}})
 	}
 	s.writeRTCP(pkts)
-}
-
-// rembTarget is the REMB for the peer as WebRtcEndpoint computes it: the RembLocal estimate of what
-// arrives (rembOnConnect before it has measured), no more than the element's sinks take, within
-// min/maxVideoRecvBandwidth.
-func (s *stream) rembTarget(now time.Time, set Settings, received, expected, bytes uint64) uint64 {
-	if est, ok := s.local.Update(now, received, expected, bytes); ok {
-		s.est = est
-	}
-	target := s.est
-	if target == 0 {
-		target = uint64(set.Remb.RembOnConnect)
-	}
-	if sinks := s.src.SinkBitrate(); sinks > 0 {
-		target = min(target, sinks)
-	}
-	target = media.ClampREMB(target, set.MinVideoRecvBandwidth, set.MaxVideoRecvBandwidth)
-	s.rembSent.Store(target)
-	return target
 }
 
 // bye tells the peer we leave.
@@ -545,34 +404,4 @@ func (s *stream) close() {
 	if s.rtcpConn != nil {
 		s.rtcpConn.Close()
 	}
-}
-
-// packetCache keeps the last packets sent, by sequence number, to answer NACKs.
-type packetCache struct {
-	slots [256]struct {
-		seq     uint16
-		n       int
-		valid   bool
-		resends uint8
-		buf     [maxPacket]byte
-	}
-}
-
-func (c *packetCache) store(seq uint16, pkt []byte) {
-	if len(pkt) > maxPacket {
-		return
-	}
-	sl := &c.slots[seq%uint16(len(c.slots))]
-	sl.seq, sl.n, sl.valid, sl.resends = seq, copy(sl.buf[:], pkt), true, 0
-}
-
-// take returns a packet to resend, nil when it is gone, was resent maxResendsPerPacket times, or is
-// larger than budget bytes.
-func (c *packetCache) take(seq uint16, budget int) []byte {
-	sl := &c.slots[seq%uint16(len(c.slots))]
-	if !sl.valid || sl.seq != seq || sl.resends >= maxResendsPerPacket || sl.n > budget {
-		return nil
-	}
-	sl.resends++
-	return sl.buf[:sl.n]
 }

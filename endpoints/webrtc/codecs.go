@@ -3,10 +3,8 @@ package webrtc
 import (
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -91,7 +89,7 @@ func newAPI(s *Settings, se webrtc.SettingEngine) (*webrtc.API, error) {
 	if err := register(videoCatalog, s.VideoCodecs, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, err
 	}
-	// NACKs are ours (media.PacketCache, media.Receiver): pion's NACK interceptors allocate per
+	// NACKs are ours (media.PacketCache, rtpengine.Receiver): pion's NACK interceptors allocate per
 	// packet. TWCC feedback toward publishers is ours too (endpoint.readTrack records arrivals), for
 	// the same reason; the header extension is negotiated here. We send no transport-wide sequence
 	// numbers, so subscribers' browsers estimate on their side and send REMB.
@@ -105,61 +103,8 @@ func newAPI(s *Settings, se webrtc.SettingEngine) (*webrtc.API, error) {
 			return nil, err
 		}
 	}
-	ir := &interceptor.Registry{}
-	rtx := &rtxWriters{}
-	ir.Add(rtxInner{rtx}) // innermost: sees the raw (SRTP) writer
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, err
-	}
-	ir.Add(rtxOuter{rtx}) // outermost: RTX skips the sender reports' accounting
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
-}
-
-// rtxWriters lets retransmissions on an RTX SSRC bypass the interceptors between the outermost and
-// the innermost (the RTCP sender reports would count them as media and take their old timestamps
-// for the newest). One per API, that is per peer connection.
-type rtxWriters struct{ m sync.Map } // RTX SSRC -> interceptor.RTPWriter (raw)
-
-type rtxInner struct{ w *rtxWriters }
-
-func (f rtxInner) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &rtxIntercept{w: f.w, inner: true}, nil
-}
-
-type rtxOuter struct{ w *rtxWriters }
-
-func (f rtxOuter) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &rtxIntercept{w: f.w}, nil
-}
-
-type rtxIntercept struct {
-	interceptor.NoOp
-	w     *rtxWriters
-	inner bool
-}
-
-func (r *rtxIntercept) BindLocalStream(info *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
-	rtxSSRC := info.SSRCRetransmission
-	if rtxSSRC == 0 {
-		return writer
-	}
-	if r.inner {
-		r.w.m.Store(rtxSSRC, writer)
-		return writer
-	}
-	w := r.w
-	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-		if h.SSRC == rtxSSRC {
-			if raw, ok := w.m.Load(rtxSSRC); ok {
-				return raw.(interceptor.RTPWriter).Write(h, payload, a)
-			}
-		}
-		return writer.Write(h, payload, a)
-	})
-}
-
-func (r *rtxIntercept) UnbindLocalStream(info *interceptor.StreamInfo) {
-	if r.inner && info.SSRCRetransmission != 0 {
-		r.w.m.Delete(info.SSRCRetransmission)
-	}
+	// No interceptors: every per-packet layer pion would add on the write path costs CPU on each
+	// packet to each viewer. Sender and receiver reports are ours (rtpengine: feedback.go, and the
+	// write closure of localTrack.Bind).
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(&interceptor.Registry{}), webrtc.WithSettingEngine(se)), nil
 }

@@ -8,10 +8,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kurento-go/kms/endpoints"
 	"github.com/kurento-go/kms/kerr"
 	"github.com/kurento-go/kms/media"
+	"github.com/kurento-go/kms/rtpengine"
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -757,6 +759,8 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRecei
 			}
 		})
 	}
+	e.wg.Add(1)
+	go e.readReceiverRTCP(receiver, remote.RID(), in)
 	go func() {
 		defer e.wg.Done()
 		e.readTrack(remote, src, in)
@@ -858,12 +862,13 @@ func (e *Endpoint) Close() {
 }
 
 // localTrack is what pion sends for one media type: it binds the negotiated SSRC, payload type and
-// writer to the element's sink pad.
+// writer to the element's sink pad. out follows what is written, for our sender reports.
 type localTrack struct {
 	kind     webrtc.RTPCodecType
 	id       string
 	sender   *media.Sender
 	endpoint *Endpoint
+	out      atomic.Pointer[rtpengine.Outbound]
 }
 
 func (t *localTrack) ID() string                { return t.id }
@@ -872,6 +877,7 @@ func (t *localTrack) RID() string               { return "" }
 func (t *localTrack) Kind() webrtc.RTPCodecType { return t.kind }
 func (t *localTrack) Unbind(webrtc.TrackLocalContext) error {
 	t.sender.Bind(0, 0, media.Codec{}, nil)
+	t.out.Store(nil)
 	return nil
 }
 
@@ -907,10 +913,18 @@ func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	} else {
 		t.sender.BindRTX(0, 0)
 	}
-	t.sender.Bind(uint32(ctx.SSRC()), uint8(chosen.PayloadType),
+	ssrc := uint32(ctx.SSRC())
+	out := rtpengine.NewOutbound(ssrc, chosen.ClockRate)
+	t.out.Store(out)
+	// pion's interceptor chain is empty: the packet goes straight to SRTP. What the sender reports
+	// need is taken here, from the media stream (retransmissions on the RTX stream are not counted).
+	t.sender.Bind(ssrc, uint8(chosen.PayloadType),
 		media.Codec{MimeType: chosen.MimeType, ClockRate: chosen.ClockRate, Channels: chosen.Channels, Fmtp: chosen.SDPFmtpLine},
 		func(h *rtp.Header, payload []byte) error {
-			_, err := w.WriteRTP(h, payload)
+			n, err := w.WriteRTP(h, payload)
+			if err == nil && h.SSRC == ssrc {
+				out.Sent(h, len(payload), n, time.Now().UnixNano())
+			}
 			return err
 		})
 	return *chosen, nil

@@ -1,13 +1,15 @@
 package webrtc
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/kurento-go/kms/media"
-	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/kurento-go/kms/rtpengine"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
@@ -20,18 +22,15 @@ type incoming struct {
 	ssrc   uint32
 	codec  webrtc.RTPCodecParameters
 	src    *media.Source
-	rx     *media.Receiver
+	rx     *rtpengine.Receiver
 	twccID uint8
-	// local estimates what the peer can send (KMS's RembLocal, driven by rembParams); until it has
-	// measured anything the peer is asked for rembOnConnect.
-	local *media.RembLocal
-	est   uint64 // its last estimate, bps; 0: none yet
+	remb   *rtpengine.RembTarget // video: the REMB the peer gets for it
 }
 
 // addIncoming registers a new incoming track; its source keeps packets to serve NACKs when video.
 func (e *Endpoint) addIncoming(remote *webrtc.TrackRemote, t media.Type, src *media.Source, r *webrtc.RTPReceiver) *incoming {
 	c := remote.Codec()
-	in := &incoming{t: t, ssrc: uint32(remote.SSRC()), codec: c, src: src, rx: media.NewReceiver(c.ClockRate)}
+	in := &incoming{t: t, ssrc: uint32(remote.SSRC()), codec: c, src: src, rx: rtpengine.NewReceiver(c.ClockRate)}
 	if r != nil {
 		for _, h := range r.GetParameters().HeaderExtensions {
 			if h.URI == sdp.TransportCCURI {
@@ -43,7 +42,10 @@ func (e *Endpoint) addIncoming(remote *webrtc.TrackRemote, t media.Type, src *me
 		src.EnableCache()
 	}
 	e.mu.Lock()
-	in.local = media.NewRembLocal(e.settings.Remb, e.settings.MaxVideoRecvBandwidth)
+	if t == media.Video {
+		s := e.settings
+		in.remb = rtpengine.NewRembTarget(s.Remb, s.MinVideoRecvBandwidth, s.MaxVideoRecvBandwidth)
+	}
 	e.incoming = append(e.incoming, in)
 	fb := e.fb
 	e.mu.Unlock()
@@ -73,7 +75,7 @@ func (e *Endpoint) readTrack(remote *webrtc.TrackRemote, src *media.Source, in *
 		now := time.Now().UnixNano()
 		if in.twccID != 0 && fb != nil {
 			if ext := p.GetExtension(in.twccID); len(ext) >= 2 {
-				fb.record(in.ssrc, uint16(ext[0])<<8|uint16(ext[1]), now)
+				fb.twcc.Record(in.ssrc, uint16(ext[0])<<8|uint16(ext[1]), now)
 			}
 		}
 		restart := in.rx.Push(p.SequenceNumber, p.Timestamp, len(p.Payload), now)
@@ -91,58 +93,56 @@ func (e *Endpoint) readTrack(remote *webrtc.TrackRemote, src *media.Source, in *
 	}
 }
 
-// senderFeedback serves what the peer says about a stream we send it.
-func (e *Endpoint) senderFeedback(s *media.Sender, pkts []rtcp.Packet) {
-	now := time.Now()
-	for _, p := range pkts {
-		switch p := p.(type) {
-		case *rtcp.PictureLossIndication:
-			s.CountPLI()
-			s.RequestKeyframe()
-		case *rtcp.FullIntraRequest:
-			s.CountFIR()
-			s.RequestKeyframe()
-		case *rtcp.TransportLayerNack:
-			s.HandleNACK(p)
-		case *rtcp.ReceiverEstimatedMaximumBitrate:
-			// REMB is for the whole session: what video may use.
-			e.senders[media.Video].OnREMB(uint64(p.Bitrate))
-		case *rtcp.ReceiverReport:
-			for _, r := range p.Reports {
-				if r.SSRC == s.SSRC() {
-					s.OnReceiverReport(r, now)
-				}
-			}
-		case *rtcp.SenderReport:
-			for _, r := range p.Reports {
-				if r.SSRC == s.SSRC() {
-					s.OnReceiverReport(r, now)
-				}
-			}
+// readReceiverRTCP takes the peer's RTCP about a stream it sends us: its sender reports, which our
+// reception reports return (LSR, DLSR) for the peer's round-trip time. Read, too, so that pion does
+// not keep it buffered.
+func (e *Endpoint) readReceiverRTCP(r *webrtc.RTPReceiver, rid string, in *incoming) {
+	defer e.wg.Done()
+	buf := make([]byte, 1500)
+	fb := rtpengine.Feedback{Inbound: &in.rx.Stats}
+	for {
+		var n int
+		var err error
+		if rid != "" {
+			n, _, err = r.ReadSimulcast(buf, rid)
+		} else {
+			n, _, err = r.Read(buf)
+		}
+		if err != nil {
+			return
+		}
+		if pkts, err := rtcp.Unmarshal(buf[:n]); err == nil {
+			fb.Serve(pkts, time.Now())
 		}
 	}
 }
 
-// feedbackLoop sends what we say to the peer about what it sends us: TWCC feedback every 100 ms
-// (publishers' send-side estimation) and REMB every rembInterval (what its sinks can take).
+// senderFeedback serves what the peer says about a stream we send it.
+func (e *Endpoint) senderFeedback(s *media.Sender, pkts []rtcp.Packet) {
+	rtpengine.Feedback{Sender: s, Video: e.senders[media.Video]}.Serve(pkts, time.Now())
+}
+
+// feedbackLoop sends what we say to the peer: TWCC feedback every 100 ms (publishers' send-side
+// estimation), and every reportInterval the RTCP reports (SR for what we send, reception reports
+// for what it sends us) and REMB (what its sinks can take).
 type feedbackLoop struct {
 	e    *Endpoint
 	pc   *webrtc.PeerConnection
-	mu   sync.Mutex
-	twcc *twcc.Recorder
-	base int64
-	n    int // packets recorded since the last feedback
+	twcc *rtpengine.TWCC
+	ssrc uint32 // ours in receiver reports when we send nothing
 	stop chan struct{}
 	kick chan struct{}
 	once sync.Once
 }
 
-// rembInterval is KMS's RTCP interval, at which its RembLocal updates (and linealFactorGrade's
+// reportInterval is KMS's RTCP interval, at which its RembLocal updates (and linealFactorGrade's
 // default assumes).
-const rembInterval = 500 * time.Millisecond
+const reportInterval = 500 * time.Millisecond
 
 func (e *Endpoint) startFeedback(pc *webrtc.PeerConnection) {
-	fb := &feedbackLoop{e: e, pc: pc, twcc: twcc.NewRecorder(0), base: time.Now().UnixNano(),
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	fb := &feedbackLoop{e: e, pc: pc, twcc: rtpengine.NewTWCC(time.Now().UnixNano()), ssrc: binary.BigEndian.Uint32(b[:]),
 		stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	e.fb = fb
 	e.wg.Add(1)
@@ -158,15 +158,8 @@ func (f *feedbackLoop) wake() {
 	}
 }
 
-func (f *feedbackLoop) record(ssrc uint32, seq uint16, now int64) {
-	f.mu.Lock()
-	f.twcc.Record(ssrc, seq, (now-f.base)/1000)
-	f.n++
-	f.mu.Unlock()
-}
-
-func (f *feedbackLoop) write(p rtcp.Packet) {
-	if err := f.pc.WriteRTCP([]rtcp.Packet{p}); err != nil && !errors.Is(err, net.ErrClosed) {
+func (f *feedbackLoop) write(pkts ...rtcp.Packet) {
+	if err := f.pc.WriteRTCP(pkts); err != nil && !errors.Is(err, net.ErrClosed) {
 		f.e.log.Debug("cannot send RTCP", "err", err)
 	}
 }
@@ -175,64 +168,61 @@ func (f *feedbackLoop) run() {
 	defer f.e.wg.Done()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	var lastREMB time.Time
+	var lastReport time.Time
 	for {
 		select {
 		case <-f.stop:
 			return
 		case <-tick.C:
 		case <-f.kick:
-			lastREMB = time.Time{}
+			lastReport = time.Time{}
 		}
-		f.mu.Lock()
-		var fbs []rtcp.Packet
-		if f.n > 0 {
-			fbs = f.twcc.BuildFeedbackPacket()
-			f.n = 0
+		if fbs := f.twcc.Feedback(); len(fbs) > 0 {
+			f.write(fbs...)
 		}
-		f.mu.Unlock()
-		if len(fbs) > 0 {
-			if err := f.pc.WriteRTCP(fbs); err != nil && !errors.Is(err, net.ErrClosed) {
-				f.e.log.Debug("cannot send TWCC feedback", "err", err)
+		if time.Since(lastReport) >= reportInterval {
+			lastReport = time.Now()
+			if pkts := f.reports(lastReport); len(pkts) > 0 {
+				f.write(pkts...)
 			}
-		}
-		if time.Since(lastREMB) >= rembInterval {
-			lastREMB = time.Now()
-			f.sendREMB()
 		}
 	}
 }
 
-// sendREMB tells the peer, per video track, the bitrate to send: KMS's RembLocal estimate of what
-// arrives from it (rembOnConnect until it has measured), no more than the highest its sinks can take
-// (the fastest viewer decides; slower ones get frames dropped at their sender), within
-// minVideoRecvBandwidth (floor 30 kbps) and maxVideoRecvBandwidth.
-func (f *feedbackLoop) sendREMB() {
+// reports is the periodic compound: a sender report per stream we send (the first carries the
+// reception reports), else a receiver report, and a REMB per video stream the peer sends us.
+func (f *feedbackLoop) reports(now time.Time) []rtcp.Packet {
 	e := f.e
 	e.mu.Lock()
-	s := e.settings
 	list := e.incoming
-	e.mu.Unlock()
-	now := time.Now()
-	for _, in := range list {
-		if in.t != media.Video {
-			continue
+	var outs []*rtpengine.Outbound
+	for _, t := range []media.Type{media.Audio, media.Video} {
+		if tr := e.tracks[t]; tr != nil {
+			if o := tr.out.Load(); o != nil {
+				outs = append(outs, o)
+			}
 		}
-		st := &in.rx.Stats
-		st.Interval() // the loss of this report interval, for getStats
-		if est, ok := in.local.Update(now, st.Packets.Load(), st.Expected.Load(), st.Bytes.Load()); ok {
-			in.est = est
-		}
-		target := in.est
-		if target == 0 {
-			target = uint64(s.Remb.RembOnConnect)
-		}
-		if sinks := in.src.SinkBitrate(); sinks > 0 {
-			target = min(target, sinks)
-		}
-		target = media.ClampREMB(target, s.MinVideoRecvBandwidth, s.MaxVideoRecvBandwidth)
-		st.REMB.Store(target)
-		st.TargetBitrate.Store(target)
-		f.write(&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(target), SSRCs: []uint32{in.ssrc}})
 	}
+	e.mu.Unlock()
+	var blocks []rtcp.ReceptionReport
+	for _, in := range list {
+		blocks = append(blocks, in.rx.Stats.ReportBlock(in.ssrc, now))
+	}
+	var pkts []rtcp.Packet
+	for _, o := range outs {
+		if sr, ok := o.SenderReport(now, blocks); ok {
+			pkts = append(pkts, sr)
+			blocks = nil
+		}
+	}
+	if len(blocks) > 0 {
+		pkts = append(pkts, &rtcp.ReceiverReport{SSRC: f.ssrc, Reports: blocks})
+	}
+	for _, in := range list {
+		if in.remb != nil {
+			target := in.remb.Next(now, &in.rx.Stats, in.src.SinkBitrate())
+			pkts = append(pkts, &rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(target), SSRCs: []uint32{in.ssrc}})
+		}
+	}
+	return pkts
 }

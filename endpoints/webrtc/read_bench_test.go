@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/media"
+	"github.com/kurento-go/kms/rtpengine"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -50,7 +51,7 @@ func BenchmarkPionReceivePath(b *testing.B) {
 }
 
 // benchReceivePath: with nack, the source keeps its packet cache and the reader follows the stream
-// for NACKs (media.Receiver) as endpoints do for video.
+// for NACKs (rtpengine.Receiver) as endpoints do for video.
 func benchReceivePath(b *testing.B, nack bool) {
 	s := Settings{IncludeLoopback: true, CertificateKeyType: "ECDSA"}
 	se := webrtc.SettingEngine{}
@@ -97,7 +98,7 @@ func benchReceivePath(b *testing.B, nack bool) {
 	}
 	ep := &Endpoint{}
 	answerer.OnTrack(func(r *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		in := &incoming{t: media.Video, ssrc: uint32(r.SSRC()), src: source, rx: media.NewReceiver(90000)}
+		in := &incoming{t: media.Video, ssrc: uint32(r.SSRC()), src: source, rx: rtpengine.NewReceiver(90000)}
 		if !nack {
 			in.t = media.Audio // no NACK bookkeeping beyond the counters
 		}

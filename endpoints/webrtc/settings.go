@@ -14,7 +14,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/kurento-go/kms/media"
+	"github.com/kurento-go/kms/rtpengine"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -53,7 +53,7 @@ type Settings struct {
 	MaxAudioRecvBandwidth int
 	// Remb drives the REMB sent to the peer (the estimate of what arrives from it) and, with
 	// RembOnConnect, what our senders ask their sources for before the peer's REMB has probed.
-	Remb media.RembParams
+	Remb rtpengine.RembParams
 	// MTU is the largest RTP packet sent to the peer (BaseRtpEndpoint mtu); 0: no limit.
 	MTU int
 

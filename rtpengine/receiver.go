@@ -1,4 +1,9 @@
-package media
+// Package rtpengine is the RTP machinery every endpoint shares, whatever its transport: what it
+// follows of the streams it receives (statistics, NACK generation, reception reports, the REMB and
+// TWCC feedback toward the sender) and of the streams it sends (sender reports, the retransmission
+// budget), and the dispatch of a peer's feedback to the graph's senders. The endpoints only move
+// bytes (pion for WebRTC, UDP sockets for RTP); the media package is the graph.
+package rtpengine
 
 import (
 	"sync"
@@ -23,18 +28,23 @@ const (
 // ReceiveStats are the counters of an incoming stream: what arrived, what was lost, what was asked
 // again and recovered. Atomics, read by stats at any time.
 type ReceiveStats struct {
-	Packets        atomic.Uint64
-	Bytes          atomic.Uint64 // payload bytes
-	Expected       atomic.Uint64 // from the first to the highest sequence number
-	NACKs          atomic.Uint64 // NACK messages sent
-	NACKedPackets  atomic.Uint64 // sequence numbers asked for (each try counts)
-	Recovered      atomic.Uint64 // missing packets that arrived later
-	GivenUp        atomic.Uint64 // missing packets given up
-	PLIs           atomic.Uint64 // keyframe requests sent to the producer
-	Jitter         atomic.Uint32 // RFC 3550 interarrival jitter, timestamp units
-	REMB           atomic.Uint64 // last REMB sent to the producer, bps
-	TargetBitrate  atomic.Uint64
-	LastFraction   atomic.Uint32 // loss over the last interval, 1/256
+	Packets       atomic.Uint64
+	Bytes         atomic.Uint64 // payload bytes
+	Expected      atomic.Uint64 // from the first to the highest sequence number
+	NACKs         atomic.Uint64 // NACK messages sent
+	NACKedPackets atomic.Uint64 // sequence numbers asked for (each try counts)
+	Recovered     atomic.Uint64 // missing packets that arrived later
+	GivenUp       atomic.Uint64 // missing packets given up
+	PLIs          atomic.Uint64 // keyframe requests sent to the producer
+	Jitter        atomic.Uint32 // RFC 3550 interarrival jitter, timestamp units
+	REMB          atomic.Uint64 // last REMB sent to the producer, bps
+	TargetBitrate atomic.Uint64
+	LastFraction  atomic.Uint32 // loss over the last interval, 1/256
+	HighestSeq    atomic.Uint32 // extended highest sequence number received (cycles << 16 | seq)
+	// lastSR is the middle 32 bits of the NTP time of the sender's last SR, lastSRAt when it came
+	// (unix nanos): a reception report returns them for the sender's round-trip time.
+	lastSR         atomic.Uint32
+	lastSRAt       atomic.Int64
 	lastExpected   uint64
 	lastPackets    uint64
 	intervalLocked sync.Mutex
@@ -51,9 +61,11 @@ type Receiver struct {
 	highest   uint16
 	ext       uint64 // extended highest sequence number
 	first     uint64
-	missing   [nackWindow]missEntry
-	pending   int
-	lastDue   int64
+	// expectedBefore is what was expected of the streams before the last Restart
+	expectedBefore uint64
+	missing        [nackWindow]missEntry
+	pending        int
+	lastDue        int64
 	// jitter (RFC 3550 A.8) in timestamp units, scaled by 16
 	jitter      int64
 	lastTransit int64
@@ -101,7 +113,8 @@ func (r *Receiver) Push(seq uint16, ts uint32, payloadLen int, now int64) (keyfr
 		r.started, r.highest = true, seq
 		r.ext = uint64(seq)
 		r.first = r.ext
-		r.Stats.Expected.Store(1)
+		r.Stats.Expected.Store(r.expectedBefore + 1)
+		r.Stats.HighestSeq.Store(uint32(r.ext))
 		return false
 	}
 	d := int16(seq - r.highest)
@@ -130,7 +143,8 @@ func (r *Receiver) Push(seq uint16, ts uint32, payloadLen int, now int64) (keyfr
 		}
 		r.ext += uint64(d)
 		r.highest = seq
-		r.Stats.Expected.Store(r.ext - r.first + 1)
+		r.Stats.Expected.Store(r.expectedBefore + r.ext - r.first + 1)
+		r.Stats.HighestSeq.Store(uint32(r.ext))
 	case d < 0:
 		e := &r.missing[seq%nackWindow]
 		if e.valid && e.seq == seq {
@@ -140,6 +154,14 @@ func (r *Receiver) Push(seq uint16, ts uint32, payloadLen int, now int64) (keyfr
 		}
 	}
 	return keyframe
+}
+
+// Restart follows a new stream in place of the old one (the peer changed its SSRC): its sequence
+// numbers start afresh, the counters go on.
+func (r *Receiver) Restart() {
+	r.expectedBefore = r.Stats.Expected.Load()
+	r.started = false
+	r.clear()
 }
 
 func (r *Receiver) clear() {
