@@ -124,9 +124,15 @@ func (s *session) waitFor(what string, cond func() bool) {
 // viewer is a pion WebRTC peer receiving from a new WebRtcEndpoint fed by src.
 func (s *session) viewer(src string) *testpeer.Peer {
 	s.t.Helper()
+	return s.viewerWith(src, testpeer.Options{Receive: true})
+}
+
+// viewerWith is viewer with the peer's options (a lossy link, say).
+func (s *session) viewerWith(src string, opts testpeer.Options) *testpeer.Peer {
+	s.t.Helper()
 	ep := s.create("WebRtcEndpoint", nil)
 	s.connect(src, ep)
-	p, err := testpeer.New(testpeer.Options{Receive: true})
+	p, err := testpeer.New(opts)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -86,6 +86,8 @@ type Peer struct {
 	RTXReceived atomic.Int64
 	// TargetBitrate is the last REMB the peer received (bps), 0 before any.
 	TargetBitrate atomic.Uint64
+	// Reports are the server's RTCP reports on the video the peer receives and sends.
+	Reports Reports
 	// Messages receives the data-channel messages (DataChannel option), as text.
 	Messages   chan string
 	dc         *webrtc.DataChannel
@@ -170,12 +172,19 @@ func New(opts Options) (*Peer, error) {
 
 func (p *Peer) readSenderRTCP(s *webrtc.RTPSender) {
 	defer p.wg.Done()
+	var videoSSRC uint32
+	if s.Track() != nil && s.Track().Kind() == webrtc.RTPCodecTypeVideo {
+		videoSSRC = uint32(s.GetParameters().Encodings[0].SSRC)
+	}
 	for {
 		pkts, _, err := s.ReadRTCP()
 		if err != nil {
 			return
 		}
 		for _, pkt := range pkts {
+			if videoSSRC != 0 {
+				p.Reports.fromServer(pkt, videoSSRC)
+			}
 			switch pkt := pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				p.keyframeWanted.Store(true)
@@ -186,13 +195,14 @@ func (p *Peer) readSenderRTCP(s *webrtc.RTPSender) {
 	}
 }
 
-func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (p *Peer) onTrack(t *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 	video := t.Kind() == webrtc.RTPCodecTypeVideo
 	var last uint16
 	started := false
 	var fm FrameModel
 	if video {
 		p.videoSSRC.Store(uint32(t.SSRC()))
+		go p.readReceiverRTCP(rcv)
 	}
 	for {
 		pkt, attr, err := t.ReadRTP()
@@ -209,6 +219,7 @@ func (p *Peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		p.firstOnce.Do(func() { close(p.firstVideo) })
 		p.VideoPackets.Add(1)
 		p.VideoBytes.Add(int64(len(pkt.Payload)))
+		p.Reports.received(pkt.Timestamp, len(pkt.Payload), time.Now())
 		if n := int64(pkt.MarshalSize()); n > p.LargestVideoPacket.Load() {
 			p.LargestVideoPacket.Store(n)
 		}
