@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark our server and Janus's EchoTest with the same clients (cmd/kms-bench), each server in a
+# Benchmark our server and Janus (EchoTest, VideoRoom) with the same clients (cmd/kms-bench), each server in a
 # network namespace of a veth pair pinned to CPU 0, the load tool in the other namespace pinned to CPU 1.
 #
 #   bench/run.sh                 short run (≈ 3 min): table on stdout, results in bench/results/last/
