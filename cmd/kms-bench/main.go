@@ -249,7 +249,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	began := time.Now()
 	if cfg.direct > 0 {
-		r.runScenario(ctx, &target{name: "none"}, "direct", &direct{base: base{api: api, clip: clip, hst: cfg.hst}}, []int{cfg.direct})
+		r.runScenario(ctx, &target{name: "none"}, "direct", &direct{base: r.base()}, []int{cfg.direct})
 	}
 
 	if cfg.kmsURL != "" {
@@ -269,17 +269,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		t := &target{name: "janus", pid: cfg.janusPID, jan: j}
 		r.idle(ctx, t, cfg.idle)
-		b := func() base { return base{api: api, clip: clip, hst: cfg.hst} }
-		for _, s := range cfg.scenarios {
-			switch s {
+		r.runScenarios(ctx, t, func(name string) scenario {
+			switch name {
 			case "loopback":
-				r.runScenario(ctx, t, s, &janusLoopback{base: b(), j: j}, cfg.loopbackN)
+				return &janusLoopback{base: r.base(), j: j}
 			case "one2many":
-				r.runScenario(ctx, t, s, &janusOneToMany{base: b(), j: j}, cfg.one2manyN)
-			case "group":
-				r.runScenario(ctx, t, s, &janusGroup{base: b(), j: j, m: cfg.groupM}, cfg.groupK)
+				return &janusOneToMany{base: r.base(), j: j}
 			}
-		}
+			return &janusGroup{base: r.base(), j: j, m: cfg.groupM}
+		})
 		j.close()
 	}
 	res := &Results{Label: cfg.label, Date: time.Now().UTC().Format(time.RFC3339), Note: cfg.note,
@@ -312,19 +310,28 @@ func (r *runner) runKurento(ctx context.Context, name, url string, routerPID int
 	t := &target{name: name, pid: cfg.kmsPID, kms: k, routerPID: routerPID}
 	t.last = r.marks(t)
 	r.idle(ctx, t, cfg.idle)
-	b := func() base { return base{api: r.api, clip: r.clip, hst: cfg.hst} }
-	for _, s := range cfg.scenarios {
-		switch s {
+	r.runScenarios(ctx, t, func(name string) scenario {
+		switch name {
 		case "loopback":
-			r.runScenario(ctx, t, s, &kmsLoopback{base: b(), k: k}, cfg.loopbackN)
+			return &kmsLoopback{base: r.base(), k: k}
 		case "one2many":
-			r.runScenario(ctx, t, s, &kmsOneToMany{base: b(), k: k}, cfg.one2manyN)
-		case "group":
-			r.runScenario(ctx, t, s, &kmsGroup{base: b(), k: k, m: cfg.groupM}, cfg.groupK)
+			return &kmsOneToMany{base: r.base(), k: k}
 		}
-	}
+		return &kmsGroup{base: r.base(), k: k, m: cfg.groupM}
+	})
 	return nil
 }
+
+// runScenarios runs the chosen scenarios (loopback, one2many, group) in turn on one server; build
+// makes each, for that server.
+func (r *runner) runScenarios(ctx context.Context, t *target, build func(name string) scenario) {
+	steps := map[string][]int{"loopback": r.cfg.loopbackN, "one2many": r.cfg.one2manyN, "group": r.cfg.groupK}
+	for _, name := range r.cfg.scenarios {
+		r.runScenario(ctx, t, name, build(name), steps[name])
+	}
+}
+
+func (r *runner) base() base { return base{api: r.api, clip: r.clip, hst: r.cfg.hst} }
 
 // soak runs the soak on our server and writes its results.
 func (r *runner) soak(ctx context.Context, stdout io.Writer) error {
