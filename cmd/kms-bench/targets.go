@@ -16,11 +16,38 @@ const targetsCommand = "bench/run.sh --targets"
 
 // targetSpec is one of issue 11's targets: how to read it off a run, and its bound.
 type targetSpec struct {
+	on     []dep // the rows it is read from, whose trouble the caveats column reports
 	name   string
 	atMost bool // the figure must be <= bound (else >=)
 	bound  float64
 	prec   int
 	get    func(res *Results) (float64, bool)
+}
+
+type dep struct {
+	server, scenario string
+	n                int
+}
+
+// caveats says what makes a figure doubtful: a row that did not keep up, or a load tool near its limit.
+func (res *Results) caveats(on []dep) string {
+	var out []string
+	for _, d := range on {
+		r, ok := res.find(d.server, d.scenario, d.n)
+		if !ok {
+			continue
+		}
+		what := fmt.Sprintf("%s %s N=%d", r.Server, r.Scenario, r.N)
+		if !r.Pass && r.Scenario != "join" {
+			out = append(out, fmt.Sprintf("%s did not keep up (loss %.1f %%, p99 %.0f ms, %d without media)", what, r.LossPct, r.LatencyP99ms, r.NoMedia))
+		} else if !r.Pass {
+			out = append(out, fmt.Sprintf("%s: %d joins without media", what, r.NoMedia))
+		}
+		if r.ToolCPUCore > toolBound {
+			out = append(out, fmt.Sprintf("%s: the load tool used %.2f of its core", what, r.ToolCPUCore))
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // find returns the last row of a server, scenario and N (a ramp's second window wins over its first).
@@ -66,25 +93,26 @@ func ratio(scenario string, n int) func(*Results) (float64, bool) {
 func targetSpecs() []targetSpec {
 	cpu := func(r Row) float64 { return r.CPUSecPerStreamMin }
 	return []targetSpec{
-		{name: "one2many 300 viewers: server CPU s per viewer-minute", atMost: true, bound: 0.05, prec: 3, get: field("ours", "one2many", 300, cpu)},
-		{name: "one2many 300 viewers: viewers per core", bound: 1200, prec: 0, get: field("ours", "one2many", 300, func(r Row) float64 {
+		{on: []dep{{"ours", "one2many", 300}}, name: "one2many 300 viewers: server CPU s per viewer-minute", atMost: true, bound: 0.05, prec: 3, get: field("ours", "one2many", 300, cpu)},
+		{on: []dep{{"ours", "one2many", 300}}, name: "one2many 300 viewers: viewers per core", bound: 1200, prec: 0, get: field("ours", "one2many", 300, func(r Row) float64 {
 			if r.ServerCPUCore <= 0 {
 				return -1
 			}
 			return float64(r.N) / r.ServerCPUCore
 		})},
-		{name: "one2many 300 viewers: loss %", atMost: true, bound: 1, prec: 2, get: field("ours", "one2many", 300, func(r Row) float64 { return r.LossPct })},
-		{name: "one2many 300 viewers: p99 latency ms (clients included, see direct)", atMost: true, bound: 20, prec: 1, get: field("ours", "one2many", 300, func(r Row) float64 { return r.LatencyP99ms })},
-		{name: "one2many 300 viewers: CPU ratio ours/Janus VideoRoom", atMost: true, bound: 0.7, prec: 2, get: ratio("one2many", 300)},
-		{name: "loopback N=20: CPU ratio ours/Janus EchoTest", atMost: true, bound: 0.8, prec: 2, get: ratio("loopback", 20)},
-		{name: "loopback N=100: CPU ratio ours/Janus EchoTest", atMost: true, bound: 0.8, prec: 2, get: ratio("loopback", 100)},
-		{name: "loopback N=300: CPU ratio ours/Janus EchoTest", atMost: true, bound: 0.8, prec: 2, get: ratio("loopback", 300)},
-		{name: "RSS per active loopback session, MB (upper bound, N=300)", atMost: true, bound: 0.6, prec: 2, get: field("ours", "loopback", 300, func(r Row) float64 { return r.RSSPerEndpointKB / 1024 })},
-		{name: "RSS per idle WebRtcEndpoint, KB", atMost: true, bound: 150, prec: 0, get: field("ours", "idle", 0, func(r Row) float64 { return r.RSSPerEndpointKB })},
-		{name: "first frame of a viewer joining one2many 300, p50 ms", atMost: true, bound: 150, prec: 0, get: field("ours", "join", 300, func(r Row) float64 { return positive(r.FirstFrameP50ms) })},
-		{name: "first frame of a viewer joining one2many 300, p99 ms", atMost: true, bound: 300, prec: 0, get: field("ours", "join", 300, func(r Row) float64 { return positive(r.FirstFrameP99ms) })},
-		{name: "system calls per forwarded packet, one2many 100 viewers", atMost: true, bound: 1.2, prec: 2, get: field("ours", "one2many", 100, func(r Row) float64 { return positive(r.SyscallsPerPacket) })},
-		{name: "validity: load tool CPU at one2many 300, of its core", atMost: true, bound: toolBound, prec: 2, get: field("ours", "one2many", 300, func(r Row) float64 { return r.ToolCPUCore })},
+		{on: []dep{{"ours", "one2many", 300}}, name: "one2many 300 viewers: loss %", atMost: true, bound: 1, prec: 2, get: field("ours", "one2many", 300, func(r Row) float64 { return r.LossPct })},
+		{on: []dep{{"ours", "one2many", 300}}, name: "one2many 300 viewers: p99 latency ms (clients included, see direct)", atMost: true, bound: 20, prec: 1, get: field("ours", "one2many", 300, func(r Row) float64 { return r.LatencyP99ms })},
+		{on: []dep{{"ours", "one2many", 300}, {"janus", "one2many", 300}}, name: "one2many 300 viewers: CPU ratio ours/Janus VideoRoom", atMost: true, bound: 0.7, prec: 2, get: ratio("one2many", 300)},
+		{on: []dep{{"ours", "loopback", 20}, {"janus", "loopback", 20}}, name: "loopback N=20: CPU ratio ours/Janus EchoTest", atMost: true, bound: 0.8, prec: 2, get: ratio("loopback", 20)},
+		{on: []dep{{"ours", "loopback", 100}, {"janus", "loopback", 100}}, name: "loopback N=100: CPU ratio ours/Janus EchoTest", atMost: true, bound: 0.8, prec: 2, get: ratio("loopback", 100)},
+		{on: []dep{{"ours", "loopback", 300}, {"janus", "loopback", 300}}, name: "loopback N=300: CPU ratio ours/Janus EchoTest", atMost: true, bound: 0.8, prec: 2, get: ratio("loopback", 300)},
+		{on: []dep{{"ours", "loopback", 300}}, name: "RSS per active loopback session, MB (upper bound, N=300)", atMost: true, bound: 0.6, prec: 2, get: field("ours", "loopback", 300, func(r Row) float64 { return r.RSSPerEndpointKB / 1024 })},
+		{on: []dep{{"ours", "idle", 0}}, name: "RSS per idle WebRtcEndpoint, KB", atMost: true, bound: 150, prec: 0, get: field("ours", "idle", 0, func(r Row) float64 { return r.RSSPerEndpointKB })},
+		{on: []dep{{"ours", "join", 300}}, name: "first frame of a viewer joining one2many 300, p50 ms", atMost: true, bound: 150, prec: 0, get: field("ours", "join", 300, func(r Row) float64 { return positive(r.FirstFrameP50ms) })},
+		{on: []dep{{"ours", "join", 300}}, name: "first frame of a viewer joining one2many 300, p99 ms", atMost: true, bound: 300, prec: 0, get: field("ours", "join", 300, func(r Row) float64 { return positive(r.FirstFrameP99ms) })},
+		{on: []dep{{"ours", "one2many", 100}}, name: "system calls per forwarded packet, one2many 100 viewers", atMost: true, bound: 1.2, prec: 2, get: field("ours", "one2many", 100, func(r Row) float64 { return positive(r.SyscallsPerPacket) })},
+		{on: []dep{{"ours", "one2many", 300}}, name: "validity: load tool CPU at one2many 300, of its core", atMost: true, bound: toolBound, prec: 2, get: field("ours", "one2many", 300, func(r Row) float64 { return r.ToolCPUCore })},
+		{on: []dep{{"ours", "loopback", 300}}, name: "validity: load tool CPU at loopback 300, of its core", atMost: true, bound: toolBound, prec: 2, get: field("ours", "loopback", 300, func(r Row) float64 { return r.ToolCPUCore })},
 	}
 }
 
@@ -127,7 +155,7 @@ func writeTargets(beforeFiles, out string, res *Results, stdout io.Writer) error
 		before = append(before, r)
 		fmt.Fprintf(&sb, "Before: %s (%s, %s).\n\n", file, r.Date, r.Note)
 	}
-	fmt.Fprintf(&sb, "| target | before | now | bound | met? | command |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&sb, "| target | before | now | bound | met? | caveats (now) | command |\n|---|---|---|---|---|---|---|\n")
 	show := func(v float64, ok bool, prec int) string {
 		if !ok {
 			return "–"
@@ -149,8 +177,8 @@ func writeTargets(beforeFiles, out string, res *Results, stdout io.Writer) error
 			op = "≤"
 		}
 		name := t.name
-		fmt.Fprintf(&sb, "| %s | %s | %s | %s %s | %s | `%s` |\n", name, show(bv, bok, t.prec), show(v, ok, t.prec), op,
-			strconv.FormatFloat(t.bound, 'f', -1, 64), met, targetsCommand)
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s %s | %s | %s | `%s` |\n", name, show(bv, bok, t.prec), show(v, ok, t.prec), op,
+			strconv.FormatFloat(t.bound, 'f', -1, 64), met, res.caveats(t.on), targetsCommand)
 	}
 	allocs, ok := 0.0, res.AllocsPerPacket != nil
 	if ok {
@@ -163,7 +191,7 @@ func writeTargets(beforeFiles, out string, res *Results, stdout io.Writer) error
 			met = "yes"
 		}
 	}
-	fmt.Fprintf(&sb, "| allocations per forwarded packet (the most of any sub-benchmark) | – | %s | ≤ 0 | %s | `%s` |\n",
+	fmt.Fprintf(&sb, "| allocations per forwarded packet (the most of any sub-benchmark) | – | %s | ≤ 0 | %s | | `%s` |\n",
 		show(allocs, ok, 0), met, res.AllocsCommand)
 	fmt.Fprintf(&sb, "\nA figure before is from the first of the runs before that has it (a run without joins: its ramp's step\n"+
 		"to 300 viewers, 100 joining at once, stands in for the joins).\n")
