@@ -2,6 +2,7 @@ package gst
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -553,6 +554,17 @@ func (e *Element) Get(property string) (any, error) {
 	}
 	r, err := e.check(property)
 	return r.Val, err
+}
+
+// Copy is an unused element of the same description and properties, to build the element again in
+// another pipeline (after its worker died); nil in-process, where no worker dies alone.
+func (e *Element) Copy() *Element {
+	if e.nat != nil {
+		return nil
+	}
+	c := *e
+	c.props, c.used = slices.Clone(e.props), false
+	return &c
 }
 
 // Close drops the element if it never joined a pipeline.

@@ -36,10 +36,21 @@ func newRTPFeed(appsrc *gst.AppSrc, pt uint8, clockRate uint32) *rtpFeed {
 	return &rtpFeed{appsrc: appsrc, pt: pt, clock: int64(max(clockRate, 1))}
 }
 
+// use makes the feed push into appsrc (a rebuilt pipeline's) from now on, on a timeline that starts
+// again at 0 as a new pipeline's does.
+func (f *rtpFeed) use(appsrc *gst.AppSrc) {
+	f.mu.Lock()
+	f.appsrc, f.stream, f.lastAt, f.ext = appsrc, nil, time.Time{}, 0
+	f.mu.Unlock()
+}
+
 // push queues one packet of src, with the payload type the pipeline's caps name. It never blocks.
 func (f *rtpFeed) push(src *media.Source, p *rtp.Packet) {
 	f.mu.Lock()
 	n, err := p.MarshalTo(f.buf[:])
+	if err == nil && f.appsrc == nil {
+		err = gst.ErrFlow // the filter's pipeline is being built
+	}
 	if err == nil && n > 1 {
 		f.buf[1] = f.buf[1]&0x80 | f.pt
 		newStream := src != f.stream || p.SSRC != f.ssrc

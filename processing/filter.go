@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,7 +39,9 @@ type Config struct {
 	// Element is the GStreamer element doing the work; the filter takes it over.
 	Element *gst.Element
 	Log     *slog.Logger
-	// Setup, if set, prepares the pipeline (e.g. installs an Overlay) before it starts.
+	// Setup, if set, prepares the pipeline (e.g. installs an Overlay) before it starts; it runs again
+	// on the pipeline rebuilt after a worker's crash, so it must set up everything the pipeline
+	// holds (the overlay's images...).
 	Setup func(*gst.Pipeline) error
 }
 
@@ -45,20 +49,35 @@ type Config struct {
 type Filter struct {
 	elem    *media.Element
 	typ     media.Type
-	name    string // the filter element's name in the pipeline
 	factory string
-	pipe    *gst.Pipeline
 	in      *gstInput
 	out     *media.Source
+	stream  *continuousOutput // out, one RTP stream across rebuilds
 	log     *slog.Logger
 	relays  map[media.Type]*relay
 	failed  atomic.Bool
 
-	outPkt rtp.Packet   // used by the sink goroutine only
-	rate   *rateControl // used by the sink goroutine only
+	run      atomic.Pointer[filterRun]
+	spec     *gst.Element // an unused copy of the element, to build it again after a crash (nil in-process)
+	setup    func(*gst.Pipeline) error
+	restarts Restarts
 
-	closeOnce sync.Once
+	mu     sync.Mutex // props and closed; a rebuilt run takes over under it
+	props  []elementProp
+	closed bool
 }
+
+// filterRun is one GStreamer pipeline of a filter: the first, or one rebuilt after a crash.
+type filterRun struct {
+	pipe   *gst.Pipeline
+	name   string // the filter element's name in this pipeline
+	appsrc *gst.AppSrc
+	pkt    rtp.Packet   // the sink goroutine's
+	rate   *rateControl // the sink goroutine's
+}
+
+// elementProp is a property the application set on the filter element, replayed on a rebuilt one.
+type elementProp struct{ name, value string }
 
 // Names of the bridge elements in every filter pipeline.
 const (
@@ -119,55 +138,96 @@ func NewFilter(e *media.Element, cfg Config) (*Filter, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	pipe, err := gst.NewPipeline(describe(cfg.Type, e.EncoderBitrate().For(0)))
-	if err != nil {
-		cfg.Element.Close()
-		return nil, err
-	}
-	f := &Filter{elem: e, typ: cfg.Type, factory: cfg.Element.Factory(), pipe: pipe, log: log,
-		relays: map[media.Type]*relay{}}
-	if err := pipe.Insert(cfg.Element, preName, postName); err != nil {
-		pipe.Close()
-		return nil, fmt.Errorf("%w: %v", ErrWrongKind, err)
-	}
-	f.name = cfg.Element.Name() // the name it got in the pipeline's worker
-	appsrc, err := pipe.AppSrc(srcName)
-	if err != nil {
-		pipe.Close()
-		return nil, err
-	}
-	appsrc.WatchKeyUnit()
+	f := &Filter{elem: e, typ: cfg.Type, factory: cfg.Element.Factory(), log: log, relays: map[media.Type]*relay{},
+		spec: cfg.Element.Copy(), setup: cfg.Setup}
 	f.out = e.Source(cfg.Type, media.DefaultPad)
 	if cfg.Type == media.Video {
 		f.out.SetCodec(VP8)
 	} else {
 		f.out.SetCodec(Opus)
 	}
-	f.in = newGstInput(f, appsrc, e.NewInputMeter(cfg.Type, media.DefaultPad))
-	f.rate = newRateControl(pipe, f.out.Codec().MimeType, f.out.SinkBitrate, e.EncoderBitrate)
-	f.out.SetKeyframeRequester(f.requestKeyframe)
-	if err := pipe.HandleSink(sinkName, f.onSample); err != nil {
-		pipe.Close()
+	f.stream = &continuousOutput{src: f.out, ssrc: rand.Uint32(), seq: uint16(rand.Uint32())}
+	f.in = newGstInput(f, e.NewInputMeter(cfg.Type, media.DefaultPad))
+	run, err := f.start(cfg.Element)
+	if err != nil {
 		return nil, err
 	}
-	pipe.OnMessage(f.onMessage)
+	f.run.Store(run)
+	f.in.feed.use(run.appsrc)
+	f.out.SetKeyframeRequester(f.requestKeyframe)
 	for _, t := range media.AllTypes {
 		if t != cfg.Type {
 			f.relays[t] = &relay{out: e.Source(t, media.DefaultPad), meter: e.NewInputMeter(t, media.DefaultPad)}
 		}
 	}
-	if cfg.Setup != nil {
-		if err := cfg.Setup(pipe); err != nil {
-			pipe.Close()
-			return nil, err
-		}
+	e.SetInputs(f)
+	return f, nil
+}
+
+// start builds a pipeline around el (taken over) and sets it playing.
+func (f *Filter) start(el *gst.Element) (*filterRun, error) {
+	pipe, err := gst.NewPipeline(describe(f.typ, f.elem.EncoderBitrate().For(0)))
+	if err != nil {
+		el.Close()
+		return nil, err
 	}
-	if err := pipe.Start(); err != nil {
+	fail := func(err error) (*filterRun, error) {
 		pipe.Close()
 		return nil, err
 	}
-	e.SetInputs(f)
-	return f, nil
+	run := &filterRun{pipe: pipe}
+	if err := pipe.Insert(el, preName, postName); err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrWrongKind, err))
+	}
+	run.name = el.Name() // the name it got in the pipeline's worker
+	if run.appsrc, err = pipe.AppSrc(srcName); err != nil {
+		return fail(err)
+	}
+	run.appsrc.WatchKeyUnit()
+	run.rate = newRateControl(pipe, f.out.Codec().MimeType, f.out.SinkBitrate, f.elem.EncoderBitrate)
+	if err := pipe.HandleSink(sinkName, func(data []byte, _ time.Duration) { f.onSample(run, data) }); err != nil {
+		return fail(err)
+	}
+	pipe.OnMessage(func(m gst.Message) { f.onMessage(run, m) })
+	if f.setup != nil {
+		if err := f.setup(pipe); err != nil {
+			return fail(err)
+		}
+	}
+	if err := pipe.Start(); err != nil {
+		return fail(err)
+	}
+	return run, nil
+}
+
+// restart builds the filter again in a new worker after old's died: the same element with the
+// properties the application set, the same Setup (overlays), the same pads and links. Media goes on
+// through it; WORKER_RESTARTED tells the application.
+func (f *Filter) restart(old *filterRun, e *gst.Error) {
+	run, err := f.start(f.spec.Copy())
+	if err != nil {
+		f.log.Error("filter not rebuilt after its worker died", "err", err)
+		return
+	}
+	f.mu.Lock()
+	if f.closed || f.run.Load() != old {
+		f.mu.Unlock()
+		run.pipe.Close()
+		return
+	}
+	for _, p := range f.props {
+		if err := f.setOn(run, p.name, p.value); err != nil {
+			f.log.Warn("filter rebuilt without a property the application set", "property", p.name, "err", err)
+		}
+	}
+	f.run.Store(run)
+	f.in.feed.use(run.appsrc)
+	f.failed.Store(false)
+	f.mu.Unlock()
+	old.pipe.Close()
+	f.log.Info("filter rebuilt in a new worker", "workerPid", run.pipe.WorkerPID())
+	f.elem.Emit(RestartedEvent(e, "filter"))
+	f.in.requestKeyframe() // the new decoder starts on a keyframe
 }
 
 // Input implements media.Inputs: the default pads only, as KMS filters have.
@@ -185,31 +245,52 @@ func (f *Filter) Input(t media.Type, pad string) media.Input {
 }
 
 // ElementName is the name of the filter element inside the pipeline.
-func (f *Filter) ElementName() string { return f.name }
+func (f *Filter) ElementName() string { return f.run.Load().name }
 
-// SetProperty sets a property of the filter element from its textual form.
+// SetProperty sets a property of the filter element from its textual form; a rebuilt element gets it
+// again.
 func (f *Filter) SetProperty(name, value string) error {
-	if err := f.pipe.Set(f.name, name, value); err != nil {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.setOn(f.run.Load(), name, value); err != nil {
+		return err
+	}
+	f.props = slices.DeleteFunc(f.props, func(p elementProp) bool { return p.name == name })
+	f.props = append(f.props, elementProp{name, value})
+	return nil
+}
+
+func (f *Filter) setOn(run *filterRun, name, value string) error {
+	if err := run.pipe.Set(run.name, name, value); err != nil {
 		return err
 	}
 	if n, v, ok := propertyQuirk(f.factory, name, value); ok {
-		return f.pipe.Set(f.name, n, v)
+		return run.pipe.Set(run.name, n, v)
 	}
 	return nil
 }
 
 // Property reads a property of the filter element.
-func (f *Filter) Property(name string) (any, error) { return f.pipe.Get(f.name, name) }
+func (f *Filter) Property(name string) (any, error) {
+	run := f.run.Load()
+	return run.pipe.Get(run.name, name)
+}
 
 // Pipeline is the filter's GStreamer pipeline, for classes that drive more of it.
-func (f *Filter) Pipeline() *gst.Pipeline { return f.pipe }
+func (f *Filter) Pipeline() *gst.Pipeline { return f.run.Load().pipe }
 
 // Close stops the pipeline; the element must have been released from the graph (or be about to).
 func (f *Filter) Close() {
-	f.closeOnce.Do(func() {
-		f.out.SetKeyframeRequester(nil)
-		f.pipe.Close()
-	})
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return
+	}
+	f.closed = true
+	run := f.run.Load()
+	f.mu.Unlock()
+	f.out.SetKeyframeRequester(nil)
+	run.pipe.Close()
 }
 
 // requestKeyframe serves a keyframe request from downstream: the encoder makes one, and the source
@@ -218,34 +299,53 @@ func (f *Filter) requestKeyframe() {
 	if f.typ != media.Video {
 		return
 	}
-	if err := f.pipe.ForceKeyUnit(sinkName); err != nil && !errors.Is(err, gst.ErrClosed) {
+	if err := f.run.Load().pipe.ForceKeyUnit(sinkName); err != nil && !errors.Is(err, gst.ErrClosed) {
 		f.log.Debug("force-key-unit", "err", err)
 	}
 	f.in.requestKeyframe()
 }
 
-func (f *Filter) onSample(data []byte, _ time.Duration) {
-	if err := f.outPkt.Unmarshal(data); err != nil {
+func (f *Filter) onSample(run *filterRun, data []byte) {
+	if err := run.pkt.Unmarshal(data); err != nil {
 		return
 	}
-	f.out.WriteRTP(&f.outPkt)
-	f.rate.check(time.Now())
+	f.stream.write(run, &run.pkt)
+	run.rate.check(time.Now())
 }
 
-func (f *Filter) onMessage(m gst.Message) {
+func (f *Filter) onMessage(run *filterRun, m gst.Message) {
 	switch m.Type {
 	case gst.MessageKeyUnitRequest:
 		f.in.requestKeyframe()
 	case gst.MessageError, gst.MessageWarning:
+		if m.Type == gst.MessageError && errors.Is(m.Err, gst.ErrWorkerCrashed) {
+			f.workerDied(run, m.Err)
+			return
+		}
 		if m.Type == gst.MessageError {
 			f.failed.Store(true)
 			f.log.Error("filter pipeline error", "err", m.Err)
 		} else {
 			f.log.Warn("filter pipeline warning", "err", m.Err)
 		}
-		f.elem.Emit(Error{Description: describeError(m.Err, f.name), Code: m.Err.Code, Type: ErrorType(m.Err)})
+		f.elem.Emit(Error{Description: describeError(m.Err, run.name), Code: m.Err.Code, Type: ErrorType(m.Err)})
 	case gst.MessageElement:
 		f.elem.Emit(ElementMessage{m})
+	}
+}
+
+// workerDied raises WORKER_CRASHED and, with --gst-worker-restart and within the restart budget,
+// rebuilds the filter in a new worker.
+func (f *Filter) workerDied(run *filterRun, e *gst.Error) {
+	f.failed.Store(true)
+	f.log.Error("filter pipeline error", "err", e)
+	restart, why := false, ""
+	if f.spec != nil {
+		restart, why = f.restarts.Allow(e)
+	}
+	f.elem.Emit(CrashedEvent(e, run.name, why))
+	if restart {
+		go f.restart(run, e)
 	}
 }
 
@@ -304,9 +404,9 @@ type gstInput struct {
 	conv  media.Converter
 }
 
-func newGstInput(f *Filter, appsrc *gst.AppSrc, meter *media.FlowMeter) *gstInput {
+func newGstInput(f *Filter, meter *media.FlowMeter) *gstInput {
 	want := f.out.Codec()
-	in := &gstInput{out: f.out, meter: meter, feed: newRTPFeed(appsrc, filterPT(f.typ), want.ClockRate)}
+	in := &gstInput{out: f.out, meter: meter, feed: newRTPFeed(nil, filterPT(f.typ), want.ClockRate)}
 	in.conv = media.Converter{
 		Accepts: func(c *media.Codec) bool { return strings.EqualFold(c.MimeType, want.MimeType) },
 		Target:  func(media.Type) media.Codec { return *want },

@@ -76,13 +76,15 @@ type Mixer struct {
 	closed bool
 	stop   chan struct{}
 	done   chan struct{}
+
+	restarts Restarts
 }
 
 // mixPort is one HubPort of the Composite.
 type mixPort struct {
 	el   *media.Element
 	in   [2]*mixInput // by media.Audio, media.Video
-	outs [2]*mixOutput
+	outs [2]*continuousOutput
 }
 
 // NewMixer starts a Composite's mixing; bounds gives the Composite's encoder bitrate.
@@ -113,7 +115,7 @@ func (m *Mixer) AddPort(el *media.Element) {
 	p := &mixPort{el: el}
 	for _, t := range m.types() {
 		p.in[t] = newMixInput(m, p, t)
-		p.outs[t] = &mixOutput{src: el.Source(t, media.DefaultPad), ssrc: rand.Uint32()}
+		p.outs[t] = &continuousOutput{src: el.Source(t, media.DefaultPad), ssrc: rand.Uint32()}
 		p.outs[t].src.SetCodec(mixCodec(t))
 	}
 	if !m.cfg.AudioOnly {
@@ -217,17 +219,17 @@ func (m *Mixer) videoLayout(now time.Time) string {
 
 // workerCrashed reports a dead mixing worker and, with --gst-worker-restart, mixes again in a new one.
 func (m *Mixer) workerCrashed(e *gst.Error) {
+	restart, why := m.restarts.Allow(e)
 	if m.cfg.OnError != nil {
-		m.cfg.OnError(media.ErrorEvent{Type: WorkerCrashed, Code: e.Code, Description: describeError(e, "mixer")})
+		m.cfg.OnError(CrashedEvent(e, "mixer", why))
 	}
-	if !gst.RestartWorkers() {
+	if !restart {
 		return
 	}
 	go func() {
 		m.rebuild()
 		if m.cfg.OnError != nil && m.run.Load() != nil {
-			m.cfg.OnError(media.ErrorEvent{Type: WorkerRestarted, Code: e.Code,
-				Description: "the mixer's GStreamer pipeline was rebuilt in a new worker after: " + e.Message})
+			m.cfg.OnError(RestartedEvent(e, "mixer"))
 		}
 	}()
 }
@@ -365,36 +367,6 @@ func (in *mixInput) requestKeyframe() {
 			src.RequestKeyframe()
 		}
 	}
-}
-
-// mixOutput keeps a port's output one RTP stream across pipeline rebuilds: its own SSRC and
-// sequence, and timestamps that go on from the last packet of the previous pipeline.
-type mixOutput struct {
-	mu     sync.Mutex // the sink goroutines of the old and the new pipeline overlap in a rebuild
-	src    *media.Source
-	ssrc   uint32
-	seq    uint16
-	run    *mixRun
-	offset uint32
-	lastTS uint32
-	step   uint32
-}
-
-func (o *mixOutput) write(run *mixRun, p *rtp.Packet) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.run != run {
-		o.run = run
-		o.offset = o.lastTS + o.step - p.Timestamp
-	}
-	p.Timestamp += o.offset
-	if d := p.Timestamp - o.lastTS; d > 0 && d < 90000 {
-		o.step = d
-	}
-	p.SSRC, p.SequenceNumber = o.ssrc, o.seq
-	o.seq++
-	o.lastTS = p.Timestamp
-	o.src.WriteRTP(p)
 }
 
 // mixRun is one GStreamer pipeline of the mixer, for a fixed set of ports.

@@ -188,7 +188,10 @@ var imageBin = "videoconvert ! capsfilter name=" + overlayName + " caps=video/x-
 // is drawn over each.
 type FaceOverlay struct {
 	*Filter
-	ov *gst.Overlay
+
+	mu    sync.Mutex // ov and the image: a rebuilt pipeline gets a new overlay with the same image
+	ov    *gst.Overlay
+	image []gst.OverlayImage
 }
 
 // Placement says where an image goes: offsets and size as fractions (of the face for a
@@ -210,11 +213,21 @@ func NewFaceOverlay(e *media.Element, cfg Config) (*FaceOverlay, error) {
 	}
 	f := &FaceOverlay{}
 	cfg.Type, cfg.Element = media.Video, bin
-	cfg.Setup = func(p *gst.Pipeline) (err error) {
-		if f.ov, err = p.Overlay(overlayName); err != nil {
+	cfg.Setup = func(p *gst.Pipeline) error {
+		ov, err := p.Overlay(overlayName)
+		if err == nil {
+			err = ov.FacesFrom(faceDetectName)
+		}
+		if err != nil {
 			return err
 		}
-		return f.ov.FacesFrom(faceDetectName)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.ov = ov
+		if f.image != nil {
+			return ov.Set(f.image)
+		}
+		return nil
 	}
 	if f.Filter, err = NewFilter(e, cfg); err != nil {
 		return nil, err
@@ -224,17 +237,26 @@ func NewFaceOverlay(e *media.Element, cfg Config) (*FaceOverlay, error) {
 
 // SetImage draws img over every face from now on, replacing the previous image; nil removes it.
 func (f *FaceOverlay) SetImage(img *image.NRGBA, p Placement) error {
-	if img == nil {
-		return f.ov.Set(nil)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.image = nil
+	if img != nil {
+		f.image = []gst.OverlayImage{{Image: img, Faces: true, X: p.X, Y: p.Y, Width: p.Width, Height: p.Height}}
 	}
-	return f.ov.Set([]gst.OverlayImage{{Image: img, Faces: true, X: p.X, Y: p.Y, Width: p.Width, Height: p.Height}})
+	return f.ov.Set(f.image)
 }
 
-// Drawn is the number of times the image was drawn over a face.
-func (f *FaceOverlay) Drawn() uint64 { return f.ov.Drawn() }
+func (f *FaceOverlay) overlay() *gst.Overlay {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ov
+}
 
-// Detections is the number of frames faces were looked for in.
-func (f *FaceOverlay) Detections() uint64 { return f.ov.Detections() }
+// Drawn is the number of times the image was drawn over a face (by the current pipeline).
+func (f *FaceOverlay) Drawn() uint64 { return f.overlay().Drawn() }
+
+// Detections is the number of frames faces were looked for in (by the current pipeline).
+func (f *FaceOverlay) Detections() uint64 { return f.overlay().Detections() }
 
 // ImageOverlay is the media part of ImageOverlayFilter: images, each under an id, drawn at fixed
 // places of the video.
@@ -242,7 +264,7 @@ type ImageOverlay struct {
 	*Filter
 	ov *gst.Overlay
 
-	mu     sync.Mutex
+	mu     sync.Mutex     // ov and images: a rebuilt pipeline gets a new overlay with the same images
 	images []overlayEntry // in drawing order
 }
 
@@ -260,9 +282,18 @@ func NewImageOverlay(e *media.Element, cfg Config) (*ImageOverlay, error) {
 	}
 	o := &ImageOverlay{}
 	cfg.Type, cfg.Element = media.Video, bin
-	cfg.Setup = func(p *gst.Pipeline) (err error) {
-		o.ov, err = p.Overlay(overlayName)
-		return err
+	cfg.Setup = func(p *gst.Pipeline) error {
+		ov, err := p.Overlay(overlayName)
+		if err != nil {
+			return err
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		o.ov = ov
+		if len(o.images) > 0 {
+			return o.apply()
+		}
+		return nil
 	}
 	if o.Filter, err = NewFilter(e, cfg); err != nil {
 		return nil, err
@@ -312,8 +343,13 @@ func (o *ImageOverlay) IDs() []string {
 	return ids
 }
 
-// Drawn is the number of times an image was drawn into a frame.
-func (o *ImageOverlay) Drawn() uint64 { return o.ov.Drawn() }
+// Drawn is the number of times an image was drawn into a frame (by the current pipeline).
+func (o *ImageOverlay) Drawn() uint64 {
+	o.mu.Lock()
+	ov := o.ov
+	o.mu.Unlock()
+	return ov.Drawn()
+}
 
 func (o *ImageOverlay) apply() error {
 	imgs := make([]gst.OverlayImage, 0, len(o.images))

@@ -78,6 +78,8 @@ type Player struct {
 	state  State
 	stream *Stream
 	closed bool
+
+	restarts processing.Restarts
 }
 
 // New makes the player of e; nothing is read before Play.
@@ -342,7 +344,56 @@ func (p *Player) onError(s *Stream, e *gst.Error) {
 		return
 	}
 	p.log.Warn("player error", "uri", p.cfg.Name, "err", e)
-	p.el.Emit(Classify(e, p.cfg.Name))
+	ev := Classify(e, p.cfg.Name)
+	if !errors.Is(e, gst.ErrWorkerCrashed) {
+		p.el.Emit(ev)
+		return
+	}
+	restart, why := p.restarts.Allow(e)
+	if why != "" {
+		ev.Description += " (" + why + ")"
+	}
+	p.el.Emit(ev)
+	if restart {
+		go p.restart(s, e)
+	}
+}
+
+// restart plays again in a new worker after the worker of s died (--gst-worker-restart): from the
+// position s had reached when the media can be sought, else from the start; paused if it was.
+// WORKER_RESTARTED tells the application.
+func (p *Player) restart(old *Stream, e *gst.Error) {
+	p.ctl.Lock()
+	defer p.ctl.Unlock()
+	p.mu.Lock()
+	if p.closed || p.stream != old {
+		p.mu.Unlock()
+		return // stopped, played again or released meanwhile
+	}
+	paused := p.state == StatePause
+	p.stream = nil
+	p.mu.Unlock()
+	old.Close()
+	s, err := NewStream(p.out, p.streamConfig())
+	if err != nil {
+		p.log.Error("player not rebuilt after its worker died", "err", err)
+		return
+	}
+	p.mu.Lock()
+	p.stream = s
+	p.mu.Unlock()
+	pos := old.Reached()
+	if err := s.StartAt(pos); err != nil {
+		p.log.Error("player not rebuilt after its worker died", "err", err)
+		return
+	}
+	if paused {
+		if err := s.Pause(); err != nil {
+			p.log.Warn("player pause", "err", err)
+		}
+	}
+	p.log.Info("player rebuilt in a new worker", "workerPid", s.pipe.WorkerPID(), "position", pos)
+	p.el.Emit(processing.RestartedEvent(e, "player"))
 }
 
 // Classify words a GStreamer error of a player's pipeline as KMS's PlayerEndpoint does: errors of

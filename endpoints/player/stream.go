@@ -154,11 +154,13 @@ type Stream struct {
 
 	active [2]atomic.Pointer[branch] // by media.Audio, media.Video: the branch feeding the pad
 
-	mu     sync.Mutex
-	linked map[string]bool
-	ended  map[string]bool
-	done   bool // OnEnd called
-	failed atomic.Bool
+	mu      sync.Mutex
+	linked  map[string]bool
+	ended   map[string]bool
+	done    bool // OnEnd called
+	failed  atomic.Bool
+	lastPTS atomic.Int64 // of the latest buffer out: where the run got to, when its worker is gone
+	flowing atomic.Bool  // a buffer reached a sink: the demuxer streams, a seek holds
 }
 
 // NewStream builds a run (not started: see Start). A description GStreamer cannot build (a plugin is
@@ -201,6 +203,46 @@ func (s *Stream) Start() error {
 	s.out.attach(s)
 	return s.pipe.Start()
 }
+
+// seekableWithin is how long a rebuilt run may take to become seekable before it plays from the start.
+const seekableWithin = 5 * time.Second
+
+// StartAt starts a run rebuilt after its worker died at pos: nothing goes out until the pipeline has
+// sought there, once media flows (a seek before the demuxer streams can be lost). A live source, or
+// media that cannot be sought (or not soon enough), plays from where its pipeline starts.
+func (s *Stream) StartAt(pos time.Duration) error {
+	s.out.attach(s)
+	s.out.tl.hold()
+	if err := s.pipe.Start(); err != nil || pos <= 0 || s.cfg.Live {
+		s.out.tl.discontinuity()
+		return err
+	}
+	for deadline := time.Now().Add(seekableWithin); ; time.Sleep(20 * time.Millisecond) {
+		if ok, _, _, err := s.pipe.Seeking(); err == nil && ok && s.flowing.Load() {
+			break
+		}
+		if s.Failed() || time.Now().After(deadline) {
+			s.log.Info("rebuilt player pipeline not seekable: playing from the start", "position", pos)
+			s.out.tl.discontinuity()
+			return nil
+		}
+	}
+	if err := s.Seek(pos, true); err != nil {
+		s.log.Info("rebuilt player pipeline not sought: playing from the start", "position", pos, "err", err)
+		return nil
+	}
+	// Until the new segment's buffers reach the sinks the position is not answered (getPosition
+	// would say 0): the run counts as started once it is.
+	for deadline := time.Now().Add(seekableWithin); time.Now().Before(deadline) && !s.Failed(); time.Sleep(20 * time.Millisecond) {
+		if _, err := s.pipe.Position(); err == nil {
+			break
+		}
+	}
+	return nil
+}
+
+// Reached is the timestamp of the latest buffer the run put out (its position, as far as it got).
+func (s *Stream) Reached() time.Duration { return time.Duration(s.lastPTS.Load()) }
 
 // Pause pauses the run; Resume plays it again, the timeline re-anchored on the wall clock.
 func (s *Stream) Pause() error { return s.pipe.SetState(gst.StatePaused) }
@@ -249,6 +291,10 @@ func (s *Stream) sinkFunc(br *branch) gst.SinkFunc {
 		if pkt.Unmarshal(data) != nil {
 			return
 		}
+		if pts >= 0 {
+			s.lastPTS.Store(int64(pts))
+		}
+		s.flowing.Store(true)
 		s.out.write(br, &pkt, pts)
 	}
 }

@@ -29,7 +29,7 @@ const (
 type Settings struct {
 	Mode        Mode
 	PoolSize    int
-	Restart     bool    // rebuild filters, transcoders and mixers in a new worker after a crash
+	Restart     bool    // rebuild filters, players and hub mixers in a new worker after a crash
 	MemoryLimit int64   // bytes per worker; 0 = none
 	CPULimit    float64 // cores per worker; 0 = none
 }

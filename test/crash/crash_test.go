@@ -259,36 +259,49 @@ func (s *scene) waitError(obj, typ string, deadline time.Time) errorEvent {
 }
 
 // filterChain builds publisher → WebRtcEndpoint → GStreamerFilter(command) → WebRtcEndpoint →
-// receiving peer, with real VP8 from the publisher; it returns the filter and the receiver.
-func (s *scene) filterChain(command string) (string, *testpeer.Peer) {
+// receiving peer, with real VP8 from the publisher; it returns the filter and the receiver. prepare,
+// if given, runs on the filter before media flows.
+func (s *scene) filterChain(command string, prepare ...func(filter string)) (string, *testpeer.Peer) {
 	t := s.t
 	pub, err := testpeer.NewClip(testpeer.ClipOptions{Video: testmedia.VP8Clip(t, "-f", "lavfi", "-i", "testsrc=s=320x240:r=30")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pub.Close)
+	pub.Endpoint = s.create("WebRtcEndpoint", nil)
+	filter := s.create("GStreamerFilter", map[string]any{"command": command, "filterType": "VIDEO"})
+	s.watchErrors(filter)
+	for _, f := range prepare {
+		f(filter)
+	}
+	s.connect(pub.Endpoint, filter)
+	if err := pub.Negotiate(s.ctx, s.c, false); err != nil {
+		t.Fatal(err)
+	}
+	sub := s.viewer(filter)
+	if err := pub.WaitConnected(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	return filter, sub
+}
+
+// viewer connects src to a WebRtcEndpoint with a receiving peer, connected when it returns.
+func (s *scene) viewer(src string) *testpeer.Peer {
+	t := s.t
 	sub, err := testpeer.New(testpeer.Options{Receive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sub.Close)
-	pub.Endpoint = s.create("WebRtcEndpoint", nil)
-	filter := s.create("GStreamerFilter", map[string]any{"command": command, "filterType": "VIDEO"})
-	s.watchErrors(filter)
 	sub.Endpoint = s.create("WebRtcEndpoint", nil)
-	s.connect(pub.Endpoint, filter)
-	s.connect(filter, sub.Endpoint)
-	for _, p := range []*testpeer.Peer{pub, sub} {
-		if err := p.Negotiate(s.ctx, s.c, false); err != nil {
-			t.Fatal(err)
-		}
+	s.connect(src, sub.Endpoint)
+	if err := sub.Negotiate(s.ctx, s.c, false); err != nil {
+		t.Fatal(err)
 	}
-	for _, p := range []*testpeer.Peer{pub, sub} {
-		if err := p.WaitConnected(s.ctx); err != nil {
-			t.Fatal(err)
-		}
+	if err := sub.WaitConnected(s.ctx); err != nil {
+		t.Fatal(err)
 	}
-	return filter, sub
+	return sub
 }
 
 // transcodeChain builds an H.264 publisher → WebRtcEndpoint → RtpEndpoint whose peer (a UDP socket

@@ -1,7 +1,10 @@
 /* A GStreamer plugin that crashes the process it runs in, for the tests of worker isolation.
  * Every element writes through a NULL pointer (SIGSEGV on a streaming thread, as a buggy plugin
  * would) after a number of buffers:
- *   crashtransform  in-place transform of raw video or audio; property "after" (buffers, default 30)
+ *   crashtransform  in-place transform of raw video or audio; property "after" (buffers, default 30);
+ *                   property "once" (a file path): crash only if that file does not exist, creating
+ *                   it first, so that the element rebuilt in a new process with the same properties
+ *                   goes on
  *   kmscrashdec     decoder of the made-up "KMSCRASH" format (files starting "KMSCRASH <after>\n"),
  *                   with a typefinder of primary rank so that decodebin/uridecodebin pick it: it
  *                   turns each input chunk into a grey 320x240 I420 frame at 30 fps
@@ -29,6 +32,7 @@ typedef struct
 {
   GstBaseTransform parent;
   guint after;
+  gchar *once;
   guint64 seen;
 } CrashTransform;
 
@@ -42,7 +46,8 @@ G_DEFINE_TYPE (CrashTransform, crash_transform, GST_TYPE_BASE_TRANSFORM);
 enum
 {
   PROP_0,
-  PROP_AFTER
+  PROP_AFTER,
+  PROP_ONCE
 };
 
 #define RAW_CAPS "video/x-raw(ANY); audio/x-raw(ANY)"
@@ -56,17 +61,27 @@ static GstFlowReturn
 crash_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
 {
   CrashTransform *self = (CrashTransform *) trans;
-  if (++self->seen > self->after)
-    crash_now ("crashtransform", self->after);
+  if (++self->seen <= self->after)
+    return GST_FLOW_OK;
+  if (self->once != NULL) {
+    if (g_file_test (self->once, G_FILE_TEST_EXISTS))
+      return GST_FLOW_OK;
+    g_file_set_contents (self->once, "crashed\n", -1, NULL);
+  }
+  crash_now ("crashtransform", self->after);
   return GST_FLOW_OK;
 }
 
 static void
 crash_transform_set_property (GObject * obj, guint id, const GValue * v, GParamSpec * ps)
 {
-  if (id == PROP_AFTER)
-    ((CrashTransform *) obj)->after = g_value_get_uint (v);
-  else
+  CrashTransform *self = (CrashTransform *) obj;
+  if (id == PROP_AFTER) {
+    self->after = g_value_get_uint (v);
+  } else if (id == PROP_ONCE) {
+    g_free (self->once);
+    self->once = g_value_dup_string (v);
+  } else
     G_OBJECT_WARN_INVALID_PROPERTY_ID (obj, id, ps);
 }
 
@@ -75,8 +90,17 @@ crash_transform_get_property (GObject * obj, guint id, GValue * v, GParamSpec * 
 {
   if (id == PROP_AFTER)
     g_value_set_uint (v, ((CrashTransform *) obj)->after);
+  else if (id == PROP_ONCE)
+    g_value_set_string (v, ((CrashTransform *) obj)->once);
   else
     G_OBJECT_WARN_INVALID_PROPERTY_ID (obj, id, ps);
+}
+
+static void
+crash_transform_finalize (GObject * obj)
+{
+  g_free (((CrashTransform *) obj)->once);
+  G_OBJECT_CLASS (crash_transform_parent_class)->finalize (obj);
 }
 
 static void
@@ -88,8 +112,12 @@ crash_transform_class_init (CrashTransformClass * klass)
 
   oc->set_property = crash_transform_set_property;
   oc->get_property = crash_transform_get_property;
+  oc->finalize = crash_transform_finalize;
   g_object_class_install_property (oc, PROP_AFTER, g_param_spec_uint ("after", "After",
           "Buffers let through before the crash", 0, G_MAXUINT, 30,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (oc, PROP_ONCE, g_param_spec_string ("once", "Once",
+          "Crash only if this file does not exist (created before the crash)", NULL,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS));
   gst_element_class_add_static_pad_template (ec, &ct_sink);
   gst_element_class_add_static_pad_template (ec, &ct_src);

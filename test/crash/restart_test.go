@@ -1,0 +1,186 @@
+package crash
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kurento-go/kms/gst"
+	"github.com/kurento-go/kms/gst/workerconf"
+	"github.com/kurento-go/kms/internal/testmedia"
+	"github.com/kurento-go/kms/internal/testserver"
+	"github.com/kurento-go/kms/processing"
+)
+
+// restartScene needs the crash plugin and the GStreamer elements named, turns --gst-worker-restart
+// on for the test (the other worker settings as the environment says), and starts a server with a
+// client scene on it.
+func restartScene(t *testing.T, elements ...string) *scene {
+	needCrashPlugin(t, elements...)
+	conf, err := workerconf.Parse(func(_, env string) (string, string) { return os.Getenv(env), env })
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf.Restart = true
+	gst.Configure(conf, nil)
+	t.Cleanup(func() {
+		conf.Restart = false
+		gst.Configure(conf, nil)
+	})
+	return newScene(t, testserver.Start(t))
+}
+
+// count is the number of Error events of type typ recorded so far.
+func (s *scene) count(typ string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.errors {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFilterRestart: with --gst-worker-restart, a GStreamerFilter whose element (crashtransform
+// after=60) crashes its worker is rebuilt in a new one. The application set the element's "once"
+// property with setElementProperty (crash only while the marker file does not exist): the rebuilt
+// element must get it again, or it crashes a second time 60 frames later. The filter raises Error
+// WORKER_CRASHED, then WORKER_RESTARTED; the viewer behind the filter gets three seconds of frames
+// again, with no second crash; releasing gives the workers back.
+func TestFilterRestart(t *testing.T) {
+	s := restartScene(t)
+	baseWorkers := gst.Workers()
+	marker := filepath.Join(t.TempDir(), "crashed")
+
+	filter, sub := s.filterChain("crashtransform after=60", func(filter string) {
+		s.invoke(filter, "setElementProperty", map[string]any{"propertyName": "once", "propertyValue": marker}, nil)
+	})
+	crash := s.waitError(filter, "WORKER_CRASHED", time.Now().Add(crashTimeout))
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the element crashed without its once property: %v", err)
+	}
+	restarted := s.waitError(filter, "WORKER_RESTARTED", time.Now().Add(crashTimeout))
+	if !restarted.at.After(crash.at) {
+		t.Errorf("WORKER_RESTARTED (%v) before WORKER_CRASHED (%v)", restarted.at, crash.at)
+	}
+	if restarted.Description == "" || restarted.ErrorCode != crash.ErrorCode {
+		t.Errorf("WORKER_RESTARTED event %+v, want a description and the crash's errorCode %d", restarted, crash.ErrorCode)
+	}
+	t.Logf("crashed: %q; restarted %v later: %q", crash.Description, restarted.at.Sub(crash.at).Round(time.Millisecond), restarted.Description)
+
+	from := sub.FramesReceived.Load()
+	const want = 90 // three seconds of video, past the 60 frames after which a bare rebuilt element crashes
+	waitFor(t, "frames through the rebuilt filter", 30*time.Second, func() bool {
+		return sub.FramesReceived.Load()-from >= want
+	})
+	t.Logf("%d frames at the viewer after the restart", sub.FramesReceived.Load()-from)
+	if n := s.count("WORKER_CRASHED"); n != 1 {
+		t.Errorf("%d WORKER_CRASHED events, want 1: the rebuilt element lost the property set on it", n)
+	}
+
+	if err := s.c.Release(s.ctx, filter); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the filter's worker gone", 10*time.Second, func() bool { return gst.Workers() <= baseWorkers })
+}
+
+// TestFilterCrashLoop: with --gst-worker-restart, a filter whose element crashes every time
+// (after 10 frames) is rebuilt processing.MaxRestarts times, then no more: the last WORKER_CRASHED
+// says it is not restarted again, no WORKER_RESTARTED follows it, and no worker is left for it.
+func TestFilterCrashLoop(t *testing.T) {
+	s := restartScene(t)
+	baseWorkers := gst.Workers()
+
+	filter, _ := s.filterChain("crashtransform after=10")
+	crashes := processing.MaxRestarts + 1
+	waitFor(t, "the crash loop to reach the cap", 90*time.Second, func() bool { return s.count("WORKER_CRASHED") >= crashes })
+	if n := s.count("WORKER_RESTARTED"); n != processing.MaxRestarts {
+		t.Errorf("%d WORKER_RESTARTED events, want %d", n, processing.MaxRestarts)
+	}
+	s.mu.Lock()
+	last := s.errors[len(s.errors)-1]
+	types := make([]string, len(s.errors))
+	for i, e := range s.errors {
+		types[i] = e.Type
+	}
+	s.mu.Unlock()
+	t.Logf("events: %v; last: %q", types, last.Description)
+	if last.Type != "WORKER_CRASHED" || !strings.Contains(last.Description, "not restarted") {
+		t.Errorf("last event %+v, want WORKER_CRASHED saying it is not restarted", last)
+	}
+	// Given up: the filter's worker is gone and stays gone.
+	waitFor(t, "no worker left for the filter", 10*time.Second, func() bool { return gst.Workers() <= baseWorkers })
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if n := s.count("WORKER_CRASHED") + s.count("WORKER_RESTARTED"); n != crashes+processing.MaxRestarts {
+			t.Fatalf("%d events after giving up, want %d", n, crashes+processing.MaxRestarts)
+		}
+		if n := gst.Workers(); n > baseWorkers {
+			t.Fatalf("%d workers after giving up, baseline %d: the filter was rebuilt", n, baseWorkers)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := s.c.Release(s.ctx, filter); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPlayerRestart: with --gst-worker-restart, a PlayerEndpoint playing a 20 s WebM clip whose
+// worker is killed (SIGKILL from the test: the decoders of a real clip do not crash) plays on in a
+// new worker from where it was: Error WORKER_CRASHED, then WORKER_RESTARTED, the position right
+// after is not back at the start, it goes on advancing, the viewer gets frames again and the state
+// stays START.
+func TestPlayerRestart(t *testing.T) {
+	s := restartScene(t, "uridecodebin", "matroskademux")
+	clip := testmedia.Clip(t, t.TempDir(), "clip.webm", 20*time.Second, testmedia.WebMArgs...)
+	basePIDs := gst.WorkerPIDs()
+
+	player := s.create("PlayerEndpoint", map[string]any{"uri": "file://" + clip})
+	s.watchErrors(player)
+	sub := s.viewer(player)
+	s.invoke(player, "play", nil, nil)
+	position := func() time.Duration {
+		var ms int64
+		s.invoke(player, "getPosition", nil, &ms)
+		return time.Duration(ms) * time.Millisecond
+	}
+	waitFor(t, "3 s of playing", 30*time.Second, func() bool { return position() >= 3*time.Second })
+	var pid int
+	for _, p := range gst.WorkerPIDs() {
+		if !slices.Contains(basePIDs, p) {
+			pid = p
+		}
+	}
+	if pid == 0 {
+		t.Fatal("no worker for the player")
+	}
+	before := position()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	crash := s.waitError(player, "WORKER_CRASHED", time.Now().Add(crashTimeout))
+	restarted := s.waitError(player, "WORKER_RESTARTED", time.Now().Add(crashTimeout))
+	resumed := position()
+	t.Logf("at %v when killed; %v right after the restart (%v after the crash)", before, resumed, restarted.at.Sub(crash.at).Round(time.Millisecond))
+	if resumed < before-time.Second {
+		t.Errorf("position %v after the restart, want about %v: the player started over", resumed, before)
+	}
+	from := sub.FramesReceived.Load()
+	waitFor(t, "the player going on", 30*time.Second, func() bool {
+		return position() >= resumed+2*time.Second && sub.FramesReceived.Load()-from >= 30
+	})
+	var state string
+	s.invoke(player, "getState", nil, &state)
+	if state != "START" {
+		t.Errorf("state %s after the restart, want START", state)
+	}
+	if err := s.c.Release(s.ctx, player); err != nil {
+		t.Fatal(err)
+	}
+}
