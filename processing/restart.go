@@ -30,13 +30,16 @@ type Restarts struct {
 // option is off, which needs no saying). Only crashes are restarted (errorCode 1): a kill above the
 // memory or CPU limit (errorCode 2) would come again with the same input.
 func (r *Restarts) Allow(e *gst.Error) (ok bool, why string) {
+	return r.allow(gst.RestartWorkers(), e, time.Now())
+}
+
+func (r *Restarts) allow(enabled bool, e *gst.Error, now time.Time) (bool, string) {
 	switch {
-	case !gst.RestartWorkers():
+	case !enabled:
 		return false, ""
 	case e.Code != 1:
 		return false, "a worker killed by its limit is not restarted"
 	}
-	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	kept := r.at[:0]
