@@ -71,13 +71,17 @@ type Endpoint struct {
 	tracks          map[media.Type]*localTrack
 	incoming        []*incoming
 	feeding         [2]bool // a track of the media type (by media.Audio, media.Video) feeds its source pad
-	fb              *feedbackLoop
-	data            dataState
-	dtls            dtlsWatch
-	dataSrc         atomic.Pointer[media.Source]
-	connected       bool
-	closed          bool
-	wg              sync.WaitGroup
+	// fb starts with the first incoming track: an endpoint the peer sends nothing has no feedback to give.
+	fb *feedbackLoop
+	// rtcpReaders are the senders whose RTCP is read from the moment the peer connects: before,
+	// nothing can arrive, and an idle endpoint keeps no goroutine for them.
+	rtcpReaders []rtcpReader
+	data        dataState
+	dtls        dtlsWatch
+	dataSrc     atomic.Pointer[media.Source]
+	connected   bool
+	closed      bool
+	wg          sync.WaitGroup
 }
 
 // New makes the endpoint for a graph element. Nothing is allocated on the network until negotiation.
@@ -219,7 +223,6 @@ func (e *Endpoint) peerConnection(s Settings) error {
 	pc.OnTrack(e.onTrack)
 	pc.OnDataChannel(e.onDataChannel)
 	e.watchDTLS(pc)
-	e.startFeedback(pc)
 	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
 		e.emitICE(CandidatePairSelected{Local: candidateLine(p.Local), Remote: candidateLine(p.Remote)})
 	})
@@ -274,10 +277,25 @@ func (e *Endpoint) addLocalTracks(offer bool, audio, video bool) error {
 				return err
 			}
 		}
-		e.wg.Add(1)
-		go e.readRTCP(sender, e.senders[t])
+		e.rtcpReaders = append(e.rtcpReaders, rtcpReader{sender, e.senders[t]})
 	}
 	return nil
+}
+
+// rtcpReader is a sender of ours whose RTCP from the peer is not read yet.
+type rtcpReader struct {
+	pion *webrtc.RTPSender
+	sink *media.Sender
+}
+
+// startRTCPReadersLocked starts reading the senders' RTCP, once the peer is connected; the caller
+// holds e.mu.
+func (e *Endpoint) startRTCPReadersLocked() {
+	for _, r := range e.rtcpReaders {
+		e.wg.Add(1)
+		go e.readRTCP(r.pion, r.sink)
+	}
+	e.rtcpReaders = nil
 }
 
 // ProcessOffer answers a remote offer. An endpoint negotiates once (40208 afterwards). Text that is not
@@ -407,6 +425,7 @@ func (e *Endpoint) fail(code int, format string, err error) error {
 	}()
 	e.pc = nil
 	e.tracks = map[media.Type]*localTrack{}
+	e.rtcpReaders = nil
 	if code == 0 {
 		return nil
 	}
@@ -694,6 +713,7 @@ func (e *Endpoint) onConnectionState(s webrtc.PeerConnectionState) {
 		// even if pion's goroutines that report them have not run yet.
 		e.ensureICEReportedLocked(pair)
 		e.releaseHeldLocked()
+		e.startRTCPReadersLocked()
 	}
 	old, next := "DISCONNECTED", "CONNECTED"
 	if !now {
@@ -719,6 +739,9 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRecei
 	second, closed := e.feeding[t] || !first || !layer, e.closed
 	if !second {
 		e.feeding[t] = true
+	}
+	if !second && !closed && e.fb == nil && pc != nil {
+		e.startFeedback(pc)
 	}
 	if !closed {
 		e.wg.Add(1)

@@ -24,17 +24,22 @@ func newPionLogs(log *slog.Logger) pionLogs {
 	return pionLogs{slog.New(pionRepeats.Handler(log.Handler()))}
 }
 
+// NewLogger adds the scope to each line rather than making a logger with it: pion asks for a dozen
+// scopes per peer connection and most never log, and slog's With formats the attribute up front.
 func (p pionLogs) NewLogger(scope string) pionlog.LeveledLogger {
-	return pionLogger{p.log.With("pion", scope)}
+	return pionLogger{p.log, scope}
 }
 
-type pionLogger struct{ log *slog.Logger }
+type pionLogger struct {
+	log   *slog.Logger
+	scope string
+}
 
 func (l pionLogger) logf(level slog.Level, format string, args ...any) {
 	if !l.log.Enabled(context.Background(), level) {
 		return
 	}
-	l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+	l.log.Log(context.Background(), level, fmt.Sprintf(format, args...), "pion", l.scope)
 }
 
 func (l pionLogger) Trace(msg string)                  { l.logf(slog.LevelDebug, "%s", msg) }
