@@ -23,6 +23,25 @@ const (
 	cgroupShare = 0.9
 )
 
+// GCPercent is the collector's goal when GOGC is not set: the heap may grow half its live size
+// between collections instead of the runtime's default of all of it. A media server's live heap is
+// mostly packet buffers and connection state, and it allocates little per packet (test/memory: about
+// 35 KB/s per loopback session), so collections stay rare (one every few seconds, whatever the number
+// of sessions) while resident memory per session falls by a quarter of the live heap.
+const GCPercent = 50
+
+// SetGCPercent applies GCPercent unless GOGC is set, which wins; it returns the percent in effect
+// (-1: collection off).
+func SetGCPercent(getenv func(string) string) int {
+	if getenv("GOGC") != "" {
+		percent := debug.SetGCPercent(100) // only reads it: the runtime parsed GOGC at start
+		debug.SetGCPercent(percent)
+		return percent
+	}
+	debug.SetGCPercent(GCPercent)
+	return GCPercent
+}
+
 // LimitFromCgroup sets the runtime's soft memory limit to 90 % of the cgroup's memory.max, so that
 // the collector works harder before the kernel kills the process. GOMEMLIMIT, when set, wins. It
 // returns the limit set, 0 when none.

@@ -3,6 +3,7 @@ package memreturn_test
 import (
 	"context"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,6 +98,32 @@ func TestResidentMemoryReturnsAfterBurst(t *testing.T) {
 			t.Logf("released: runtime held %d MiB, %d MiB after", r[0]>>20, r[1]>>20)
 		case <-time.After(250 * time.Millisecond):
 		}
+	}
+}
+
+// TestGCPercent: without GOGC the server collects at GCPercent; GOGC, when set, is left as the
+// runtime took it.
+func TestGCPercent(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	if got := memreturn.SetGCPercent(func(string) string { return "" }); got != memreturn.GCPercent {
+		t.Errorf("without GOGC: %d, want %d", got, memreturn.GCPercent)
+	}
+	if now := debug.SetGCPercent(80); now != memreturn.GCPercent {
+		t.Errorf("the runtime collects at %d, want %d", now, memreturn.GCPercent)
+	}
+	// GOGC=80 as the runtime would have read it at start.
+	gogc := func(k string) string {
+		if k == "GOGC" {
+			return "80"
+		}
+		return ""
+	}
+	if got := memreturn.SetGCPercent(gogc); got != 80 {
+		t.Errorf("with GOGC=80: %d", got)
+	}
+	if now := debug.SetGCPercent(100); now != 80 {
+		t.Errorf("GOGC=80 overridden: the runtime collects at %d", now)
 	}
 }
 

@@ -300,9 +300,10 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// startMemoryReturn sets the soft memory limit from the cgroup and gives memory back to the system
-// after bursts, every interval (0 turns it off); it returns the stop.
+// startMemoryReturn sets the collector's target and the soft memory limit from the cgroup and
+// gives memory back to the system after bursts, every interval (0 turns it off); it returns the stop.
 func startMemoryReturn(getenv func(string) string, interval time.Duration, log *slog.Logger) func() {
+	log.Debug("garbage collection target", "percent", memreturn.SetGCPercent(getenv))
 	if limit := memreturn.LimitFromCgroup(getenv, "/sys/fs/cgroup/memory.max"); limit > 0 {
 		log.Info("soft memory limit from the cgroup", "bytes", limit)
 	}
