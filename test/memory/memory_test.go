@@ -30,8 +30,8 @@ import (
 // Bounds the test holds the server to: the heap bounds are about twice what was measured
 // (docs/ARCHITECTURE.md, "Memory per endpoint"), so that only a real regression trips them; the
 // goroutines are those the architecture notes list and justify ("Goroutines per endpoint"): a fixed
-// number, plus one per UDP host candidate and two per TCP one (pion reads each candidate's socket,
-// and its ICE-TCP mux watches each TCP one).
+// number, plus two per host candidate (pion reads each candidate's connection, and the shared UDP
+// port's mux and the ICE-TCP port's mux each watch every connection they hand out for its close).
 const (
 	idleHeapBound    = 400 << 10
 	sessionHeapBound = 2300 << 10
@@ -383,7 +383,7 @@ func TestMemoryPerEndpoint(t *testing.T) {
 	if sessionCost.heap > sessionHeapBound {
 		t.Errorf("an active session holds %.1f KB of live heap, bound %d KB", sessionCost.heap/1024, sessionHeapBound>>10)
 	}
-	perCandidate := udp + 2*tcp
+	perCandidate := 2 * (udp + tcp)
 	if want := idleGoroutines + perCandidate; idleCost.goroutines > float64(want)+0.5 {
 		t.Errorf("%.2f goroutines per idle endpoint, documented %d", idleCost.goroutines, want)
 	}
