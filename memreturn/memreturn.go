@@ -26,7 +26,7 @@ const (
 // GCPercent is the collector's goal when GOGC is not set: the heap may grow half its live size
 // between collections instead of the runtime's default of all of it. A media server's live heap is
 // mostly packet buffers and connection state, and it allocates little per packet (test/memory: about
-// 35 KB/s per loopback session), so collections stay rare (one every few seconds, whatever the number
+// 10 KB/s per loopback session), so collections stay rare (one every few seconds, whatever the number
 // of sessions) while resident memory per session falls by a quarter of the live heap.
 const GCPercent = 50
 

@@ -71,7 +71,8 @@ type Endpoint struct {
 	tracks          map[media.Type]*localTrack
 	incoming        []*incoming
 	feeding         [2]bool // a track of the media type (by media.Audio, media.Video) feeds its source pad
-	// fb starts with the first incoming track: an endpoint the peer sends nothing has no feedback to give.
+	// fb starts when the peer connects, or with the first incoming track if that comes first (its
+	// reader records TWCC arrivals from the start): before, there is nothing to report.
 	fb *feedbackLoop
 	// rtcpReaders are the senders whose RTCP is read from the moment the peer connects: before,
 	// nothing can arrive, and an idle endpoint keeps no goroutine for them.
@@ -725,6 +726,9 @@ func (e *Endpoint) onConnectionState(s webrtc.PeerConnectionState) {
 		e.ensureICEReportedLocked(pair)
 		e.releaseHeldLocked()
 		e.startRTCPReadersLocked()
+		if e.fb == nil && e.pc != nil {
+			e.startFeedback(e.pc) // our sender reports
+		}
 	}
 	old, next := "DISCONNECTED", "CONNECTED"
 	if !now {

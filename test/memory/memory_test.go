@@ -35,14 +35,14 @@ import (
 const (
 	idleHeapBound    = 400 << 10
 	sessionHeapBound = 2300 << 10
-	// idleGoroutines: ICE agent (task loop, connectivity checks, the start of the transports
-	// waiting for ICE, a context watch) and pion's two RTCP report interceptor loops.
-	idleGoroutines = 6
-	// sessionGoroutines: an endpoint's once connected (pion: ICE 3, mux 1, DTLS 3, SRTP 2, its
-	// undeclared-SSRC readers 2, RTX repair reader 1, report loops 2; ours: 2 track readers, 2 RTCP
-	// readers, the feedback loop), plus the session's pipeline flow checker and its WebSocket
-	// connection (2).
-	sessionGoroutines = 19 + 1 + 2
+	// idleGoroutines: pion's ICE agent (task loop, connectivity checks, a context watch) and the
+	// start of its transports, waiting for ICE.
+	idleGoroutines = 4
+	// sessionGoroutines: an endpoint's once connected (pion: ICE 3, mux 1, DTLS 3, SRTP 2,
+	// undeclared-SSRC readers 2, RTX repair reader 1; ours: 2 track readers, 2 readers of the
+	// tracks' sender reports, 2 readers of our senders' RTCP, the feedback loop), plus the session's
+	// pipeline flow checker and its WebSocket connection (2).
+	sessionGoroutines = 12 + 7 + 1 + 2
 )
 
 // peersEnv, set in the child process, holds the server URL the child's loopback peers connect to;
