@@ -26,7 +26,6 @@ package gst
 
 import (
 	"log/slog"
-	"os"
 	"sync"
 
 	"github.com/kurento-go/kms/gst/native"
@@ -126,7 +125,7 @@ func settings() workerconf.Settings {
 	confMu.Lock()
 	defer confMu.Unlock()
 	if !configured {
-		s, err := workerconf.Parse(func(_, env string) (string, string) { return os.Getenv(env), env })
+		s, err := workerconf.FromEnv()
 		if err != nil {
 			logger.Warn("GStreamer workers: ignoring a bad setting", "err", err)
 			s = workerconf.Default()

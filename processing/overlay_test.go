@@ -97,12 +97,16 @@ type overlayRun struct {
 	pl   *media.Pipeline
 }
 
-func startOverlay(t *testing.T, clip string, build func(*media.Element) (*Filter, error)) *overlayRun {
+func startOverlay(t *testing.T, clip string, build func(*media.Element) (*Filter, error), onEvent ...func(media.Event)) *overlayRun {
 	t.Helper()
 	r := &overlayRun{t: t, stop: make(chan struct{}), pl: media.NewPipeline()}
 	t.Cleanup(r.pl.Close)
 	pub := r.pl.NewElement("pub", nil)
-	fe := r.pl.NewElement("filter", nil)
+	fe := r.pl.NewElement("filter", func(ev media.Event) {
+		for _, f := range onEvent {
+			f(ev)
+		}
+	})
 	var err error
 	if r.f, err = build(fe); err != nil {
 		t.Fatal(err)
@@ -120,6 +124,19 @@ func startOverlay(t *testing.T, clip string, build func(*media.Element) (*Filter
 	}
 	publish(t, pub.Source(media.Video, media.DefaultPad), clip, r.stop, &r.wg)
 	return r
+}
+
+// startImageOverlay is startOverlay with an ImageOverlay.
+func startImageOverlay(t *testing.T, clip string, onEvent ...func(media.Event)) (*ImageOverlay, *overlayRun) {
+	var io *ImageOverlay
+	r := startOverlay(t, clip, func(e *media.Element) (*Filter, error) {
+		var err error
+		if io, err = NewImageOverlay(e, Config{}); err != nil {
+			return nil, err
+		}
+		return io.Filter, nil
+	}, onEvent...)
+	return io, r
 }
 
 // waitFrames waits (30 s at most) until n more frames came out and cond holds.
@@ -279,15 +296,7 @@ func TestImageOverlayPlacement(t *testing.T) {
 	_, blue := solidPNG(t, 16, 16, icolor.NRGBA{0, 0, 255, 255})
 	_, wide := solidPNG(t, 100, 50, icolor.NRGBA{0, 255, 0, 255})
 	_, half := solidPNG(t, 10, 10, icolor.NRGBA{0, 0, 255, 128})
-	var io *ImageOverlay
-	r := startOverlay(t, clip, func(e *media.Element) (*Filter, error) {
-		var err error
-		io, err = NewImageOverlay(e, Config{})
-		if err != nil {
-			return nil, err
-		}
-		return io.Filter, nil
-	})
+	io, r := startImageOverlay(t, clip)
 	defer r.finish()
 	// blue: top-left quarter (0,0)-(160,120), stretched.
 	if err := io.Add("blue", blue, Placement{X: 0, Y: 0, Width: 0.5, Height: 0.5}); err != nil {

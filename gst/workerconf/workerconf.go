@@ -6,6 +6,7 @@ package workerconf
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -50,6 +51,12 @@ var (
 		{"gst-worker-cpu-limit", "KMS_GST_WORKER_CPU_LIMIT"},
 	}
 )
+
+// FromEnv reads the settings from the KMS_GST_* variables alone (tests, and package gst before the
+// server configured it).
+func FromEnv() (Settings, error) {
+	return Parse(func(_, env string) (string, string) { return os.Getenv(env), env })
+}
 
 // Parse reads the settings; value returns an option's text and where it came from (for errors),
 // given its flag and variable names, "" when unset.

@@ -21,7 +21,7 @@ import (
 // client scene on it.
 func restartScene(t *testing.T, elements ...string) *scene {
 	needCrashPlugin(t, elements...)
-	conf, err := workerconf.Parse(func(_, env string) (string, string) { return os.Getenv(env), env })
+	conf, err := workerconf.FromEnv()
 	if err != nil {
 		t.Fatal(err)
 	}
