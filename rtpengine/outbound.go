@@ -21,7 +21,7 @@ type Outbound struct {
 	packets uint32
 	octets  uint32 // payload bytes
 	lastSeq uint16
-	lastTS  uint32 // RTP timestamp of the newest packet sent, at lastAt (unix nanos)
+	lastTS  uint32 // RTP timestamp of the newest frame sent, whose first packet left at lastAt (unix nanos)
 	lastAt  int64
 	// budget (bytes) is what retransmissions may still take when limited: it earns one byte for
 	// every two bytes of new media and banks at most retransmitBurst, for a burst of loss.
@@ -48,10 +48,11 @@ func (o *Outbound) LimitRetransmissions() {
 // SSRC is the stream's SSRC.
 func (o *Outbound) SSRC() uint32 { return o.ssrc }
 
-// Sent records a packet about to be written at now (unix nanos), of wire bytes in all. A packet
-// not newer than the last one sent is a retransmission: it does not move the stream's timestamp,
-// and false says the budget has no room for it (the caller drops it). Nothing is allocated.
-func (o *Outbound) Sent(h *rtp.Header, payloadLen, wire int, now int64) bool {
+// Sent records a packet about to be written, of wire bytes in all. A packet not newer than the last
+// one sent is a retransmission: it does not move the stream's timestamp, and false says the budget
+// has no room for it (the caller drops it). The clock is read once a frame, on its first packet: the
+// time its timestamp went out. Nothing is allocated.
+func (o *Outbound) Sent(h *rtp.Header, payloadLen, wire int) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	fresh := !o.started || int16(h.SequenceNumber-o.lastSeq) > 0
@@ -62,7 +63,10 @@ func (o *Outbound) Sent(h *rtp.Header, payloadLen, wire int, now int64) bool {
 		o.budget -= wire
 	}
 	if fresh {
-		o.started, o.lastSeq, o.lastTS, o.lastAt = true, h.SequenceNumber, h.Timestamp, now
+		if !o.started || h.Timestamp != o.lastTS {
+			o.lastTS, o.lastAt = h.Timestamp, time.Now().UnixNano()
+		}
+		o.started, o.lastSeq = true, h.SequenceNumber
 		o.budget = min(o.budget+wire/2, retransmitBurst)
 	}
 	o.packets++

@@ -310,7 +310,7 @@ func (s *stream) writeRTP(h *rtp.Header, payload []byte) error {
 		s.outBuf[n-1] = byte(pad)
 	}
 	pkt := s.outBuf[:n]
-	if !s.sent.Sent(h, len(payload), n, time.Now().UnixNano()) {
+	if !s.sent.Sent(h, len(payload), n) {
 		return errRetransmitBudget
 	}
 	if s.out != nil {

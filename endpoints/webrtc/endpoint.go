@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/kurento-go/kms/endpoints"
 	"github.com/kurento-go/kms/kerr"
@@ -961,7 +960,7 @@ func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 		func(h *rtp.Header, payload []byte) error {
 			n, err := w.WriteRTP(h, payload)
 			if err == nil && h.SSRC == ssrc {
-				out.Sent(h, len(payload), n, time.Now().UnixNano())
+				out.Sent(h, len(payload), n)
 			}
 			return err
 		})

@@ -1,9 +1,7 @@
 package webrtc
 
 import (
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/kurento-go/kms/media"
 	"github.com/pion/rtp"
@@ -15,24 +13,7 @@ import (
 // add per packet), SRTP and the socket to a pion peer reading it. cpu-ns/op is the process's CPU
 // per packet, both ends included.
 func BenchmarkPionSendPath(b *testing.B) {
-	s := Settings{IncludeLoopback: true, CertificateKeyType: "ECDSA"}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	api, err := newAPI(&s, se)
-	if err != nil {
-		b.Fatal(err)
-	}
-	offerer, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer offerer.Close()
-	answerer, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer answerer.Close()
+	offerer, answerer := benchPeers(b)
 
 	pl := media.NewPipeline()
 	defer pl.Close()
@@ -64,47 +45,9 @@ func BenchmarkPionSendPath(b *testing.B) {
 	payload := make([]byte, 1100)
 	payload[0] = 0x10 // keyframe start
 	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, SSRC: 42}, Payload: payload}
-	write := func() {
+	benchFlow(b, payload, received, func() {
 		pkt.SequenceNumber++
 		pkt.Timestamp += 3000
 		source.WriteRTP(pkt)
-	}
-	deadline := time.After(10 * time.Second)
-	for started := false; !started; {
-		write()
-		select {
-		case <-received:
-			started = true
-		case <-time.After(20 * time.Millisecond):
-		case <-deadline:
-			b.Fatal("no media")
-		}
-	}
-	payload[1] = 0x01 // not a keyframe from now on
-	timeout := time.NewTimer(time.Hour)
-	b.ReportAllocs()
-	cpu0 := cpuTime()
-	b.ResetTimer()
-	lost := 0
-	for i := 0; i < b.N; i++ {
-		write()
-		timeout.Reset(time.Second)
-		select {
-		case <-received:
-		case <-timeout.C:
-			lost++
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-	if lost > b.N/100 {
-		b.Fatalf("%d of %d packets lost", lost, b.N)
-	}
-}
-
-// cpuTime is the CPU the process used so far, user and system, in nanoseconds.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Utime.Nano() + ru.Stime.Nano()
+	})
 }
