@@ -34,6 +34,23 @@ func restartScene(t *testing.T, elements ...string) *scene {
 	return newScene(t, testserver.Start(t))
 }
 
+// killNewWorker kills (SIGKILL) the one live worker not among basePIDs: a crash as the server sees it.
+func killNewWorker(t *testing.T, basePIDs []int) {
+	t.Helper()
+	var fresh []int
+	for _, p := range gst.WorkerPIDs() {
+		if !slices.Contains(basePIDs, p) {
+			fresh = append(fresh, p)
+		}
+	}
+	if len(fresh) != 1 {
+		t.Fatalf("workers %v beside the baseline %v, want one", fresh, basePIDs)
+	}
+	if err := syscall.Kill(fresh[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // count is the number of Error events of type typ recorded so far.
 func (s *scene) count(typ string) int {
 	s.mu.Lock()
@@ -151,19 +168,8 @@ func TestPlayerRestart(t *testing.T) {
 		return time.Duration(ms) * time.Millisecond
 	}
 	waitFor(t, "3 s of playing", 30*time.Second, func() bool { return position() >= 3*time.Second })
-	var pid int
-	for _, p := range gst.WorkerPIDs() {
-		if !slices.Contains(basePIDs, p) {
-			pid = p
-		}
-	}
-	if pid == 0 {
-		t.Fatal("no worker for the player")
-	}
 	before := position()
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killNewWorker(t, basePIDs)
 	crash := s.waitError(player, "WORKER_CRASHED", time.Now().Add(crashTimeout))
 	restarted := s.waitError(player, "WORKER_RESTARTED", time.Now().Add(crashTimeout))
 	resumed := position()
@@ -181,6 +187,28 @@ func TestPlayerRestart(t *testing.T) {
 		t.Errorf("state %s after the restart, want START", state)
 	}
 	if err := s.c.Release(s.ctx, player); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCompositeRestart: with --gst-worker-restart, a Composite whose mixing worker is killed
+// (SIGKILL from the test) raises Error WORKER_CRASHED then WORKER_RESTARTED on the hub, and the mix
+// (black with no sender) reaches the port's viewer again.
+func TestCompositeRestart(t *testing.T) {
+	s := restartScene(t, "compositor", "audiomixer", "videotestsrc")
+	basePIDs := gst.WorkerPIDs()
+	hub := s.create("Composite", nil)
+	s.watchErrors(hub)
+	port := s.create("HubPort", map[string]any{"hub": hub})
+	sub := s.viewer(port)
+	waitFor(t, "the mix at the viewer", 30*time.Second, func() bool { return sub.FramesReceived.Load() >= 15 })
+	killNewWorker(t, basePIDs)
+	crash := s.waitError(hub, "WORKER_CRASHED", time.Now().Add(crashTimeout))
+	restarted := s.waitError(hub, "WORKER_RESTARTED", time.Now().Add(crashTimeout))
+	t.Logf("restarted %v after the crash: %q", restarted.at.Sub(crash.at).Round(time.Millisecond), restarted.Description)
+	from := sub.FramesReceived.Load()
+	waitFor(t, "the mix at the viewer after the restart", 30*time.Second, func() bool { return sub.FramesReceived.Load()-from >= 30 })
+	if err := s.c.Release(s.ctx, hub); err != nil {
 		t.Fatal(err)
 	}
 }
