@@ -436,7 +436,7 @@ func (p *peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if pkt.Marker {
 			p.frames.Add(1)
 		}
-		if p.firstFrame.Load() == 0 {
+		if p.firstFrame.Load() == 0 && !p.repair { // with repair, the decoder model says (repairVideo)
 			if p.first.complete(&pkt) {
 				p.firstFrame.Store(now)
 			} else if pkt.Marker && now-p.first.pli >= int64(250*time.Millisecond) {
@@ -459,6 +459,9 @@ func (p *peer) repairVideo(t *webrtc.TrackRemote, pkt *rtp.Packet, fm *testpeer.
 	key := p.rx.Push(pkt.SequenceNumber, pkt.Timestamp, size, now.UnixNano())
 	decoded, pli := fm.Push(pkt, now)
 	p.decoded.Add(int64(decoded))
+	if decoded > 0 {
+		p.firstFrame.CompareAndSwap(0, nowNS())
+	}
 	var out []rtcp.Packet
 	if seqs, _ := p.rx.Due(now.UnixNano()); len(seqs) > 0 {
 		out = append(out, &rtcp.TransportLayerNack{MediaSSRC: uint32(t.SSRC()), Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
@@ -500,27 +503,43 @@ func (p *peer) sendTime(seq uint16, payload []byte) (int64, bool) {
 }
 
 // frameCheck finds the first complete VP8 keyframe of a stream, the first frame a decoder can show:
-// its packets from the start of partition 0 to the marker, with no sequence number missing. It looks
-// at each packet only until that frame is found. Until then the receiver asks for a keyframe after
-// each frame it could not show (every 250 ms at most, pli: when it last did), as browsers do; the
-// servers may or may not have asked already.
+// every packet from the start of partition 0 to the marker, in any order (a lossy link reorders, and
+// retransmissions come late). It looks at each packet only until that frame is found. Until then the
+// receiver asks for a keyframe after each frame it could not show (every 250 ms at most, pli: when it
+// last did), as browsers do; the servers may or may not have asked already.
 type frameCheck struct {
-	pli          int64
-	inFrame, key bool
-	ts           uint32
-	next         uint16
-	vp8          codecs.VP8Packet
+	pli      int64
+	key      bool // a keyframe's start was seen: ts, start
+	ts       uint32
+	start    uint16
+	end      uint16 // the marker's sequence number, once seen
+	endKnown bool
+	got      uint64 // bit i: packet start+i arrived
+	vp8      codecs.VP8Packet
 }
 
 func (f *frameCheck) complete(pkt *rtp.Packet) bool {
-	if _, err := f.vp8.Unmarshal(pkt.Payload); err == nil && f.vp8.S == 1 && f.vp8.PID == 0 && len(f.vp8.Payload) > 0 {
-		f.inFrame, f.key, f.ts = true, f.vp8.Payload[0]&1 == 0, pkt.Timestamp // P bit 0: a keyframe
-	} else if !f.inFrame || pkt.Timestamp != f.ts || pkt.SequenceNumber != f.next {
-		f.inFrame = false // a gap, or the middle of a frame whose start we did not see
+	if _, err := f.vp8.Unmarshal(pkt.Payload); err == nil && f.vp8.S == 1 && f.vp8.PID == 0 &&
+		len(f.vp8.Payload) > 0 && f.vp8.Payload[0]&1 == 0 && // P bit 0: a keyframe starts
+		!(f.key && pkt.Timestamp == f.ts && pkt.SequenceNumber == f.start) { // (not its start again: a retransmission)
+		f.key, f.ts, f.start, f.endKnown, f.got = true, pkt.Timestamp, pkt.SequenceNumber, false, 0
+	} else if !f.key || pkt.Timestamp != f.ts {
 		return false
 	}
-	f.next = pkt.SequenceNumber + 1
-	return pkt.Marker && f.key
+	off := pkt.SequenceNumber - f.start
+	if off >= 64 { // before the start, or a keyframe larger than this tracks
+		return false
+	}
+	f.got |= 1 << off
+	if pkt.Marker {
+		f.end, f.endKnown = pkt.SequenceNumber, true
+	}
+	n := f.end - f.start + 1
+	if !f.endKnown || n > 64 {
+		return false
+	}
+	want := ^uint64(0) >> (64 - n)
+	return f.got&want == want
 }
 
 func (p *peer) close() {

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/pion/rtp"
+)
+
+// A keyframe counts as the first frame once every packet from its start to its marker is in, in
+// whatever order they came; a delta frame, or a keyframe with a packet missing, does not.
+func TestFrameCheck(t *testing.T) {
+	pkt := func(seq uint16, ts uint32, marker bool, start, key bool) *rtp.Packet {
+		desc := byte(0)
+		if start {
+			desc = 0x10 // S bit, partition 0
+		}
+		first := byte(0x01) // P bit: a delta frame
+		if key {
+			first = 0x00
+		}
+		return &rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: ts, Marker: marker}, Payload: []byte{desc, first, 0, 0}}
+	}
+	for _, tc := range []struct {
+		name string
+		pkts []*rtp.Packet
+		want []bool
+	}{
+		{"in order", []*rtp.Packet{pkt(10, 1, false, true, true), pkt(11, 1, false, false, false), pkt(12, 1, true, false, false)},
+			[]bool{false, false, true}},
+		{"reordered", []*rtp.Packet{pkt(10, 1, false, true, true), pkt(12, 1, true, false, false), pkt(11, 1, false, false, false)},
+			[]bool{false, false, true}},
+		{"one missing", []*rtp.Packet{pkt(10, 1, false, true, true), pkt(12, 1, true, false, false), pkt(13, 2, true, true, false)},
+			[]bool{false, false, false}},
+		{"delta frame", []*rtp.Packet{pkt(10, 1, false, true, false), pkt(11, 1, true, false, false)},
+			[]bool{false, false}},
+		{"seq wraps", []*rtp.Packet{pkt(65535, 1, false, true, true), pkt(0, 1, true, false, false)},
+			[]bool{false, true}},
+		{"start sent again", []*rtp.Packet{pkt(10, 1, false, true, true), pkt(11, 1, true, false, false), pkt(10, 1, false, true, true)},
+			[]bool{false, true, true}},
+		{"single packet", []*rtp.Packet{pkt(7, 1, true, true, true)}, []bool{true}},
+	} {
+		var f frameCheck
+		for i, p := range tc.pkts {
+			if got := f.complete(p); got != tc.want[i] {
+				t.Errorf("%s: packet %d: complete = %v, want %v", tc.name, i, got, tc.want[i])
+			}
+		}
+	}
+}
