@@ -26,8 +26,8 @@ const (
 // GCPercent is the collector's goal when GOGC is not set: the heap may grow half its live size
 // between collections instead of the runtime's default of all of it. A media server's live heap is
 // mostly packet buffers and connection state, and it allocates little per packet (test/memory: about
-// 10 KB/s per loopback session), so collections stay rare (one every few seconds, whatever the number
-// of sessions) while resident memory per session falls by a quarter of the live heap.
+// 5 KB/s per loopback session), so collections stay rare whatever the number of sessions, while the
+// headroom above the live heap, which call setups fill, halves.
 const GCPercent = 50
 
 // SetGCPercent applies GCPercent unless GOGC is set, which wins; it returns the percent in effect

@@ -290,7 +290,7 @@ func hostCandidates(ctx context.Context, t *testing.T, c *client.Client, pipelin
 // MEMORY_PROFILE_DIR, when set, receives heap profiles taken with the endpoints alive.
 func TestMemoryPerEndpoint(t *testing.T) {
 	idle, sessions := count(t, "MEMORY_IDLE", 40), count(t, "MEMORY_SESSIONS", 10)
-	srv := testserver.Start(t, "KMS_MIN_PORT=47200", "KMS_MAX_PORT=47399")
+	srv := testserver.Start(t, "KMS_MIN_PORT=48400", "KMS_MAX_PORT=48799")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := client.Dial(ctx, srv.URL)
