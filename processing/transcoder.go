@@ -222,8 +222,7 @@ func (t *Transcoder) onMessage(m gst.Message) {
 		// its transcoding bins' errors.
 		if errors.Is(m.Err, gst.ErrWorkerCrashed) && !t.closed.Load() {
 			if el := t.from.Element(); el != nil {
-				el.Emit(media.ErrorEvent{Type: WorkerCrashed, Code: m.Err.Code,
-					Description: describeError(m.Err, "transcoder to "+t.out.Codec().MimeType)})
+				el.Emit(CrashedEvent(m.Err, "transcoder to "+t.out.Codec().MimeType, ""))
 			}
 		}
 	}
