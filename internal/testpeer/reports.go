@@ -15,13 +15,20 @@ type Reports struct {
 	mu sync.Mutex
 	// sr came at srAt; the last video packet before it had RTP timestamp lastTS and came at lastAt;
 	// packets and bytes (payload) of video had arrived by then.
-	sr             *rtcp.SenderReport
-	srAt           time.Time
+	sr       *rtcp.SenderReport
+	srAt     time.Time
+	atSR     arrived // what had arrived when sr came
+	arrived  arrived
+	rr       *rtcp.ReceptionReport
+	srs, rrs int
+}
+
+// arrived is the video received so far: the last packet's RTP timestamp and arrival, packets and
+// payload bytes.
+type arrived struct {
 	lastTS         uint32
 	lastAt         time.Time
 	packets, bytes int64
-	rr             *rtcp.ReceptionReport
-	srs, rrs       int
 }
 
 // SenderReport is the last sender report received on the video stream, when it came, the RTP
@@ -30,7 +37,7 @@ type Reports struct {
 func (r *Reports) SenderReport() (sr *rtcp.SenderReport, at time.Time, lastTS uint32, lastAt time.Time, packets, bytes int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.sr, r.srAt, r.lastTS, r.lastAt, r.packets, r.bytes
+	return r.sr, r.srAt, r.atSR.lastTS, r.atSR.lastAt, r.atSR.packets, r.atSR.bytes
 }
 
 // ReceptionReport is the last report block on the video the peer sends, and how many came.
@@ -43,9 +50,10 @@ func (r *Reports) ReceptionReport() (*rtcp.ReceptionReport, int) {
 // received notes a video packet.
 func (r *Reports) received(ts uint32, payload int, now time.Time) {
 	r.mu.Lock()
-	r.lastTS, r.lastAt = ts, now
-	r.packets++
-	r.bytes += int64(payload)
+	a := &r.arrived
+	a.lastTS, a.lastAt = ts, now
+	a.packets++
+	a.bytes += int64(payload)
 	r.mu.Unlock()
 }
 
@@ -81,7 +89,7 @@ func (p *Peer) readReceiverRTCP(rcv *webrtc.RTPReceiver) {
 			if sr, ok := pkt.(*rtcp.SenderReport); ok {
 				r := &p.Reports
 				r.mu.Lock()
-				r.sr, r.srAt = sr, now
+				r.sr, r.srAt, r.atSR = sr, now, r.arrived
 				r.srs++
 				r.mu.Unlock()
 			}
