@@ -226,11 +226,12 @@ if [ $mode = full ]; then
 elif [ $mode = targets ]; then
   # Allocations per forwarded packet come from a Go benchmark of the forwarding path (ALLOCS_BENCH in
   # ALLOCS_PKGS); everything else from this run. The figures before are those of bench/results/full.
-  echo "allocations: go test -run '^\$' -bench '${ALLOCS_BENCH:=SourceToSenders}' -benchmem ${ALLOCS_PKGS:=./media}"
-  go test -run '^$' -bench "$ALLOCS_BENCH" -benchmem -benchtime 20000x $ALLOCS_PKGS >"$work/allocs.txt" 2>&1 || cat "$work/allocs.txt"
+  allocs="go test ${ALLOCS_PKGS:=./endpoints/webrtc} -run '^\$' -bench '${ALLOCS_BENCH:=ForwardTo100Viewers}' -benchmem -benchtime ${ALLOCS_BENCHTIME:=200000x}"
+  echo "allocations: $allocs"
+  go test $ALLOCS_PKGS -run '^$' -bench "$ALLOCS_BENCH" -benchmem -benchtime $ALLOCS_BENCHTIME >"$work/allocs.txt" 2>&1 || cat "$work/allocs.txt"
   rm -f bench/results/targets/*.pprof
   args+=(-window 15s -idle 500 -loopback-n 20,100,300 -one2many-n 100,300 -group-k 10 -joins 20 -pprof-at one2many:300
-         -allocs-bench "$work/allocs.txt" -allocs-command "go test -run '^\$' -bench '$ALLOCS_BENCH' -benchmem $ALLOCS_PKGS"
+         -allocs-bench "$work/allocs.txt" -allocs-command "$allocs"
          -before bench/results/full/results.json,bench/results/before-1c7fcb7/results.json -label targets -out bench/results/targets)
 else
   args+=(-label short -out bench/results/last)

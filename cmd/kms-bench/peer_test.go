@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/pion/rtp"
@@ -45,5 +47,23 @@ func TestFrameCheck(t *testing.T) {
 				t.Errorf("%s: packet %d: complete = %v, want %v", tc.name, i, got, tc.want[i])
 			}
 		}
+	}
+}
+
+// The allocations per packet come from the benchmark's own allocs/datagram when it reports one (the
+// peers' output may share its line), else from allocs/op.
+func TestMaxAllocs(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bench.txt")
+	out := "BenchmarkForwardTo100Viewers-2   \tpeers: PASS\n" +
+		"  200000\t     32101 ns/op\t         0.2109 allocs/datagram\t      11 B/op\t       0 allocs/op\n" +
+		"BenchmarkSourceToSenders/sinks=1-2  1000  50 ns/op  0 B/op  0 allocs/op\n"
+	if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := maxAllocs(file); !ok || got != 0.2109 {
+		t.Errorf("maxAllocs = %v, %v; want 0.2109, true", got, ok)
+	}
+	if _, ok := maxAllocs(filepath.Join(t.TempDir(), "missing")); ok {
+		t.Error("a missing file gave a figure")
 	}
 }
