@@ -81,6 +81,7 @@ type Endpoint struct {
 	dataSrc     atomic.Pointer[media.Source]
 	connected   bool
 	closed      bool
+	sharedUfrag string // ICE username fragment on the shared UDP port, "" when not on it
 	wg          sync.WaitGroup
 }
 
@@ -163,6 +164,9 @@ func (e *Endpoint) peerConnection(s Settings) error {
 		// Without the shared port (none free in the range) the endpoint opens sockets of its own.
 		if mux, err := sharedUDPMux(s.MinPort, s.MaxPort, s.NetworkInterfaces, s.IncludeLoopback); err == nil {
 			se.SetICEUDPMux(mux)
+			var pwd string
+			e.sharedUfrag, pwd = sharedCredentials()
+			se.SetICECredentials(e.sharedUfrag, pwd)
 		} else {
 			e.log.Warn("shared UDP port unavailable", "err", err)
 		}
@@ -326,6 +330,9 @@ func (e *Endpoint) ProcessOffer(offer string, s Settings) (string, error) {
 	}
 	s.acceptAnyCertificate = shape.noFingerprint
 	s.ridSimulcast = shape.ridSimulcast
+	if offeredBySharedPort(offer) {
+		s.UDPMux = false
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.state != notNegotiated {
@@ -882,6 +889,7 @@ func (e *Endpoint) Close() {
 		return
 	}
 	e.closed = true
+	sharedUfrags.Delete(e.sharedUfrag)
 	pc, wasNegotiated := e.pc, e.state == negotiated
 	if e.fb != nil {
 		e.fb.close()

@@ -1,12 +1,14 @@
 package webrtc
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 
 	"github.com/kurento-go/kms/egress"
@@ -27,6 +29,32 @@ var sharedUDP struct {
 type udpMux struct {
 	mux ice.UDPMux
 	err error
+}
+
+// sharedUfrags are the ICE username fragments of the endpoints on the shared port. Two endpoints
+// of this server negotiating with each other (one's offer given to the other, as applications
+// chaining servers do) would each see the other at an address of the shared port itself, which
+// the mux cannot tell from its own; the one that processes the offer then opens sockets of its own.
+var sharedUfrags sync.Map
+
+// sharedCredentials makes and records the ICE credentials of an endpoint on the shared port.
+func sharedCredentials() (ufrag, pwd string) {
+	ufrag, pwd = rand.Text()[:16], rand.Text() // base32: ICE characters, 130 random bits each
+	sharedUfrags.Store(ufrag, true)
+	return ufrag, pwd
+}
+
+// offeredBySharedPort tells whether an offer comes from an endpoint of this server on the shared
+// port.
+func offeredBySharedPort(offer string) bool {
+	for _, line := range strings.Split(offer, "\n") {
+		if ufrag, ok := strings.CutPrefix(strings.TrimSpace(line), "a=ice-ufrag:"); ok {
+			if _, ours := sharedUfrags.Load(ufrag); ours {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // sharedUDPMux returns the UDP mux of a port range (0-0: any port) and interface list (empty: all

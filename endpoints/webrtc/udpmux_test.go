@@ -1,6 +1,7 @@
 package webrtc_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kurento-go/kms/client"
 	"github.com/kurento-go/kms/egress"
 	"github.com/kurento-go/kms/internal/testpeer"
 )
@@ -210,4 +212,51 @@ func TestOnePortServesManyEndpoints(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("/readyz = %d %q with the one port shared, want 200", resp.StatusCode, body)
 	}
+}
+
+// Two endpoints of one server as each other's peer (an offer of one processed by the other) on a
+// host with one address per family: every candidate pair would join the shared port to itself, so
+// the answering endpoint opens sockets of its own, and media crosses: publisher → A → B → viewer.
+func TestEndpointsOfOneServerPeerEachOther(t *testing.T) {
+	const lo, hi = 48300, 48399
+	s := newSession(t, 60*time.Second, fmt.Sprintf("KMS_MIN_PORT=%d", lo), fmt.Sprintf("KMS_MAX_PORT=%d", hi),
+		"KMS_NETWORK_INTERFACES=lo", "KMS_ICE_TCP=0") // over ICE-TCP each pair has a connection of its own
+	a, b := s.endpoint(), s.endpoint()
+	for _, pair := range [][2]string{{a, b}, {b, a}} {
+		from, to := pair[0], pair[1]
+		err := s.c.Subscribe(s.ctx, from, "IceCandidateFound", func(ev client.Event) {
+			var d struct {
+				Candidate map[string]any `json:"candidate"`
+			}
+			if json.Unmarshal(ev.Data, &d) == nil {
+				go s.c.Invoke(s.ctx, to, "addIceCandidate", map[string]any{"candidate": d.Candidate}, nil)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var offer, answer string
+	if err := s.c.Invoke(s.ctx, a, "generateOffer", nil, &offer); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.Invoke(s.ctx, b, "processOffer", map[string]any{"offer": offer}, &answer); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.c.Invoke(s.ctx, a, "processAnswer", map[string]any{"answer": answer}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range []string{a, b} {
+		if err := s.c.Invoke(s.ctx, ep, "gatherCandidates", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pubEp, viewEp := s.endpoint(), s.endpoint()
+	s.connect(pubEp, a, "")
+	s.connect(b, viewEp, "")
+	publisher, viewer := s.peer(testpeer.Options{Send: true}), s.peer(testpeer.Options{Receive: true})
+	s.negotiate(publisher, pubEp)
+	s.negotiate(viewer, viewEp)
+	publisher.StartMedia()
+	waitFrames(s, []*testpeer.Peer{viewer}, 30)
 }
