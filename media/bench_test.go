@@ -2,6 +2,7 @@ package media
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pion/rtp"
@@ -43,90 +44,84 @@ func vp8Packet() *rtp.Packet {
 	return p
 }
 
-// The hot path: one packet from a source's reader goroutine to every sink's network writer. ns/op is
-// per packet and sink; allocs/op must be 0.
-func BenchmarkSourceToSenders(b *testing.B) {
-	for _, n := range []int{1, 20} {
-		b.Run(fmt.Sprint("sinks=", n), func(b *testing.B) {
-			var written int
-			source, _ := fanout(b, n, func(h *rtp.Header, payload []byte) error { written++; return nil })
-			p := vp8Packet()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				p.SequenceNumber++
-				p.Timestamp += 3000
-				source.WriteRTP(p)
-			}
-			b.StopTimer()
-			if written != b.N*n {
-				b.Fatalf("written %d, want %d", written, b.N*n)
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/packet/sink")
-		})
-	}
-}
-
-// The hot path with the pipeline's latencyStats on: each packet is stamped at the source and
-// measured at every sink pad and send. allocs/op must stay 0.
-func BenchmarkSourceToSendersLatencyStats(b *testing.B) {
-	var written int
-	source, _ := fanout(b, 20, func(h *rtp.Header, payload []byte) error { written++; return nil })
-	source.flow.element.pipeline.SetLatencyStats(true)
-	p := vp8Packet()
+// pump writes b.N packets of p to source in frames of framePackets, each sent by every sink before
+// the next (a stream's frames come as bursts), and reports ns per packet and sink: the accept step on
+// this goroutine and the send step on the writers, both.
+func pump(b *testing.B, source *Source, senders []*Sender, p *rtp.Packet) {
+	const framePackets = 8
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		p.SequenceNumber++
 		p.Timestamp += 3000
 		source.WriteRTP(p)
+		if i%framePackets == framePackets-1 || i == b.N-1 {
+			settle(b, senders...)
+		}
 	}
 	b.StopTimer()
-	if written != b.N*20 {
-		b.Fatalf("written %d, want %d", written, b.N*20)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*20), "ns/packet/sink")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(senders)), "ns/packet/sink")
 }
 
-// The same path with NACK support (the source's packet cache storing each packet, the sender's
-// sequence map) and a measured peer bandwidth being paced (the slower cases of a sink).
-func BenchmarkSourceToSendersFeedback(b *testing.B) {
-	for _, mode := range []string{"plain", "cache", "cache+pacing"} {
-		for _, n := range []int{1, 20} {
-			b.Run(fmt.Sprintf("%s/sinks=%d", mode, n), func(b *testing.B) {
-				source, senders := fanout(b, n, func(h *rtp.Header, payload []byte) error { return nil })
-				if mode != "plain" {
-					source.EnableCache()
+// The hot path: one packet from a source's reader goroutine to every sink's network write, with the
+// shared writers or a writer per sink (as for TCP peers). allocs/op must be 0.
+func BenchmarkSourceToSenders(b *testing.B) {
+	for _, own := range []bool{false, true} {
+		for _, n := range []int{1, 20, 100} {
+			name := fmt.Sprintf("writers=shared/sinks=%d", n)
+			if own {
+				name = fmt.Sprintf("writers=own/sinks=%d", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				var written atomic.Int64
+				source, senders := fanout(b, n, func(h *rtp.Header, payload []byte) error { written.Add(1); return nil })
+				for _, s := range senders {
+					s.SetBlockingWrites(own)
 				}
-				if mode == "cache+pacing" {
-					for _, s := range senders {
-						s.OnREMB(1e9) // limited, but never short
-					}
+				pump(b, source, senders, vp8Packet())
+				if got := written.Load(); got != int64(b.N*n) {
+					b.Fatalf("written %d, want %d", got, b.N*n)
 				}
-				p := vp8Packet()
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					p.SequenceNumber++
-					p.Timestamp += 3000
-					source.WriteRTP(p)
-				}
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/packet/sink")
 			})
 		}
+	}
+}
+
+// The hot path with the pipeline's latencyStats on: each packet is stamped at the source and
+// measured at every sink pad and send. allocs/op must stay 0.
+func BenchmarkSourceToSendersLatencyStats(b *testing.B) {
+	var written atomic.Int64
+	source, senders := fanout(b, 20, func(h *rtp.Header, payload []byte) error { written.Add(1); return nil })
+	source.flow.element.pipeline.SetLatencyStats(true)
+	pump(b, source, senders, vp8Packet())
+	if got := written.Load(); got != int64(b.N*20) {
+		b.Fatalf("written %d, want %d", got, b.N*20)
+	}
+}
+
+// The same path with a measured peer bandwidth being paced (the slower case of a sink).
+func BenchmarkSourceToSendersPacing(b *testing.B) {
+	for _, n := range []int{1, 20} {
+		b.Run(fmt.Sprintf("sinks=%d", n), func(b *testing.B) {
+			source, senders := fanout(b, n, func(h *rtp.Header, payload []byte) error { return nil })
+			for _, s := range senders {
+				s.OnREMB(1e9) // limited, but never short
+			}
+			pump(b, source, senders, vp8Packet())
+		})
 	}
 }
 
 // Serving one NACKed packet: cache lookup, rewrite, RTX wrap, write.
 func BenchmarkResend(b *testing.B) {
 	source, senders := fanout(b, 1, func(h *rtp.Header, payload []byte) error { return nil })
-	source.EnableCache()
 	s := senders[0]
 	s.BindRTX(99, 97)
 	p := vp8Packet()
 	for i := 0; i < 100; i++ {
 		p.SequenceNumber++
 		source.WriteRTP(p)
+		settle(b, s)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -134,6 +129,7 @@ func BenchmarkResend(b *testing.B) {
 		// re-forward so that the per-packet resend cap does not stop the benchmark
 		p.SequenceNumber++
 		source.WriteRTP(p)
+		settle(b, s)
 		if !s.Resend(p.SequenceNumber) {
 			b.Fatal("not resent")
 		}
@@ -143,13 +139,12 @@ func BenchmarkResend(b *testing.B) {
 // The forwarding path allocates nothing per packet, whatever the packet carries.
 func TestForwardingAllocatesNothing(t *testing.T) {
 	source, senders := fanout(t, 5, func(h *rtp.Header, payload []byte) error { return nil })
-	source.EnableCache()
 	senders[0].OnREMB(1e9)
 	p := vp8Packet()
 	p.CSRC = []uint32{7, 8}
 	allocs := testing.AllocsPerRun(1000, func() {
 		p.SequenceNumber++
-		source.WriteRTP(p)
+		writeSettled(t, source, p)
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per packet", allocs)
@@ -185,7 +180,7 @@ func TestSenderRewritesAcrossSwitch(t *testing.T) {
 		if !key {
 			pkt.Payload[1] = 0x01
 		}
-		e.Source(Video, DefaultPad).WriteRTP(pkt)
+		writeSettled(t, e.Source(Video, DefaultPad), pkt)
 	}
 	if err := Connect(a, sink, Video, DefaultPad, DefaultPad); err != nil {
 		t.Fatal(err)
@@ -222,7 +217,7 @@ func TestSenderCodecCheck(t *testing.T) {
 		if err := Connect(src, sink, Video, DefaultPad, DefaultPad); err != nil {
 			t.Fatal(err)
 		}
-		src.Source(Video, DefaultPad).WriteRTP(vp8Packet())
+		writeSettled(t, src.Source(Video, DefaultPad), vp8Packet())
 		if (sent == 1) != tc.want {
 			t.Errorf("source codec %v: sent %d packets, want forwarding %v", tc.codec, sent, tc.want)
 		}

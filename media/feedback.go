@@ -23,6 +23,7 @@ type SenderStats struct {
 	REMB             atomic.Uint64 // last REMB received, bps
 	BitrateDropped   atomic.Uint64 // packets not sent because the peer's bandwidth is below the stream's
 	FramesDropped    atomic.Uint64 // runs of frames dropped for bandwidth (each ends at a keyframe)
+	LagDropped       atomic.Uint64 // packets dropped because the peer's writes did not keep up
 	RTT              atomic.Int64  // nanoseconds, from the peer's receiver reports; 0 unknown
 	FractionLost     atomic.Uint32 // last reported, in 1/256
 	PacketsLost      atomic.Int64  // cumulative, as reported by the peer
@@ -37,9 +38,9 @@ type rtxState struct {
 
 	mu   sync.Mutex // serialises retransmissions (the RTCP reader goroutine)
 	seq  uint16
-	buf  [slotSize]byte
-	frag [slotSize]byte
-	out  [slotSize + 2]byte
+	buf  [maxSlotPayload]byte
+	frag [maxSlotPayload]byte
+	out  [maxSlotPayload + 2]byte
 	pkt  rtp.Packet
 	hdr  rtp.Header
 }

@@ -2,6 +2,7 @@ package media
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ func TestSenderServesNACK(t *testing.T) {
 			for i := 0; i < 10; i++ {
 				p.SequenceNumber = uint16(5000 + i)
 				p.Payload[10] = byte(i)
-				source.WriteRTP(p)
+				writeSettled(t, source, p)
 			}
 			first := out[0].h.SequenceNumber
 			out = out[:0]
@@ -69,7 +70,10 @@ func TestSenderServesNACK(t *testing.T) {
 // sequence numbers continuous; the source is asked for the highest target among its sinks.
 func TestSenderPacesToPeerBandwidth(t *testing.T) {
 	var seqs []uint16
+	var mu sync.Mutex // the two senders write on their own writers
 	source, senders := fanout(t, 2, func(h *rtp.Header, payload []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
 		if h.SSRC == 1234 {
 			seqs = append(seqs, h.SequenceNumber)
 		}
@@ -96,7 +100,7 @@ func TestSenderPacesToPeerBandwidth(t *testing.T) {
 				}
 			}
 			p.Marker = i == 3
-			source.WriteRTP(p)
+			writeSettled(t, source, p)
 		}
 		p.Timestamp += 3000
 		time.Sleep(time.Second / 30)

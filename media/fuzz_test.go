@@ -51,7 +51,7 @@ func FuzzFeedback(f *testing.F) {
 		for i := range 40 {
 			p.SequenceNumber = uint16(65520 + i) // across the wrap
 			p.Timestamp += 3000
-			source.WriteRTP(p)
+			writeSettled(t, source, p)
 		}
 		clear(resent)
 		pkts, err := rtcp.Unmarshal(feedback)

@@ -17,6 +17,9 @@ const rtpHeaderSize = 12
 func (s *Sender) SetMTU(mtu int) {
 	s.mu.Lock()
 	s.mtu = mtu
+	if s.out != nil {
+		s.rebind()
+	}
 	s.mu.Unlock()
 }
 
@@ -127,7 +130,7 @@ func (f *fragmentation) fragment(i int, buf []byte) []byte {
 // writeFragments sends the fragments of a packet whose header h carries the first fragment's
 // sequence number; the marker goes on the last one.
 func writeFragments(write WriteFunc, h *rtp.Header, f *fragmentation) error {
-	var buf [slotSize]byte
+	var buf [maxSlotPayload]byte
 	marker := h.Marker
 	for i := 0; i < f.n; i++ {
 		h.Marker = marker && i == f.n-1

@@ -60,11 +60,11 @@ func TestSenderSplitsVP8AboveMTU(t *testing.T) {
 	frame[0] = 0x10 // keyframe (P bit 0) of a 1100-byte payload with a 3-byte descriptor
 	p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: 1, Timestamp: 3000, SSRC: 42, Marker: true}}
 	p.Payload = append([]byte{0x90, 0x80, 0x05}, frame...) // X, S; I: picture id 5
-	source.WriteRTP(p)
+	writeSettled(t, source, p)
 	p2 := *p
 	p2.SequenceNumber, p2.Timestamp = 2, 6000
 	p2.Payload = append([]byte{0x90, 0x80, 0x06}, 0x01, 0x02)
-	source.WriteRTP(&p2)
+	writeSettled(t, source, &p2)
 
 	checkMTU(t, &out, 500)
 	if len(out.pkts) != 4 {
@@ -101,7 +101,7 @@ func TestSenderResendsFragment(t *testing.T) {
 	for i := range p.Payload[4:] {
 		p.Payload[4+i] = byte(i)
 	}
-	source.WriteRTP(p)
+	writeSettled(t, source, p)
 	if len(out.pkts) != 3 {
 		t.Fatalf("peer got %d packets, want 3 fragments", len(out.pkts))
 	}
@@ -137,7 +137,7 @@ func TestSenderSplitsH264AboveMTU(t *testing.T) {
 	nal[0] = 0x65 // IDR slice
 	seq := uint16(1)
 	send := func(payload []byte, marker bool) {
-		source.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: 3000, SSRC: 42, Marker: marker}, Payload: payload})
+		writeSettled(t, source, &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: 3000, SSRC: 42, Marker: marker}, Payload: payload})
 		seq++
 	}
 	send(nal, false)

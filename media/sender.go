@@ -66,6 +66,17 @@ type Sender struct {
 	rtx rtxState
 	bwe bweState
 
+	// the send step (writer.go)
+	out       *binding // under mu; nil until bound
+	q         atomic.Pointer[sendQueue]
+	w         atomic.Pointer[writer]
+	scheduled atomic.Bool // on its writer's list
+	drainMu   sync.Mutex  // one writer drains the queue at a time
+	ownWriter bool        // under mu (SetBlockingWrites)
+	lagging   bool        // under mu: dropping the rest of the frame lagTS for a full queue
+	lagTS     uint32
+	lag       lagLog
+
 	packets atomic.Uint64
 	bytes   atomic.Uint64
 	dropped atomic.Uint64 // waiting for a keyframe or for negotiation
@@ -87,7 +98,9 @@ type seqMapEntry struct {
 
 // NewSender makes the sink pad of e for a media type and description.
 func (e *Element) NewSender(t Type, pad string) *Sender {
-	return &Sender{meter: e.NewInputMeter(t, pad), video: t == Video}
+	s := &Sender{meter: e.NewInputMeter(t, pad), video: t == Video}
+	s.w.Store(sharedWriter())
+	return s
 }
 
 // Bind sets where and how packets go once negotiation has fixed them; until then packets are dropped.
@@ -102,11 +115,26 @@ func (s *Sender) Bind(ssrc uint32, payloadType uint8, c Codec, write WriteFunc) 
 	s.tcFailed = nil
 	s.ssrc, s.payloadType, s.mimeType, s.clockRate, s.write = ssrc, payloadType, c.MimeType, c.ClockRate, write
 	s.channels, s.fmtp = c.Channels, c.Fmtp
+	s.rebind()
 	s.codecChecked = false // check the source's codec against the new one
+	// Video starts at a keyframe: the last one in the source's cache, or one asked for (accept).
 	s.waitKeyframe = s.video
 	s.mu.Unlock()
-	if s.video {
-		s.RequestKeyframe()
+}
+
+// rebind makes the binding the writers send with, under s.mu.
+func (s *Sender) rebind() {
+	if s.write == nil {
+		s.out = nil
+		return
+	}
+	s.out = &binding{write: s.write, mtu: s.mtu, mime: s.mimeType}
+	if s.q.Load() == nil {
+		n := audioQueueLen
+		if s.video {
+			n = videoQueueLen
+		}
+		s.q.Store(&sendQueue{items: make([]sendItem, n)})
 	}
 }
 
@@ -127,12 +155,9 @@ func (s *Sender) SetSource(src *Source) {
 		s.unlinkedAt = time.Now()
 	}
 	s.switched = true
-	s.waitKeyframe = s.video
+	s.waitKeyframe = s.video // from the source's cache, or a keyframe asked for (accept)
 	s.epoch++
 	s.mu.Unlock()
-	if src != nil && s.video {
-		src.RequestKeyframe()
-	}
 }
 
 // RequestKeyframe asks the current source for a keyframe (the peer sent a PLI or FIR).
@@ -175,7 +200,7 @@ func (s *Sender) Counters() (packets, bytes, dropped uint64) {
 	return s.packets.Load(), s.bytes.Load(), s.dropped.Load()
 }
 
-// WriteRTP implements Input: rewrite and send.
+// WriteRTP implements Input: accept the packet for the peer; a writer sends it (writer.go).
 func (s *Sender) WriteRTP(src *Source, p *rtp.Packet) {
 	if s.cur.Load() != src {
 		return
@@ -187,11 +212,42 @@ func (s *Sender) WriteRTP(src *Source, p *rtp.Packet) {
 	s.forward(src, p, false)
 }
 
-// forward rewrites and sends a packet of src: the linked source, or the transcoder feeding the
-// sender in its place (transcoded).
+// What accept leaves to do once the sender's lock is released.
+type acceptResult uint8
+
+const (
+	queued      acceptResult = 1 << iota // a packet was queued: schedule the writer
+	askKeyframe                          // ask the source for a keyframe
+	lagged                               // the queue was full: a packet was dropped
+	needsWriter                          // (queued) the sender is not scheduled yet
+)
+
+// forward accepts a packet of src, the linked source or the transcoder feeding the sender in its
+// place (transcoded), on the goroutine that writes src.
 func (s *Sender) forward(src *Source, p *rtp.Packet, transcoded bool) {
 	limit := s.bwe.limit.Load()
+	var arrival int64
+	if !transcoded {
+		arrival = src.arrivalStamp() // transcoded media is new media: its arrival is not known
+	}
 	s.mu.Lock()
+	res := s.accept(src, p, src.stored, arrival, transcoded, limit)
+	w := s.w.Load()
+	s.mu.Unlock()
+	if res&askKeyframe != 0 {
+		src.RequestKeyframe() // rate-limited by the source
+	}
+	if res&lagged != 0 {
+		s.noteLag()
+	}
+	if res&queued != 0 && s.scheduled.CompareAndSwap(false, true) {
+		w.schedule(s)
+	}
+}
+
+// accept is the accept step, under s.mu: the packet p of src, stored in its cache at ref, is checked,
+// rewritten and queued for the writer.
+func (s *Sender) accept(src *Source, p *rtp.Packet, ref cacheRef, arrival int64, transcoded bool, limit uint64) acceptResult {
 	if !transcoded {
 		if c := src.Codec(); c != s.checkedCodec || !s.codecChecked {
 			s.checkedCodec, s.codecChecked = c, true
@@ -201,16 +257,23 @@ func (s *Sender) forward(src *Source, p *rtp.Packet, transcoded bool) {
 			s.needTranscode(src) // off this goroutine; packets are dropped until it is ready
 		}
 	}
-	if s.write == nil || (!transcoded && !s.codecOK) {
-		s.mu.Unlock()
+	if s.out == nil || (!transcoded && !s.codecOK) || ref.ring == nil || ref.seq != p.SequenceNumber {
+		// Not negotiated, not the codec, or not cached (a payload beyond maxSlotPayload).
 		s.dropped.Add(1)
-		return
+		return 0
 	}
 	if s.floorSet && !s.switched && int16(p.SequenceNumber-s.floorSeq) < 0 {
 		// A late packet from before the last rebase: its sequence number does not map.
-		s.mu.Unlock()
 		s.dropped.Add(1)
-		return
+		return 0
+	}
+	var res acceptResult
+	if s.waitKeyframe && !codec.IsKeyframeStart(s.mimeType, p.Payload) {
+		if !s.joinFromCache(src, p, ref, transcoded, limit) {
+			s.dropped.Add(1)
+			return askKeyframe
+		}
+		res = queued // the frames since the last keyframe are queued; p follows them
 	}
 	inOrder := !s.srcStarted || s.switched || int16(p.SequenceNumber-s.lastSrcSeq) > 0
 	newFrame := inOrder && (!s.srcStarted || s.switched || p.Timestamp != s.lastSrcTS)
@@ -221,24 +284,14 @@ func (s *Sender) forward(src *Source, p *rtp.Packet, transcoded bool) {
 			s.floorSeq = p.SequenceNumber - floorTrail
 		}
 	}
-	if s.waitKeyframe {
-		if !codec.IsKeyframeStart(s.mimeType, p.Payload) {
-			s.mu.Unlock()
-			s.dropped.Add(1)
-			src.RequestKeyframe() // rate-limited by the source
-			return
-		}
-		s.waitKeyframe = false
-	}
+	s.waitKeyframe = false
 	if s.video && (limit > 0 || s.bwe.dropping) && !s.pace(p, limit, newFrame) {
-		ask := s.bwe.askKF
-		s.bwe.askKF = false
-		s.mu.Unlock()
 		s.Stats.BitrateDropped.Add(1)
-		if ask {
-			src.RequestKeyframe()
+		if s.bwe.askKF {
+			s.bwe.askKF = false
+			res |= askKeyframe
 		}
-		return
+		return res
 	}
 	if s.switched {
 		s.switched = false
@@ -249,29 +302,16 @@ func (s *Sender) forward(src *Source, p *rtp.Packet, transcoded bool) {
 		s.seqOffset = s.lastSeq + 1 - p.SequenceNumber
 		s.floorSeq, s.floorSet = p.SequenceNumber, true
 	}
-	padding := len(p.Payload) == 0
-	if padding && (!p.Padding || p.Header.PaddingSize == 0) {
-		s.mu.Unlock()
+	if len(p.Payload) == 0 && (!p.Padding || p.Header.PaddingSize == 0) {
 		s.dropped.Add(1)
-		return
+		return res
 	}
-	h := &src.scratch
-	*h = p.Header
-	h.SSRC = s.ssrc
-	h.PayloadType = s.payloadType
-	h.SequenceNumber += s.seqOffset
-	h.Timestamp += s.tsOffset
-	// Extension ids were negotiated with the sender of the source, not with our peer.
-	h.Extension, h.Extensions, h.ExtensionProfile = false, nil, 0
-	if !padding {
-		// Padding-only probes keep theirs (the writer appends it); media packets are sent without.
-		h.Padding, h.PaddingSize = false, 0
-	}
+	seq, ts := p.SequenceNumber+s.seqOffset, p.Timestamp+s.tsOffset
 	var frag fragmentation
-	planFragments(s.mtu, s.mimeType, h, p.Payload, &frag)
+	planFragments(s.mtu, s.mimeType, &p.Header, p.Payload, &frag)
 	extra := uint16(frag.n - 1) // fragments beyond the first take the next sequence numbers
-	if !s.started || int16(h.SequenceNumber+extra-s.lastSeq) > 0 {
-		s.lastSeq, s.lastTS = h.SequenceNumber+extra, h.Timestamp
+	if !s.started || int16(seq+extra-s.lastSeq) > 0 {
+		s.lastSeq, s.lastTS = seq+extra, ts
 	}
 	s.started = true
 	s.seqOffset += extra
@@ -283,25 +323,27 @@ func (s *Sender) forward(src *Source, p *rtp.Packet, transcoded bool) {
 		fragCount = uint8(frag.n)
 	}
 	for i := uint16(0); i <= extra; i++ {
-		m := &s.seqmap[(h.SequenceNumber+i)%seqMapSize]
-		m.sinkSeq, m.srcSeq, m.epoch, m.valid, m.resends = h.SequenceNumber+i, p.SequenceNumber, s.epoch, resendable, 0
+		m := &s.seqmap[(seq+i)%seqMapSize]
+		m.sinkSeq, m.srcSeq, m.epoch, m.valid, m.resends = seq+i, p.SequenceNumber, s.epoch, resendable, 0
 		m.fragIndex, m.fragCount = uint8(i), fragCount
 	}
-	write := s.write
-	s.mu.Unlock()
-	var err error
-	if extra > 0 {
-		err = writeFragments(write, h, &frag)
-	} else {
-		err = write(h, p.Payload)
+	// A peer whose queue is full loses the rest of the frame (the gap its NACKs may fill from the
+	// cache) and is offered a keyframe; it never holds up the source.
+	if s.lagging && (!s.video || p.Timestamp != s.lagTS) {
+		s.lagging = false
 	}
-	if err == nil {
-		s.packets.Add(uint64(frag.n))
-		s.bytes.Add(uint64(len(p.Payload)))
-		if !transcoded {
-			s.meter.markSent(src) // transcoded media is new media: its arrival is not known
-		}
+	it := sendItem{ring: ref.ring, out: s.out, arrival: arrival, gen: ref.gen, ts: ts, ssrc: s.ssrc,
+		srcSeq: p.SequenceNumber, seq: seq, pt: s.payloadType}
+	if !s.lagging && s.q.Load().push(&it) {
+		return res | queued
 	}
+	s.Stats.LagDropped.Add(1)
+	res |= lagged
+	if s.video && !s.lagging {
+		s.lagging, s.lagTS = true, p.Timestamp
+		res |= askKeyframe
+	}
+	return res
 }
 
 // floorTrail is how far behind the newest source sequence number the rebase floor may stay.

@@ -1,7 +1,9 @@
 package media
 
 import (
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 )
@@ -13,12 +15,12 @@ func TestSenderLongStreamIsNotCutByTheFloor(t *testing.T) {
 	pkt := vp8Packet()
 	pkt.Payload[1] = 0x01 // delta frames after the first keyframe
 	first := vp8Packet()
-	source.WriteRTP(first)
+	writeSettled(t, source, first)
 	const n = 70000
 	for i := 1; i < n; i++ {
 		pkt.SequenceNumber = uint16(1 + i)
 		pkt.Timestamp = uint32(3000 + 3000*i)
-		source.WriteRTP(pkt)
+		writeSettled(t, source, pkt)
 	}
 	if sent != n {
 		t.Fatalf("sent %d of %d packets", sent, n)
@@ -47,7 +49,7 @@ func TestSenderForwardsPaddingWithoutRenumbering(t *testing.T) {
 		if padding {
 			p.Payload, p.Padding, p.Header.PaddingSize = nil, true, 200
 		}
-		source.WriteRTP(p)
+		writeSettled(t, source, p)
 	}
 	send(1, false)
 	send(2, false)
@@ -61,6 +63,31 @@ func TestSenderForwardsPaddingWithoutRenumbering(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("sent %v, want %v", got, want)
+		}
+	}
+}
+
+// settle waits until the senders' writers have written everything accepted.
+func settle(tb testing.TB, senders ...*Sender) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, s := range senders {
+		for i := 0; !s.Settled(); i++ {
+			if i%1024 == 1023 && time.Now().After(deadline) {
+				tb.Fatal("the writer did not send the queued packets")
+			}
+			runtime.Gosched()
+		}
+	}
+}
+
+// writeSettled writes p to src and waits until its senders have sent what they accepted.
+func writeSettled(tb testing.TB, src *Source, p *rtp.Packet) {
+	tb.Helper()
+	src.WriteRTP(p)
+	for _, in := range *src.sinks.Load() {
+		if s, ok := in.(*Sender); ok {
+			settle(tb, s)
 		}
 	}
 }

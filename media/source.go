@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kurento-go/kms/egress"
+	"github.com/kurento-go/kms/media/codec"
 	"github.com/pion/rtp"
 )
 
@@ -47,13 +47,12 @@ type Source struct {
 	packets atomic.Uint64
 	bytes   atomic.Uint64
 	cache   atomic.Pointer[PacketCache]
+	// stored is where the packet being delivered sits in the cache: the senders queue it from there.
+	// The reader goroutine's.
+	stored cacheRef
 	// upstream is the source a pass-through re-emits: its cache serves this source's sinks, the
 	// sequence numbers being the same.
 	upstream atomic.Pointer[Source]
-
-	// scratch is a header the inputs may rewrite a packet into while WriteRTP runs: one goroutine
-	// writes a source, so its inputs share it one after another without allocating.
-	scratch rtp.Header
 
 	refusing    bool         // dropping video up to a keyframe of an allowed size (see refuses)
 	lastRefusal atomic.Int64 // unix nanos of the last ResolutionExceeded event
@@ -138,14 +137,19 @@ func (s *Source) deliver(p *rtp.Packet) {
 	if s.Type == Video && s.refuses(p.Payload) {
 		return
 	}
+	s.stored = cacheRef{}
 	if c := s.cache.Load(); c != nil {
-		c.Store(p)
+		key := false
+		if s.Type == Video {
+			if cd := s.codec.Load(); cd != nil {
+				key = codec.IsKeyframeStart(cd.MimeType, p.Payload)
+			}
+		}
+		s.stored = c.Store(p, key)
 	}
 	s.packets.Add(1)
 	s.bytes.Add(uint64(len(p.Payload)))
 	s.flow.Mark()
-	egress.Hold() // the sinks' datagrams leave together in one sendmmsg
-	defer egress.Release()
 	for _, in := range *s.sinks.Load() {
 		in.WriteRTP(s, p)
 	}
@@ -166,11 +170,11 @@ func (s *Source) EndOfStream() {
 	}
 }
 
-// EnableCache makes the source keep its last packets (CacheSlots of them) to serve its sinks' NACKs.
-// The producer calls it before writing, for media whose peers may ask for retransmissions (video).
+// EnableCache makes the source keep its last packets (packetcache.go), to serve its sinks' NACKs and
+// joins. A source gets one when a sender is linked to it; a producer may ask before.
 func (s *Source) EnableCache() {
 	if s.cache.Load() == nil {
-		s.cache.CompareAndSwap(nil, NewPacketCache())
+		s.cache.CompareAndSwap(nil, NewPacketCache(s.Type == Video))
 	}
 }
 
@@ -198,6 +202,9 @@ func (s *Source) link(in Input) {
 	next := make([]Input, len(old), len(old)+1)
 	copy(next, old)
 	next = append(next, in)
+	if _, ok := in.(*Sender); ok {
+		s.EnableCache() // the sender queues references to its packets
+	}
 	s.sinks.Store(&next)
 	in.SetSource(s)
 }
