@@ -61,6 +61,7 @@ func (r *statsReport) rtp(inbound, outbound []endpoints.RTPStats) {
 		f := common(s)
 		f["packetsSent"], f["bytesSent"] = int64(s.Packets), int64(s.Bytes)
 		f["targetBitrate"], f["roundTripTime"] = s.TargetBitrate, s.RoundTripTime
+		f["packetsDiscarded"] = int64(s.LagDropped) // not sent: the peer did not keep up
 		r.put("RTCOutboundRTPStreamStats", "outboundrtp", fmt.Sprintf("out/%s/%d", s.Kind, s.SSRC), f)
 	}
 }

@@ -21,4 +21,5 @@ type RTPStats struct {
 	RetransmitMissed uint64
 	NACKedPackets    uint64
 	BitrateDropped   uint64 // outbound: packets dropped because the peer's bandwidth was short
+	LagDropped       uint64 // outbound: packets dropped because the writes to the peer did not keep up
 }

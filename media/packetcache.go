@@ -33,9 +33,11 @@ type PacketCache struct {
 // packets are not cached, and so not forwarded to senders.
 const maxSlotPayload = 1500
 
-// Bounds of a ring, in slots: a few packets of a quiet source, a few seconds of a busy one.
+// Bounds of a ring, in slots: a few seconds of a busy source at most; at least what a keyframe's
+// burst may put between the reader and a writer (audio is never bursty).
 const (
-	minCacheSlots = 32
+	minVideoSlots = 128
+	minAudioSlots = 32
 	maxCacheSlots = 2048
 )
 
@@ -152,8 +154,12 @@ func (c *PacketCache) resize(old *cacheRing, n int, keyStart bool) *cacheRing {
 	if c.video && c.keyInterval > 0 {
 		window = min(max(window, c.keyInterval*5/4), maxCacheWindow)
 	}
-	want := min(max(int(c.rate*float64(window)/1e9), minCacheSlots), maxCacheSlots)
-	slots, size := minCacheSlots, roundUp(max(n, 1), 64)
+	least := minAudioSlots
+	if c.video {
+		least = minVideoSlots
+	}
+	want := min(max(int(c.rate*float64(window)/1e9), least), maxCacheSlots)
+	slots, size := least, roundUp(max(n, 1), 64)
 	if c.video {
 		size = max(size, defaultSlotPayload)
 	}
@@ -163,7 +169,7 @@ func (c *PacketCache) resize(old *cacheRing, n int, keyStart bool) *cacheRing {
 		case want > slots:
 			slots = min(want*5/4, maxCacheSlots)
 		case want < slots/2:
-			slots = max(want*5/4, minCacheSlots)
+			slots = max(want*5/4, least)
 		case size == old.slotSize:
 			return old
 		}

@@ -70,10 +70,13 @@ type Sender struct {
 	out       *binding // under mu; nil until bound
 	q         atomic.Pointer[sendQueue]
 	w         atomic.Pointer[writer]
-	scheduled atomic.Bool // on its writer's list
-	drainMu   sync.Mutex  // one writer drains the queue at a time
-	ownWriter bool        // under mu (SetBlockingWrites)
-	lagging   bool        // under mu: dropping the rest of the frame lagTS for a full queue
+	scheduled atomic.Bool   // on its writer's list
+	drainMu   sync.Mutex    // one writer drains the queue at a time
+	ownWriter bool          // under mu (SetBlockingWrites)
+	sendEpoch atomic.Uint32 // epoch, for the writers: what was accepted before is not sent
+	missed    atomic.Bool   // a video packet was not sent, the transport not being ready
+	reached   atomic.Bool   // a packet got through since Bind
+	lagging   bool          // under mu: dropping the rest of the frame lagTS for a full queue
 	lagTS     uint32
 	lag       lagLog
 
@@ -106,7 +109,7 @@ func (e *Element) NewSender(t Type, pad string) *Sender {
 // Bind sets where and how packets go once negotiation has fixed them; until then packets are dropped.
 func (s *Sender) Bind(ssrc uint32, payloadType uint8, c Codec, write WriteFunc) {
 	s.mu.Lock()
-	s.epoch++
+	s.newEpoch()
 	if st := s.tc.Load(); st != nil && !strings.EqualFold(st.mime, c.MimeType) {
 		s.dropTranscode()
 		s.unlinkedAt = time.Now()
@@ -116,6 +119,7 @@ func (s *Sender) Bind(ssrc uint32, payloadType uint8, c Codec, write WriteFunc) 
 	s.ssrc, s.payloadType, s.mimeType, s.clockRate, s.write = ssrc, payloadType, c.MimeType, c.ClockRate, write
 	s.channels, s.fmtp = c.Channels, c.Fmtp
 	s.rebind()
+	s.reached.Store(false)
 	s.codecChecked = false // check the source's codec against the new one
 	// Video starts at a keyframe: the last one in the source's cache, or one asked for (accept).
 	s.waitKeyframe = s.video
@@ -156,7 +160,7 @@ func (s *Sender) SetSource(src *Source) {
 	}
 	s.switched = true
 	s.waitKeyframe = s.video // from the source's cache, or a keyframe asked for (accept)
-	s.epoch++
+	s.newEpoch()
 	s.mu.Unlock()
 }
 
@@ -262,6 +266,10 @@ func (s *Sender) accept(src *Source, p *rtp.Packet, ref cacheRef, arrival int64,
 		s.dropped.Add(1)
 		return 0
 	}
+	if s.video && s.missed.Load() {
+		s.missed.Store(false)
+		s.restartVideo()
+	}
 	if s.floorSet && !s.switched && int16(p.SequenceNumber-s.floorSeq) < 0 {
 		// A late packet from before the last rebase: its sequence number does not map.
 		s.dropped.Add(1)
@@ -332,7 +340,7 @@ func (s *Sender) accept(src *Source, p *rtp.Packet, ref cacheRef, arrival int64,
 	if s.lagging && (!s.video || p.Timestamp != s.lagTS) {
 		s.lagging = false
 	}
-	it := sendItem{ring: ref.ring, out: s.out, arrival: arrival, gen: ref.gen, ts: ts, ssrc: s.ssrc,
+	it := sendItem{ring: ref.ring, out: s.out, arrival: arrival, epoch: s.epoch, gen: ref.gen, ts: ts, ssrc: s.ssrc,
 		srcSeq: p.SequenceNumber, seq: seq, pt: s.payloadType}
 	if !s.lagging && s.q.Load().push(&it) {
 		return res | queued
@@ -344,6 +352,23 @@ func (s *Sender) accept(src *Source, p *rtp.Packet, ref cacheRef, arrival int64,
 		res |= askKeyframe
 	}
 	return res
+}
+
+// restartVideo starts the peer's video again at a keyframe, under s.mu: what it was sent did not
+// reach it (the transport was not ready), and what is queued is not sent.
+func (s *Sender) restartVideo() {
+	s.waitKeyframe = true
+	if s.started {
+		s.switched, s.unlinkedAt = true, time.Now()
+	}
+	s.newEpoch()
+}
+
+// newEpoch changes the sequence mapping (retransmissions are served in the current epoch only) and
+// drops what the writer has queued; under s.mu.
+func (s *Sender) newEpoch() {
+	s.epoch++
+	s.sendEpoch.Store(s.epoch)
 }
 
 // floorTrail is how far behind the newest source sequence number the rebase floor may stay.

@@ -276,7 +276,7 @@ func (s *Sender) startTranscode(src *Source, target Codec) {
 	s.unlinkedAt = time.Now()
 	s.switched = true
 	s.waitKeyframe = s.video
-	s.epoch++
+	s.newEpoch()
 	out.addSink(st) // before it is published: dropTranscode must find it linked
 	s.mu.Unlock()
 	if s.video {

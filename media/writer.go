@@ -1,6 +1,7 @@
 package media
 
 import (
+	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,7 @@ type sendItem struct {
 	ring    *cacheRing
 	out     *binding
 	arrival int64 // monotonic nanos the packet entered the pipeline, 0 when not measured
+	epoch   uint32
 	gen     uint32
 	ts      uint32
 	ssrc    uint32
@@ -197,8 +199,17 @@ func (w *writer) drain(s *Sender) {
 	}
 }
 
+// ErrNotSent is what a WriteFunc returns for a packet its transport dropped: before anything got
+// through, because it cannot carry media yet (SRTP not started), and the sender starts the peer's
+// video again at a keyframe; after, because it is full, and the peer lags.
+var ErrNotSent = errors.New("media: the transport cannot send yet")
+
 // send cuts one accepted packet to the MTU and writes it.
 func (w *writer) send(s *Sender, it *sendItem) {
+	if it.epoch != s.sendEpoch.Load() {
+		s.dropped.Add(1) // accepted before a restart of the stream
+		return
+	}
 	p := &w.pkt
 	p.csrc = w.csrc[:0]
 	if !it.ring.read(it.srcSeq, it.gen, w.buf[:], p) {
@@ -221,7 +232,21 @@ func (w *writer) send(s *Sender, it *sendItem) {
 	} else {
 		err = b.write(h, p.payload)
 	}
+	switch {
+	case err == ErrNotSent && !s.reached.Load():
+		// Nothing got through yet (SRTP starting): the peer is to start again at a keyframe.
+		if s.video {
+			s.missed.Store(true)
+		}
+	case err != nil:
+		// The transport refused it (its buffer full, a TCP peer not reading): the peer lags.
+		s.Stats.LagDropped.Add(1)
+		s.noteLag()
+	}
 	if err == nil {
+		if !s.reached.Load() {
+			s.reached.Store(true)
+		}
 		s.packets.Add(uint64(w.frag.n))
 		s.bytes.Add(uint64(len(p.payload)))
 		if it.arrival != 0 {

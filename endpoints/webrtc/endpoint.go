@@ -95,6 +95,7 @@ func New(el *media.Element, log *slog.Logger) *Endpoint {
 	}
 	for _, t := range []media.Type{media.Audio, media.Video} {
 		e.senders[t] = el.NewSender(t, media.DefaultPad)
+		e.senders[t].SetLogger(log)
 	}
 	e.data.in.e = e
 	el.SetInputs(e)
@@ -233,6 +234,11 @@ func (e *Endpoint) peerConnection(s Settings) error {
 	e.watchDTLS(pc)
 	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
 		e.emitICE(CandidatePairSelected{Local: candidateLine(p.Local), Remote: candidateLine(p.Remote)})
+		// Over TCP or through a relay a write may block: such a peer gets writers of its own.
+		blocking := p.Local != nil && (p.Local.Protocol == webrtc.ICEProtocolTCP || p.Local.Typ == webrtc.ICECandidateTypeRelay)
+		for _, s := range e.senders {
+			s.SetBlockingWrites(blocking)
+		}
 	})
 	return nil
 }
@@ -967,6 +973,9 @@ func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 		media.Codec{MimeType: chosen.MimeType, ClockRate: chosen.ClockRate, Channels: chosen.Channels, Fmtp: chosen.SDPFmtpLine},
 		func(h *rtp.Header, payload []byte) error {
 			n, err := w.WriteRTP(h, payload)
+			if n == 0 && err == nil {
+				return media.ErrNotSent // dropped by pion: SRTP not started, or the transport full
+			}
 			if err == nil && h.SSRC == ssrc {
 				out.Sent(h, len(payload), n)
 			}

@@ -66,7 +66,7 @@ func sharedTCPMux(minPort, maxPort uint16, interfaces []string) (ice.TCPMux, err
 	}
 	muxes := make([]ice.TCPMux, len(lns))
 	for i, ln := range lns {
-		muxes[i] = webrtc.NewICETCPMux(nil, ln, 8)
+		muxes[i] = newICETCPMux(ln)
 	}
 	if len(muxes) == 1 {
 		m.mux = muxes[0]

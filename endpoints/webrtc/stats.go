@@ -106,7 +106,7 @@ func (e *Endpoint) rtpStats(only *media.Type) (Stats, *webrtc.PeerConnection) {
 			TargetBitrate: float64(target), RoundTripTime: time.Duration(ss.RTT.Load()).Seconds(),
 			Retransmitted: ss.Retransmitted.Load(), RetransmitBytes: ss.RetransmitBytes.Load(),
 			RetransmitMissed: ss.RetransmitMissed.Load(), NACKedPackets: ss.NACKedPackets.Load(),
-			BitrateDropped: ss.BitrateDropped.Load(),
+			BitrateDropped: ss.BitrateDropped.Load(), LagDropped: ss.LagDropped.Load(),
 		}
 		st.Outbound = append(st.Outbound, s)
 	}

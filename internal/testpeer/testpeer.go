@@ -53,6 +53,9 @@ type Options struct {
 	// Net, when set, opens the peer's sockets (e.g. in another network namespace:
 	// testnetns.PionNet); Loss and TOS replace it.
 	Net transport.Net
+	// MapCandidate, when set, rewrites each ICE candidate line the endpoint sends before the peer
+	// uses it (to reach the endpoint through a proxy, say); "" drops the candidate.
+	MapCandidate func(candidate string) string
 }
 
 // Peer is one client-side WebRTC connection to a WebRtcEndpoint.
@@ -63,12 +66,14 @@ type Peer struct {
 	video, audio *webrtc.TrackLocalStaticRTP
 
 	keyframeWanted atomic.Bool
-	FramesSent     atomic.Int64
-	FramesReceived atomic.Int64 // video frames (marker bits) received
-	AudioReceived  atomic.Int64 // audio packets received
-	VideoPackets   atomic.Int64
-	SeqJumps       atomic.Int64 // received video sequence numbers that skipped ahead by more than one
-	KeyframesRecv  atomic.Int64
+	// KeyframeRequests counts the PLIs and FIRs a sending peer received.
+	KeyframeRequests atomic.Int64
+	FramesSent       atomic.Int64
+	FramesReceived   atomic.Int64 // video frames (marker bits) received
+	AudioReceived    atomic.Int64 // audio packets received
+	VideoPackets     atomic.Int64
+	SeqJumps         atomic.Int64 // received video sequence numbers that skipped ahead by more than one
+	KeyframesRecv    atomic.Int64
 	// LastKeyframe is when the last keyframe arrived (unix nanoseconds), 0 before any.
 	LastKeyframe atomic.Int64
 	// DecodedFrames counts the video frames a decoder could decode: complete (after retransmissions,
@@ -187,6 +192,7 @@ func (p *Peer) readSenderRTCP(s *webrtc.RTPSender) {
 			}
 			switch pkt := pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				p.KeyframeRequests.Add(1)
 				p.keyframeWanted.Store(true)
 			case *rtcp.ReceiverEstimatedMaximumBitrate:
 				p.TargetBitrate.Store(uint64(pkt.Bitrate))
@@ -271,9 +277,15 @@ func (p *Peer) Negotiate(ctx context.Context, c *client.Client, loopback bool) e
 		var d struct {
 			Candidate webrtc.ICECandidateInit `json:"candidate"`
 		}
-		if json.Unmarshal(ev.Data, &d) == nil {
-			p.PC.AddICECandidate(d.Candidate)
+		if json.Unmarshal(ev.Data, &d) != nil {
+			return
 		}
+		if p.opts.MapCandidate != nil {
+			if d.Candidate.Candidate = p.opts.MapCandidate(d.Candidate.Candidate); d.Candidate.Candidate == "" {
+				return
+			}
+		}
+		p.PC.AddICECandidate(d.Candidate)
 	})
 	if err != nil {
 		return err
