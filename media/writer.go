@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kurento-go/kms/egress"
 	"github.com/pion/rtp"
 )
 
@@ -165,21 +166,17 @@ func (w *writer) run() {
 			continue
 		}
 		w.mu.Unlock()
-		done := holdEgress()
+		egress.Hold() // the round's datagrams leave together in one sendmmsg
 		for _, s := range batch {
 			w.drain(s)
 		}
-		done()
+		egress.Release()
 		clear(batch)
 		w.mu.Lock()
 		w.spare = batch[:0]
 		w.mu.Unlock()
 	}
 }
-
-// holdEgress brackets a writer's round, so that the datagrams it writes leave in one batch; it
-// returns the release. A seam for the batched egress.
-var holdEgress = func() func() { return func() {} }
 
 // drain sends what s has queued.
 func (w *writer) drain(s *Sender) {
