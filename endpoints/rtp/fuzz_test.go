@@ -3,6 +3,7 @@ package rtp
 import (
 	"fmt"
 	"net"
+	"runtime"
 	"testing"
 
 	"github.com/kurento-go/kms/internal/fuzzseed"
@@ -105,6 +106,9 @@ func FuzzStreamPackets(f *testing.F) {
 		}
 		sendFramesFast(src, 40)
 		st := ep.streams[0]
+		for !st.sender.Settled() { // its writer has sent the 40 before the peer's feedback comes
+			runtime.Gosched()
+		}
 		from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
 		dec := make([]byte, 0, maxPacket+100)
 		var pkt rtp.Packet
