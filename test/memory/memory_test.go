@@ -35,7 +35,7 @@ import (
 // port's mux and the ICE-TCP port's mux each watch every connection they hand out for its close).
 const (
 	idleHeapBound    = 400 << 10
-	sessionHeapBound = 2300 << 10
+	sessionHeapBound = 1200 << 10
 	// idleGoroutines: pion's ICE agent (task loop, connectivity checks, a context watch) and the
 	// start of its transports, waiting for ICE.
 	idleGoroutines = 4
