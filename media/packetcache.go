@@ -145,11 +145,13 @@ func (c *PacketCache) Store(p *rtp.Packet, keyStart bool) cacheRef {
 // long, or its slots too small for a payload of n bytes. It copies the packets over, so that
 // retransmissions and joins keep being served across the change.
 func (c *PacketCache) resize(old *cacheRing, n int, keyStart bool) *cacheRing {
-	now := monotonic()
-	if c.rateSince != 0 && now > c.rateSince {
+	// The rate is measured over rateEvery packets (a resize for a larger payload keeps it).
+	if now := monotonic(); c.rateSince == 0 {
+		c.rateSince, c.counted = now, 0
+	} else if c.counted >= rateEvery && now > c.rateSince {
 		c.rate = float64(c.counted) * 1e9 / float64(now-c.rateSince)
+		c.rateSince, c.counted = now, 0
 	}
-	c.rateSince, c.counted = now, 0
 	window := cacheWindow
 	if c.video && c.keyInterval > 0 {
 		window = min(max(window, c.keyInterval*5/4), maxCacheWindow)

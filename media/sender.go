@@ -78,6 +78,8 @@ type Sender struct {
 	reached   atomic.Bool   // a packet got through since Bind
 	lagging   bool          // under mu: dropping the rest of the frame lagTS for a full queue
 	lagTS     uint32
+	lagKF     bool  // under mu: a keyframe is due once the queue takes packets again
+	lagKFAt   int64 // monotonic nanos of the last one asked for that
 	lag       lagLog
 
 	packets atomic.Uint64
@@ -336,20 +338,27 @@ func (s *Sender) accept(src *Source, p *rtp.Packet, ref cacheRef, arrival int64,
 		m.fragIndex, m.fragCount = uint8(i), fragCount
 	}
 	// A peer whose queue is full loses the rest of the frame (the gap its NACKs may fill from the
-	// cache) and is offered a keyframe; it never holds up the source.
+	// cache); once it takes packets again it is offered a keyframe, at most every keyframeEvery (a
+	// keyframe while it is still full would be lost, and would cost every other peer). It never
+	// holds up the source.
 	if s.lagging && (!s.video || p.Timestamp != s.lagTS) {
 		s.lagging = false
 	}
 	it := sendItem{ring: ref.ring, out: s.out, arrival: arrival, epoch: s.epoch, gen: ref.gen, ts: ts, ssrc: s.ssrc,
 		srcSeq: p.SequenceNumber, seq: seq, pt: s.payloadType}
 	if !s.lagging && s.q.Load().push(&it) {
+		if s.lagKF && newFrame {
+			if now := monotonic(); s.lagKFAt == 0 || now-s.lagKFAt > int64(keyframeEvery) {
+				s.lagKF, s.lagKFAt = false, now
+				res |= askKeyframe
+			}
+		}
 		return res | queued
 	}
 	s.Stats.LagDropped.Add(1)
 	res |= lagged
 	if s.video && !s.lagging {
-		s.lagging, s.lagTS = true, p.Timestamp
-		res |= askKeyframe
+		s.lagging, s.lagTS, s.lagKF = true, p.Timestamp, true
 	}
 	return res
 }
