@@ -1,12 +1,9 @@
 package webrtc_test
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,30 +15,14 @@ const (
 	leakMaxPort = 47599
 )
 
-// udpSocketsInRange counts the machine's UDP sockets bound to a port in [lo, hi].
+// udpSocketsInRange counts this process's UDP sockets bound to a port in [lo, hi] (other processes'
+// tests may use the same range at the same time).
 func udpSocketsInRange(t *testing.T, lo, hi int) int {
 	n := 0
-	for _, f := range []string{"/proc/net/udp", "/proc/net/udp6"} {
-		fh, err := os.Open(f)
-		if err != nil {
-			continue
+	for _, s := range processSockets(t) {
+		if s.proto == "udp" && int(s.addr.Port()) >= lo && int(s.addr.Port()) <= hi {
+			n++
 		}
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 2 {
-				continue
-			}
-			_, port, ok := strings.Cut(fields[1], ":")
-			if !ok {
-				continue
-			}
-			p, err := strconv.ParseInt(port, 16, 32)
-			if err == nil && int(p) >= lo && int(p) <= hi {
-				n++
-			}
-		}
-		fh.Close()
 	}
 	return n
 }
