@@ -102,8 +102,9 @@ type writer struct {
 	frag fragmentation
 }
 
-// writerIdle is how long a writer waits for work before its goroutine ends.
-const writerIdle = 10 * time.Second
+// writerIdle is how long a writer waits for work before its goroutine ends: a goroutine start is
+// cheap, and a server without media keeps none.
+const writerIdle = 2 * time.Second
 
 func newWriter() *writer { return &writer{wake: make(chan struct{}, 1)} }
 
