@@ -3,7 +3,6 @@ package media
 import (
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/pion/rtp"
 )
@@ -261,13 +260,4 @@ func (c *PacketCache) Get(seq uint16, buf []byte, p *rtp.Packet) bool {
 		SequenceNumber: cp.seq, Timestamp: cp.ts, CSRC: cp.csrc}
 	p.Payload = cp.payload
 	return true
-}
-
-// Size is the memory the cache's slots take, in bytes.
-func (c *PacketCache) Size() int {
-	r := c.ring.Load()
-	if r == nil {
-		return 0
-	}
-	return len(r.data) + len(r.slots)*int(unsafe.Sizeof(cacheSlot{}))
 }
