@@ -361,6 +361,14 @@ func (s *Schema) Encode(t string, v any) (any, error) {
 	return v, nil
 }
 
+// extensionFields are fields a register of ours carries beyond KMS's api.json. They are encoded but
+// not declared (getKmd stays KMS's): kurento-client for JS and Java build such values from the fields
+// they know and ignore the others.
+var extensionFields = map[string][]Param{
+	// packets not sent to a peer that did not take them in time (its send queue or transport full)
+	"RTCOutboundRTPStreamStats": {{Name: "packetsDiscarded", Type: "int64"}},
+}
+
 func (s *Schema) encodeRegister(declared *ComplexType, r *Register) (any, error) {
 	ct := declared
 	if r.Type != "" {
@@ -369,7 +377,11 @@ func (s *Schema) encodeRegister(declared *ComplexType, r *Register) (any, error)
 		}
 	}
 	out := map[string]any{"__module__": ModuleOf(ct.Module), "__type__": ct.Name}
-	for _, f := range ct.AllFields() {
+	fields := ct.AllFields()
+	if ext := extensionFields[ct.Name]; len(ext) > 0 {
+		fields = append(fields[:len(fields):len(fields)], ext...)
+	}
+	for _, f := range fields {
 		v, ok := r.Fields[f.Name]
 		if !ok {
 			continue
