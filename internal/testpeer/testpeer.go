@@ -423,6 +423,18 @@ func (p *Peer) StartMedia() {
 // type), for tests that send what no encoder would: oversized packets, forged keyframe headers.
 func (p *Peer) WriteVideo(pkt *rtp.Packet) error { return p.video.WriteRTP(pkt) }
 
+// Offer is the SDP offer of a sending and receiving peer that is closed at once: for tests whose
+// endpoints are negotiated but never connected, where the server's work is the same whoever offered.
+func Offer() (string, error) {
+	p, err := New(Options{Send: true, Receive: true})
+	if err != nil {
+		return "", err
+	}
+	defer p.Close()
+	offer, err := p.PC.CreateOffer(nil)
+	return offer.SDP, err
+}
+
 // Close stops the media and the peer connection.
 func (p *Peer) Close() {
 	select {

@@ -305,12 +305,7 @@ func TestMemoryPerEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	offerer, err := testpeer.New(testpeer.Options{Send: true, Receive: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	offer, err := offerer.PC.CreateOffer(nil)
-	offerer.Close()
+	offer, err := testpeer.Offer()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +321,7 @@ func TestMemoryPerEndpoint(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := c.Invoke(ctx, ep, "processOffer", map[string]any{"offer": offer.SDP}, nil); err != nil {
+			if err := c.Invoke(ctx, ep, "processOffer", map[string]any{"offer": offer}, nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := c.Invoke(ctx, ep, "gatherCandidates", nil, nil); err != nil {
