@@ -5,22 +5,13 @@
 //    (websocketpp hands over the payload whatever the opcode). A server that ignores
 //    binary frames leaves every kurento-client call unanswered ("Request has timed out").
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
 const WebSocket = require('ws');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
-let srv;
-
-before(async () => {
-  srv = await startServer();
-});
-
-after(async () => {
-  if (srv) await srv.stop();
-});
+const fx = useServer({ client: false });
 
 function exchange(uri, frames, wantReplies, ms = 3000) {
   return new Promise((resolve, reject) => {
@@ -42,7 +33,7 @@ function exchange(uri, frames, wantReplies, ms = 3000) {
 h.wireTest('requests in binary frames (as kurento-client 7.3.0 sends them) are answered', async () => {
   const ping = JSON.stringify({ jsonrpc: '2.0', method: 'ping', params: { interval: 5000 }, id: 0 });
   const describe = JSON.stringify({ jsonrpc: '2.0', method: 'describe', params: { object: 'manager_ServerManager' }, id: 1 });
-  const { replies } = await exchange(srv.uri, [[Buffer.from(ping), true], [Buffer.from(describe), true]], 2);
+  const { replies } = await exchange(fx.srv.uri, [[Buffer.from(ping), true], [Buffer.from(describe), true]], 2);
   assert.equal(replies.length, 2,
     `sent ping (id 0) and describe (id 1) as binary frames; got ${replies.length} replies: ${JSON.stringify(replies)}`);
   assert.deepEqual(JSON.parse(replies[0].text), { id: 0, jsonrpc: '2.0', result: { value: 'pong' } });
@@ -53,7 +44,7 @@ h.wireTest('requests in binary frames (as kurento-client 7.3.0 sends them) are a
 
 h.wireTest('requests in text frames are answered in text frames', async () => {
   const ping = JSON.stringify({ jsonrpc: '2.0', method: 'ping', id: 7 });
-  const { replies } = await exchange(srv.uri, [[ping, false]], 1);
+  const { replies } = await exchange(fx.srv.uri, [[ping, false]], 1);
   assert.equal(replies.length, 1, 'one reply');
   assert.equal(replies[0].isBinary, false, 'replies are text frames');
   assert.deepEqual(JSON.parse(replies[0].text), { id: 7, jsonrpc: '2.0', result: { value: 'pong' } });
@@ -61,10 +52,10 @@ h.wireTest('requests in text frames are answered in text frames', async () => {
 
 h.wireTest('a query string on the path is accepted; a wrong path is closed with 1002 "Invalid path"', async () => {
   const ping = JSON.stringify({ jsonrpc: '2.0', method: 'ping', id: 1 });
-  const withQuery = await exchange(`${srv.uri}?access_token=abc`, [[ping, false]], 1);
+  const withQuery = await exchange(`${fx.srv.uri}?access_token=abc`, [[ping, false]], 1);
   assert.equal(withQuery.replies.length, 1, `kurento-client's ?access_token=... must not break the connection: ${JSON.stringify(withQuery)}`);
 
-  const wrong = await exchange(srv.uri.replace(/\/kurento$/, '/other'), [[ping, false]], 1, 2000);
+  const wrong = await exchange(fx.srv.uri.replace(/\/kurento$/, '/other'), [[ping, false]], 1, 2000);
   assert.equal(wrong.replies.length, 0, `no reply on a wrong path: ${JSON.stringify(wrong)}`);
   assert.deepEqual(wrong.closeInfo, { code: 1002, reason: 'Invalid path' });
 });
@@ -74,7 +65,7 @@ h.wireTest('the server closes the TCP connection when the client ends it without
   // exactly that and then waits up to 30 s for the server's FIN before reconnecting) must
   // not leave the server side in CLOSE-WAIT.
   const result = await new Promise((resolve, reject) => {
-    const s = net.connect(srv.port, '127.0.0.1', () => {
+    const s = net.connect(fx.srv.port, '127.0.0.1', () => {
       s.write('GET /kurento HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
         'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
     });

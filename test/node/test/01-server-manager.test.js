@@ -1,40 +1,28 @@
 'use strict';
 // 1. kurentoClient(ws_uri) connects (strict module check passes); ServerManager getters.
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
 const METADATA = { deployment: 'node-tests', zone: 'lab-1' };
 
-let srv;
-let client;
-
-before(async () => {
-  srv = await startServer({ config: { metadata: METADATA } });
-  ({ client } = await h.connectClient(srv.uri));
-});
-
-after(async () => {
-  h.closeClient(client);
-  if (srv) await srv.stop();
-});
+const fx = useServer({ server: { config: { metadata: METADATA } } });
 
 h.wireTest('kurentoClient(ws_uri) connects and adopts a server-generated UUID sessionId', async () => {
   // connectClient waited for the callback of kurentoClient(), which reports the strict-mode
   // module check (getInfo must list core/elements/filters) — an error would have thrown.
-  assert.match(String(client.sessionId), h.UUID_RE, 'client.sessionId should be the UUID the server generated');
+  assert.match(String(fx.client.sessionId), h.UUID_RE, 'client.sessionId should be the UUID the server generated');
 });
 
 h.wireTest('getServerManager() gives the manager_ServerManager proxy', async () => {
-  const sm = await client.getServerManager();
+  const sm = await fx.client.getServerManager();
   assert.equal(sm.id, 'manager_ServerManager');
   assert.equal(typeof sm.getInfo, 'function', 'proxy should be a ServerManager (describe type/qualifiedType)');
 });
 
 h.wireTest('getInfo() lists modules core/elements/filters and capability "transactions"', async () => {
-  const sm = await client.getServerManager();
+  const sm = await fx.client.getServerManager();
   const info = await h.ok(sm, 'getInfo');
   assert.equal(typeof info, 'object');
   assert.ok(Array.isArray(info.modules), `info.modules should be an array: ${JSON.stringify(info)}`);
@@ -56,8 +44,8 @@ h.wireTest('getInfo() lists modules core/elements/filters and capability "transa
 });
 
 h.wireTest('getPipelines() lists pipeline proxies; a new pipeline appears', async () => {
-  const sm = await client.getServerManager();
-  const pipeline = await client.create('MediaPipeline');
+  const sm = await fx.client.getServerManager();
+  const pipeline = await fx.client.create('MediaPipeline');
   try {
     const pipelines = await h.ok(sm, 'getPipelines');
     assert.ok(Array.isArray(pipelines), `getPipelines should give an array, got ${JSON.stringify(pipelines)}`);
@@ -74,15 +62,15 @@ h.wireTest('getPipelines() lists pipeline proxies; a new pipeline appears', asyn
 });
 
 h.wireTest('getSessions() lists this client session', async () => {
-  const sm = await client.getServerManager();
+  const sm = await fx.client.getServerManager();
   const sessions = await h.ok(sm, 'getSessions');
   assert.ok(Array.isArray(sessions), `getSessions should give an array: ${JSON.stringify(sessions)}`);
   for (const s of sessions) assert.equal(typeof s, 'string');
-  assert.ok(sessions.includes(client.sessionId), `getSessions ${JSON.stringify(sessions)} lacks ${client.sessionId}`);
+  assert.ok(sessions.includes(fx.client.sessionId), `getSessions ${JSON.stringify(sessions)} lacks ${fx.client.sessionId}`);
 });
 
 h.wireTest('getCpuCount(), getUsedMemory() are positive numbers', async () => {
-  const sm = await client.getServerManager();
+  const sm = await fx.client.getServerManager();
   const cpus = await h.ok(sm, 'getCpuCount');
   assert.ok(Number.isInteger(cpus) && cpus >= 1, `getCpuCount = ${JSON.stringify(cpus)}`);
   const mem = await h.ok(sm, 'getUsedMemory');
@@ -90,7 +78,7 @@ h.wireTest('getCpuCount(), getUsedMemory() are positive numbers', async () => {
 });
 
 h.wireTest('getUsedCpu(100) blocks about 100 ms and returns a percentage', async () => {
-  const sm = await client.getServerManager();
+  const sm = await fx.client.getServerManager();
   const t0 = Date.now();
   const cpu = await h.ok(sm, 'getUsedCpu', 100);
   const elapsed = Date.now() - t0;
@@ -99,7 +87,7 @@ h.wireTest('getUsedCpu(100) blocks about 100 ms and returns a percentage', async
 });
 
 h.wireTest('getMetadata() returns the "metadata" subtree of kurento.conf.json as JSON text', async () => {
-  const sm = await client.getServerManager();
+  const sm = await fx.client.getServerManager();
   const text = await h.ok(sm, 'getMetadata');
   assert.equal(typeof text, 'string');
   let parsed;
@@ -108,7 +96,7 @@ h.wireTest('getMetadata() returns the "metadata" subtree of kurento.conf.json as
 });
 
 h.wireTest("getKmd('core') returns the core kmd as JSON text; unknown module fails with 40500", async () => {
-  const sm = await client.getServerManager();
+  const sm = await fx.client.getServerManager();
   const text = await h.ok(sm, 'getKmd', 'core');
   assert.equal(typeof text, 'string');
   let kmd;

@@ -2,31 +2,17 @@
 // 2. create MediaPipeline / PassThrough by simple and qualified type names; id shapes
 //    of PROTOCOL.md §4.3.
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
-let srv;
-let client;
-const toRelease = [];
-
-before(async () => {
-  srv = await startServer();
-  ({ client } = await h.connectClient(srv.uri));
-});
-
-after(async () => {
-  for (const p of toRelease) await h.cb(p, 'release').catch(() => {});
-  h.closeClient(client);
-  if (srv) await srv.stop();
-});
+const fx = useServer();
 
 for (const pipelineType of ['MediaPipeline', 'kurento.MediaPipeline']) {
   for (const elementType of ['PassThrough', 'kurento.PassThrough']) {
     h.wireTest(`create('${pipelineType}') then pipeline.create('${elementType}')`, async () => {
-      const pipeline = await client.create(pipelineType);
-      toRelease.push(pipeline);
+      const pipeline = await fx.client.create(pipelineType);
+      fx.pipelines.push(pipeline);
       assert.match(String(pipeline.id), h.PIPELINE_ID_RE,
         'pipeline id must be <uuid>_kurento.MediaPipeline (PROTOCOL.md §4.3)');
       assert.ok(pipeline.id.endsWith('_kurento.MediaPipeline'));
@@ -47,9 +33,9 @@ for (const pipelineType of ['MediaPipeline', 'kurento.MediaPipeline']) {
 }
 
 h.wireTest('ids are unique across creations', async () => {
-  const p1 = await client.create('MediaPipeline');
-  const p2 = await client.create('MediaPipeline');
-  toRelease.push(p1, p2);
+  const p1 = await fx.client.create('MediaPipeline');
+  const p2 = await fx.client.create('MediaPipeline');
+  fx.pipelines.push(p1, p2);
   assert.notEqual(p1.id, p2.id);
   const a = await p1.create('PassThrough');
   const b = await p1.create('PassThrough');
@@ -57,10 +43,10 @@ h.wireTest('ids are unique across creations', async () => {
 });
 
 h.wireTest('a second client can describe objects by id (getMediaobjectById) and gets the right proxy class', async () => {
-  const pipeline = await client.create('MediaPipeline');
-  toRelease.push(pipeline);
+  const pipeline = await fx.client.create('MediaPipeline');
+  fx.pipelines.push(pipeline);
   const element = await pipeline.create('PassThrough');
-  const { client: other } = await h.connectClient(srv.uri);
+  const { client: other } = await h.connectClient(fx.srv.uri);
   try {
     const p2 = await h.ok(other, 'getMediaobjectById', pipeline.id);
     const e2 = await h.ok(other, 'getMediaobjectById', element.id);
@@ -76,7 +62,7 @@ h.wireTest('a second client can describe objects by id (getMediaobjectById) and 
 });
 
 h.wireTest('raw create and describe wire shapes; unknown type -> 40108', async () => {
-  const rpc = await h.RawRpc.open(srv.uri);
+  const rpc = await h.RawRpc.open(fx.srv.uri);
   try {
     const d = await rpc.call('describe', { object: 'manager_ServerManager' });
     assert.equal(d.type, 'ServerManager');

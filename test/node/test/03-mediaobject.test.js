@@ -2,43 +2,28 @@
 // 3. MediaObject properties: name, tags, sendTagsInEvents, creationTime, parent,
 //    mediaPipeline, children.
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
-let srv;
-let client;
-let pipeline;
-
-before(async () => {
-  srv = await startServer();
-  ({ client } = await h.connectClient(srv.uri));
-  pipeline = await client.create('MediaPipeline');
-});
-
-after(async () => {
-  if (pipeline) await h.cb(pipeline, 'release').catch(() => {});
-  h.closeClient(client);
-  if (srv) await srv.stop();
-});
+const fx = useServer({ pipeline: true });
 
 const tagPairs = (tags) => tags.map((t) => ({ key: t.key, value: t.value }))
   .sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
 
 h.wireTest('getName defaults to the id; setName/getName round trip', async () => {
-  const el = await pipeline.create('PassThrough');
-  assert.equal(await h.ok(pipeline, 'getName'), pipeline.id);
+  const el = await fx.pipeline.create('PassThrough');
+  assert.equal(await h.ok(fx.pipeline, 'getName'), fx.pipeline.id);
   assert.equal(await h.ok(el, 'getName'), el.id);
   await h.ok(el, 'setName', 'my passthrough ✓');
   assert.equal(await h.ok(el, 'getName'), 'my passthrough ✓');
-  await h.ok(pipeline, 'setName', 'room-1');
-  assert.equal(await h.ok(pipeline, 'getName'), 'room-1');
+  await h.ok(fx.pipeline, 'setName', 'room-1');
+  assert.equal(await h.ok(fx.pipeline, 'getName'), 'room-1');
   assert.equal(await h.ok(el, 'getName'), 'my passthrough ✓', 'names are per object');
 });
 
 h.wireTest('tags: addTag/getTag/getTags/removeTag; missing key -> 40110', async () => {
-  const el = await pipeline.create('PassThrough');
+  const el = await fx.pipeline.create('PassThrough');
   assert.deepEqual(await h.ok(el, 'getTags'), [], 'no tags initially');
 
   await h.ok(el, 'addTag', 'room', 'r1');
@@ -68,13 +53,13 @@ h.wireTest('tags: addTag/getTag/getTags/removeTag; missing key -> 40110', async 
   assert.equal(err.data && err.data.type, 'MEDIA_OBJECT_TAG_KEY_NOT_FOUND');
 
   // Tags are per object.
-  const { err: err2 } = await h.cb(pipeline, 'getTag', 'user');
+  const { err: err2 } = await h.cb(fx.pipeline, 'getTag', 'user');
   assert.equal(err2 && err2.code, 40110);
 });
 
 h.wireTest('sendTagsInEvents: default false, settable, tags then appear in event data', async () => {
-  const a = await pipeline.create('PassThrough');
-  const b = await pipeline.create('PassThrough');
+  const a = await fx.pipeline.create('PassThrough');
+  const b = await fx.pipeline.create('PassThrough');
   assert.equal(await h.ok(a, 'getSendTagsInEvents'), false);
   await h.ok(a, 'addTag', 'who', 'a');
 
@@ -93,17 +78,17 @@ h.wireTest('sendTagsInEvents: default false, settable, tags then appear in event
 
 h.wireTest('getCreationTime is the creation time in epoch seconds', async () => {
   const before = Math.floor(Date.now() / 1000);
-  const el = await pipeline.create('PassThrough');
+  const el = await fx.pipeline.create('PassThrough');
   const after = Math.ceil(Date.now() / 1000);
   const t = await h.ok(el, 'getCreationTime');
   assert.ok(Number.isInteger(t), `getCreationTime should be an integer, got ${JSON.stringify(t)}`);
   assert.ok(t >= before - 2 && t <= after + 2, `getCreationTime ${t} not within [${before}, ${after}] (epoch seconds)`);
-  const tp = await h.ok(pipeline, 'getCreationTime');
+  const tp = await h.ok(fx.pipeline, 'getCreationTime');
   assert.ok(Number.isInteger(tp) && tp <= t + 1 && tp > before - 600, `pipeline creation time ${tp}`);
 });
 
 h.wireTest('getParent / getMediaPipeline / getChildren navigate the tree', async () => {
-  const p = await client.create('MediaPipeline');
+  const p = await fx.client.create('MediaPipeline');
   try {
     const a = await p.create('PassThrough');
     const b = await p.create('PassThrough');
@@ -121,7 +106,7 @@ h.wireTest('getParent / getMediaPipeline / getChildren navigate the tree', async
     assert.deepEqual(none, [], 'an element has no children');
 
     // The raw value of getParent of a pipeline is null (PROTOCOL.md §4.5).
-    const rpc = await h.RawRpc.open(srv.uri);
+    const rpc = await h.RawRpc.open(fx.srv.uri);
     try {
       const r = await rpc.call('invoke', { object: p.id, operation: 'getParent' });
       assert.equal(r.value, null, `getParent of a pipeline: ${JSON.stringify(r)}`);

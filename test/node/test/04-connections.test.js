@@ -2,29 +2,15 @@
 // 4. connect/disconnect of PassThroughs: ElementConnected/ElementDisconnected events,
 //    getSinkConnections/getSourceConnections, one source per sink pad (CONFIG.md §6.1).
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
-let srv;
-let client;
-const pipelines = [];
-
-before(async () => {
-  srv = await startServer();
-  ({ client } = await h.connectClient(srv.uri));
-});
-
-after(async () => {
-  for (const p of pipelines) await h.cb(p, 'release').catch(() => {});
-  h.closeClient(client);
-  if (srv) await srv.stop();
-});
+const fx = useServer();
 
 async function setup(n) {
-  const p = await client.create('MediaPipeline');
-  pipelines.push(p);
+  const p = await fx.client.create('MediaPipeline');
+  fx.pipelines.push(p);
   const els = [];
   for (let i = 0; i < n; i++) els.push(await p.create('PassThrough'));
   return { p, els };

@@ -3,25 +3,11 @@
 //    pipeline.transaction(fn), client.transaction(fn)), newref references, and a
 //    transaction whose later operation fails (PROTOCOL.md §4.8).
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
-let srv;
-let client;
-const pipelines = [];
-
-before(async () => {
-  srv = await startServer();
-  ({ client } = await h.connectClient(srv.uri));
-});
-
-after(async () => {
-  for (const p of pipelines) await h.cb(p, 'release').catch(() => {});
-  h.closeClient(client);
-  if (srv) await srv.stop();
-});
+const fx = useServer();
 
 function conns(list) {
   return list.map((c) => `${c.source}>${c.sink}:${c.type}`).sort();
@@ -33,10 +19,10 @@ function transactionRequestsSince(mark) {
 }
 
 h.wireTest('implicit transactions (useImplicitTransactions) batch calls and they all succeed', async () => {
-  const { client: ic } = await h.connectClient(srv.uri, { useImplicitTransactions: true });
+  const { client: ic } = await h.connectClient(fx.srv.uri, { useImplicitTransactions: true });
   try {
     const p = await ic.create('MediaPipeline');
-    pipelines.push(p);
+    fx.pipelines.push(p);
     assert.match(p.id, h.PIPELINE_ID_RE);
     const mark = h.wire.length;
     // Queued in the same tick: the client sends them as one `transaction` request.
@@ -66,12 +52,12 @@ h.wireTest('implicit transactions (useImplicitTransactions) batch calls and they
 
 h.wireTest('explicit: client.beginTransaction() ... commit() creates objects referencing each other', async () => {
   const mark = h.wire.length;
-  const tx = client.beginTransaction();
+  const tx = fx.client.beginTransaction();
   // kurento-client 7.3.0: generated methods called with a transaction need an explicit
   // callback (otherwise the last argument is taken as the callback after the shift).
   const opErrors = [];
   const note = (what) => (err) => { if (err) opErrors.push(`${what}: ${JSON.stringify(err)}`); };
-  const p = client.create(tx, 'MediaPipeline');
+  const p = fx.client.create(tx, 'MediaPipeline');
   const a = p.create(tx, 'PassThrough');
   const b = p.create(tx, 'PassThrough');
   a.addTag(tx, 'role', 'source', note('addTag'));
@@ -80,7 +66,7 @@ h.wireTest('explicit: client.beginTransaction() ... commit() creates objects ref
   const txResult = await h.withTimeout(new Promise((resolve, reject) => {
     tx.commit((err, res) => (err ? reject(err) : resolve(res)));
   }), 15000, 'tx.commit');
-  pipelines.push(p);
+  fx.pipelines.push(p);
 
   const sent = transactionRequestsSince(mark);
   assert.equal(sent.length, 1, 'one transaction request on the wire');
@@ -99,8 +85,8 @@ h.wireTest('explicit: client.beginTransaction() ... commit() creates objects ref
 });
 
 h.wireTest('explicit: pipeline.transaction(fn) creates, connects (newref) and tags elements', async () => {
-  const p = await client.create('MediaPipeline');
-  pipelines.push(p);
+  const p = await fx.client.create('MediaPipeline');
+  fx.pipelines.push(p);
   let a;
   let b;
   const mark = h.wire.length;
@@ -127,22 +113,22 @@ h.wireTest('explicit: client.transaction(fn) creates a pipeline and an element i
   let p;
   let e;
   await h.withTimeout(new Promise((resolve, reject) => {
-    client.transaction(function () {
+    fx.client.transaction(function () {
       p = this.create('MediaPipeline');
       e = p.create('PassThrough');
     }, (err, res) => (err ? reject(err) : resolve(res)));
   }), 15000, 'client.transaction');
-  pipelines.push(p);
+  fx.pipelines.push(p);
   assert.match(String(p.id), h.PIPELINE_ID_RE);
   assert.match(String(e.id), h.elementIdRe(p.id, 'PassThrough'));
   assert.equal(await h.ok(e, 'getName'), e.id);
 });
 
 h.wireTest('a transaction whose later operation fails: earlier ones stay, later ones not executed', async () => {
-  const tx = client.beginTransaction();
+  const tx = fx.client.beginTransaction();
   const got = {};
   const track = (name) => (err, value) => { got[name] = { err, value }; };
-  const p = client.create(tx, 'MediaPipeline', track('pipeline'));
+  const p = fx.client.create(tx, 'MediaPipeline', track('pipeline'));
   const a = p.create(tx, 'PassThrough', track('a'));
   a.getTag(tx, 'no-such-key', track('getTag'));
   const c = p.create(tx, 'PassThrough', track('c'));
@@ -150,7 +136,7 @@ h.wireTest('a transaction whose later operation fails: earlier ones stay, later 
   await h.withTimeout(new Promise((resolve) => {
     tx.commit((err) => { commitErr = err; resolve(); });
   }), 15000, 'tx.commit');
-  if (p.id) pipelines.push(p);
+  if (p.id) fx.pipelines.push(p);
   await h.waitFor(() => Object.keys(got).length === 4, 5000, `all four operation callbacks (got ${Object.keys(got)})`);
 
   assert.equal(commitErr, null, `the transaction call itself succeeds (PROTOCOL.md §4.8): ${JSON.stringify(commitErr)}`);
@@ -169,7 +155,7 @@ h.wireTest('a transaction whose later operation fails: earlier ones stay, later 
 });
 
 h.wireTest('raw transaction: newref substitution, stop at first failure, outer success', async () => {
-  const rpc = await h.RawRpc.open(srv.uri);
+  const rpc = await h.RawRpc.open(fx.srv.uri);
   try {
     const { sessionId } = await rpc.call('describe', { object: 'manager_ServerManager' });
     const ops = [

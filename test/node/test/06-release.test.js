@@ -2,23 +2,11 @@
 // 6. release: a released pipeline takes its children with it; later use -> 40101
 //    "... not found" (PROTOCOL.md §4.7).
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
-let srv;
-let client;
-
-before(async () => {
-  srv = await startServer();
-  ({ client } = await h.connectClient(srv.uri));
-});
-
-after(async () => {
-  h.closeClient(client);
-  if (srv) await srv.stop();
-});
+const fx = useServer();
 
 function assertNotFound(err, what) {
   assert.ok(err, `${what}: expected an error, the call succeeded`);
@@ -28,7 +16,7 @@ function assertNotFound(err, what) {
 }
 
 h.wireTest('releasing a pipeline makes its children answer 40101', async () => {
-  const p = await client.create('MediaPipeline');
+  const p = await fx.client.create('MediaPipeline');
   const a = await p.create('PassThrough');
   const b = await p.create('PassThrough');
   await h.ok(a, 'connect', b);
@@ -43,13 +31,13 @@ h.wireTest('releasing a pipeline makes its children answer 40101', async () => {
   assertNotFound((await h.cb(b, 'addTag', 'k', 'v')).err, 'b.addTag() after pipeline release');
   assertNotFound((await h.cb(p, 'getName')).err, 'pipeline.getName() after release');
 
-  const sm = await client.getServerManager();
+  const sm = await fx.client.getServerManager();
   const pipelines = await h.ok(sm, 'getPipelines');
   assert.ok(!pipelines.map((x) => x.id).includes(p.id), 'released pipeline not listed by getPipelines');
 });
 
 h.wireTest('releasing an element keeps the pipeline and its other elements', async () => {
-  const p = await client.create('MediaPipeline');
+  const p = await fx.client.create('MediaPipeline');
   try {
     const a = await p.create('PassThrough');
     const b = await p.create('PassThrough');
@@ -69,7 +57,7 @@ h.wireTest('releasing an element keeps the pipeline and its other elements', asy
 });
 
 h.wireTest('release is idempotent: releasing again / an unknown id succeeds (raw)', async () => {
-  const rpc = await h.RawRpc.open(srv.uri);
+  const rpc = await h.RawRpc.open(fx.srv.uri);
   try {
     const p = await rpc.call('create', { type: 'MediaPipeline', properties: {} });
     const sessionId = p.sessionId;
@@ -96,9 +84,9 @@ h.wireTest('release is idempotent: releasing again / an unknown id succeeds (raw
 });
 
 h.wireTest('a pipeline released by another client is gone for this client too', async () => {
-  const p = await client.create('MediaPipeline');
+  const p = await fx.client.create('MediaPipeline');
   const a = await p.create('PassThrough');
-  const { client: other } = await h.connectClient(srv.uri);
+  const { client: other } = await h.connectClient(fx.srv.uri);
   try {
     const p2 = await h.ok(other, 'getMediaobjectById', p.id);
     await h.ok(p2, 'release');

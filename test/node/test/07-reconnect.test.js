@@ -3,23 +3,14 @@
 //    `connect {sessionId}`; a raw connection can re-attach to an old session with
 //    `connect` (PROTOCOL.md §3, §4.2).
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
-let srv;
-
-before(async () => {
-  srv = await startServer();
-});
-
-after(async () => {
-  if (srv) await srv.stop();
-});
+const fx = useServer({ client: false });
 
 h.wireTest('kurento-client auto-reconnects with connect {sessionId}; objects and subscriptions survive', async () => {
-  const { client } = await h.connectClient(srv.uri);
+  const { client } = await h.connectClient(fx.srv.uri);
   let p;
   try {
     p = await client.create('MediaPipeline');
@@ -67,7 +58,7 @@ h.wireTest('kurento-client auto-reconnects with connect {sessionId}; objects and
 });
 
 h.wireTest('raw: connect {sessionId} from a new socket returns the same session and can describe old objects', async () => {
-  const first = await h.RawRpc.open(srv.uri);
+  const first = await h.RawRpc.open(fx.srv.uri);
   const created = await first.call('create', { type: 'MediaPipeline', properties: {} });
   const sessionId = created.sessionId;
   const pipelineId = created.value;
@@ -76,7 +67,7 @@ h.wireTest('raw: connect {sessionId} from a new socket returns the same session 
   first.terminate();
   await h.sleep(200);
 
-  const second = await h.RawRpc.open(srv.uri);
+  const second = await h.RawRpc.open(fx.srv.uri);
   try {
     const c = await second.call('connect', { sessionId });
     assert.equal(c.sessionId, sessionId, `connect must return the old sessionId: ${JSON.stringify(c)}`);
@@ -92,7 +83,7 @@ h.wireTest('raw: connect {sessionId} from a new socket returns the same session 
     assert.equal(n.value, el.value);
 
     // serverId is fixed for the process.
-    const third = await h.RawRpc.open(srv.uri);
+    const third = await h.RawRpc.open(fx.srv.uri);
     try {
       const c3 = await third.call('connect');
       assert.notEqual(c3.sessionId, sessionId, 'connect without params on a fresh socket gives a new session');
@@ -108,10 +99,10 @@ h.wireTest('raw: connect {sessionId} from a new socket returns the same session 
 });
 
 h.wireTest('raw: connect to a live kurento-client session from another socket', async () => {
-  const { client } = await h.connectClient(srv.uri);
+  const { client } = await h.connectClient(fx.srv.uri);
   try {
     const p = await client.create('MediaPipeline');
-    const rpc = await h.RawRpc.open(srv.uri);
+    const rpc = await h.RawRpc.open(fx.srv.uri);
     try {
       const c = await rpc.call('connect', { sessionId: client.sessionId });
       assert.equal(c.sessionId, client.sessionId);
@@ -127,7 +118,7 @@ h.wireTest('raw: connect to a live kurento-client session from another socket', 
 });
 
 h.wireTest('raw: connect with an unknown sessionId fails with 40007 INVALID_SESSION', async () => {
-  const rpc = await h.RawRpc.open(srv.uri);
+  const rpc = await h.RawRpc.open(fx.srv.uri);
   try {
     const err = await rpc.callError('connect', { sessionId: '00000000-0000-4000-8000-000000000000' });
     assert.equal(err.code, 40007, err.reply);
@@ -142,7 +133,7 @@ h.wireTest('raw: connect with an unknown sessionId fails with 40007 INVALID_SESS
 });
 
 h.wireTest('raw: ping answers pong, with sessionId once the connection has a session', async () => {
-  const rpc = await h.RawRpc.open(srv.uri);
+  const rpc = await h.RawRpc.open(fx.srv.uri);
   try {
     const first = await rpc.request('ping', { interval: 5000 });
     assert.deepEqual(first.result, { value: 'pong' }, `first ping on a fresh connection: ${JSON.stringify(first)}`);

@@ -3,31 +3,17 @@
 //    (Promise-style calls of kurento-client 7.3.0 do not reject on server errors, so
 //    errors are only checked callback-style.)
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
-let srv;
-let client;
-const pipelines = [];
-
-before(async () => {
-  srv = await startServer();
-  ({ client } = await h.connectClient(srv.uri));
-});
-
-after(async () => {
-  for (const p of pipelines) await h.cb(p, 'release').catch(() => {});
-  h.closeClient(client);
-  if (srv) await srv.stop();
-});
+const fx = useServer();
 
 h.wireTest('create: promise style and callback style', async () => {
-  const p1 = await client.create('MediaPipeline');
-  pipelines.push(p1);
-  const p2 = await h.ok(client, 'create', 'MediaPipeline');
-  pipelines.push(p2);
+  const p1 = await fx.client.create('MediaPipeline');
+  fx.pipelines.push(p1);
+  const p2 = await h.ok(fx.client, 'create', 'MediaPipeline');
+  fx.pipelines.push(p2);
   assert.match(p1.id, h.PIPELINE_ID_RE);
   assert.match(p2.id, h.PIPELINE_ID_RE);
 
@@ -38,8 +24,8 @@ h.wireTest('create: promise style and callback style', async () => {
 });
 
 h.wireTest('getters and setters: promise style and callback style agree', async () => {
-  const p = await client.create('MediaPipeline');
-  pipelines.push(p);
+  const p = await fx.client.create('MediaPipeline');
+  fx.pipelines.push(p);
   const e = await p.create('PassThrough');
 
   assert.equal(await e.getName(), e.id);
@@ -76,8 +62,8 @@ h.wireTest('getters and setters: promise style and callback style agree', async 
 });
 
 h.wireTest('ServerManager calls: promise style and callback style agree', async () => {
-  const smP = await client.getServerManager();
-  const smC = await h.ok(client, 'getServerManager');
+  const smP = await fx.client.getServerManager();
+  const smC = await h.ok(fx.client, 'getServerManager');
   assert.equal(smP.id, 'manager_ServerManager');
   assert.equal(smC.id, smP.id);
   const infoP = await smP.getInfo();
@@ -85,11 +71,11 @@ h.wireTest('ServerManager calls: promise style and callback style agree', async 
   assert.deepEqual(infoP, infoC);
   assert.equal(await smP.getCpuCount(), await h.ok(smP, 'getCpuCount'));
   const sessionsP = await smP.getSessions();
-  assert.ok(sessionsP.includes(client.sessionId), `getSessions (promise) ${JSON.stringify(sessionsP)}`);
+  assert.ok(sessionsP.includes(fx.client.sessionId), `getSessions (promise) ${JSON.stringify(sessionsP)}`);
 });
 
 h.wireTest('connect / disconnect / release: promise style and callback style', async () => {
-  const p = await client.create('MediaPipeline');
+  const p = await fx.client.create('MediaPipeline');
   const a = await p.create('PassThrough');
   const b = await p.create('PassThrough');
   await a.connect(b, 'AUDIO');
@@ -109,8 +95,8 @@ h.wireTest('connect / disconnect / release: promise style and callback style', a
 });
 
 h.wireTest('errors reach callback-style callers with code, message and data', async () => {
-  const p = await client.create('MediaPipeline');
-  pipelines.push(p);
+  const p = await fx.client.create('MediaPipeline');
+  fx.pipelines.push(p);
   const e = await p.create('PassThrough');
   const { err, value } = await h.cb(e, 'getTag', 'absent');
   assert.ok(err, `expected an error, got ${JSON.stringify(value)}`);

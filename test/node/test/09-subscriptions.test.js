@@ -3,20 +3,11 @@
 //    (session, object, event type) however many subscriptions (PROTOCOL.md §4.6),
 //    notification shape (§5), unsubscribe, errors.
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
-let srv;
-
-before(async () => {
-  srv = await startServer();
-});
-
-after(async () => {
-  if (srv) await srv.stop();
-});
+const fx = useServer({ client: false });
 
 async function setup(rpc) {
   const p = await rpc.call('create', { type: 'MediaPipeline', properties: {} });
@@ -28,7 +19,7 @@ async function setup(rpc) {
 }
 
 h.wireTest('subscribing twice to the same event yields two ids but one notification per event', async () => {
-  const rpc = await h.RawRpc.open(srv.uri);
+  const rpc = await h.RawRpc.open(fx.srv.uri);
   try {
     const { sessionId, pipe, a, b } = await setup(rpc);
     const s1 = await rpc.call('subscribe', { object: a, type: 'ElementConnected', sessionId });
@@ -82,8 +73,8 @@ h.wireTest('subscribing twice to the same event yields two ids but one notificat
 });
 
 h.wireTest('events are delivered per session: two sessions subscribed to the same object each get one', async () => {
-  const r1 = await h.RawRpc.open(srv.uri);
-  const r2 = await h.RawRpc.open(srv.uri);
+  const r1 = await h.RawRpc.open(fx.srv.uri);
+  const r2 = await h.RawRpc.open(fx.srv.uri);
   try {
     const { sessionId, pipe, a, b } = await setup(r1);
     const d2 = await r2.call('describe', { object: a });
@@ -105,7 +96,7 @@ h.wireTest('events are delivered per session: two sessions subscribed to the sam
 });
 
 h.wireTest('ServerManager ObjectCreated / ObjectDestroyed notifications', async () => {
-  const rpc = await h.RawRpc.open(srv.uri);
+  const rpc = await h.RawRpc.open(fx.srv.uri);
   try {
     const d = await rpc.call('describe', { object: 'manager_ServerManager' });
     const sessionId = d.sessionId;
@@ -128,7 +119,7 @@ h.wireTest('ServerManager ObjectCreated / ObjectDestroyed notifications', async 
 });
 
 h.wireTest('subscribe errors: unsupported event -> 40106, unknown object -> 40101; unsubscribe unknown succeeds', async () => {
-  const rpc = await h.RawRpc.open(srv.uri);
+  const rpc = await h.RawRpc.open(fx.srv.uri);
   try {
     const { sessionId, pipe, a } = await setup(rpc);
     const e1 = await rpc.callError('subscribe', { object: a, type: 'EndOfStream', sessionId });

@@ -3,29 +3,14 @@
 //     whose ports lie inside KMS_MIN_PORT..KMS_MAX_PORT, gatherCandidates works before and after
 //     processOffer, IceGatheringDone follows the candidates (CONFIG.md §6.5).
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
 const MIN_PORT = 42300;
 const MAX_PORT = 42360;
 
-let srv;
-let client;
-let pipeline;
-
-before(async () => {
-  srv = await startServer({ env: { KMS_MIN_PORT: String(MIN_PORT), KMS_MAX_PORT: String(MAX_PORT) } });
-  ({ client } = await h.connectClient(srv.uri));
-  pipeline = await client.create('MediaPipeline');
-});
-
-after(async () => {
-  if (pipeline) await h.cb(pipeline, 'release').catch(() => {});
-  h.closeClient(client);
-  if (srv) await srv.stop();
-});
+const fx = useServer({ server: { env: { KMS_MIN_PORT: String(MIN_PORT), KMS_MAX_PORT: String(MAX_PORT) } }, pipeline: true });
 
 // "candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> ..."
 function candidatePort(line) {
@@ -34,7 +19,7 @@ function candidatePort(line) {
 }
 
 async function gather(order) {
-  const ep = await pipeline.create('WebRtcEndpoint');
+  const ep = await fx.pipeline.create('WebRtcEndpoint');
   const found = [];
   let doneAt = -1;
   ep.on('IceCandidateFound', (ev) => found.push(ev.candidate));

@@ -2,26 +2,14 @@
 // 12. Composite as applications build it with kurento-client: createHubPort, WebRtcEndpoints
 //     connected to their ports both ways, getChildren of the pipeline and of the composite, release of everything.
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
-let srv;
-let client;
-
-before(async () => {
-  srv = await startServer();
-  ({ client } = await h.connectClient(srv.uri));
-});
-
-after(async () => {
-  h.closeClient(client);
-  if (srv) await srv.stop();
-});
+const fx = useServer();
 
 h.wireTest('Composite.createHubPort gives ports that WebRtcEndpoints connect to both ways', async () => {
-  const p = await client.create('MediaPipeline');
+  const p = await fx.client.create('MediaPipeline');
   const composite = await p.create('Composite');
   const ports = [];
   for (let i = 0; i < 3; i++) {

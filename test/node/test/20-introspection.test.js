@@ -2,23 +2,11 @@
 // 20. Introspection and the hubs a client sees: getKmd in KMS's .kmd.json format (checked against the
 //     kmd files kurento-client itself ships), getGstreamerDot, and the Mixer hub.
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
-let srv;
-let client;
-
-before(async () => {
-  srv = await startServer();
-  ({ client } = await h.connectClient(srv.uri));
-});
-
-after(async () => {
-  h.closeClient(client);
-  if (srv) await srv.stop();
-});
+const fx = useServer();
 
 const byName = (list) => Object.fromEntries((list || []).map((x) => [x.name, x]));
 const paramsOf = (list) => (list || []).map((p) => `${p.name}:${p.type}`);
@@ -27,7 +15,7 @@ for (const module of ['core', 'elements', 'filters']) {
   h.wireTest(`getKmd('${module}') has the structure and members of kurento-client's ${module}.kmd.json`, async () => {
     // The kmd kurento-client-<module> 7.3.0 was generated from: the reference of the format.
     const ref = require(`kurento-client-${module}/src/${module}.kmd.json`);
-    const sm = await client.getServerManager();
+    const sm = await fx.client.getServerManager();
     const kmd = JSON.parse(await h.ok(sm, 'getKmd', module));
     assert.equal(kmd.name, module);
     for (const key of ['version', 'kurentoVersion', 'imports', 'code', 'remoteClasses', 'complexTypes', 'events']) {
@@ -85,7 +73,7 @@ for (const module of ['core', 'elements', 'filters']) {
 }
 
 h.wireTest('getGstreamerDot: a pipeline, an element and a hub give DOT graphs; details are accepted', async () => {
-  const p = await client.create('MediaPipeline');
+  const p = await fx.client.create('MediaPipeline');
   const ep = await p.create('WebRtcEndpoint');
   const filter = await p.create('GStreamerFilter', { command: 'videoflip method=horizontal-flip' });
   await h.ok(ep, 'connect', filter);
@@ -104,7 +92,7 @@ h.wireTest('getGstreamerDot: a pipeline, an element and a hub give DOT graphs; d
 });
 
 h.wireTest('Mixer: created, ports connected per media type; VIDEO disconnect and DATA refused as KMS does', async () => {
-  const p = await client.create('MediaPipeline');
+  const p = await fx.client.create('MediaPipeline');
   const mixer = await p.create('Mixer');
   const a = await h.ok(mixer, 'createHubPort');
   const b = await h.ok(mixer, 'createHubPort');
@@ -117,7 +105,7 @@ h.wireTest('Mixer: created, ports connected per media type; VIDEO disconnect and
   const data = await h.cb(mixer, 'connect', 'DATA', a, b);
   assert.ok(data.err, 'connect DATA fails');
   assert.equal(data.err.code, 40005, `${data.err.code} ${data.err.message}`);
-  const other = await (await client.create('MediaPipeline')).create('Mixer');
+  const other = await (await fx.client.create('MediaPipeline')).create('Mixer');
   const foreign = await h.ok(other, 'createHubPort');
   const bad = await h.cb(mixer, 'connect', 'AUDIO', foreign, b);
   assert.ok(bad.err, 'a port of another mixer is refused');

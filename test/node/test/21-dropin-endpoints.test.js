@@ -9,38 +9,11 @@
 //     Media comes from a PlayerEndpoint playing a clip made with ffmpeg; the WebRTC peer of an
 //     endpoint is another WebRtcEndpoint of the same server.
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { execFileSync } = require('node:child_process');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer, avClip } = require('../lib/fixture');
 
-let srv;
-let client;
-let pipeline;
-let dir;
-let clip;
-
-before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dropin-endpoints-'));
-  clip = path.join(dir, 'clip.webm');
-  execFileSync('ffmpeg', ['-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=15',
-    '-f', 'lavfi', '-i', 'sine=frequency=440', '-t', '20', '-c:v', 'libvpx', '-deadline', 'realtime',
-    '-b:v', '300k', '-c:a', 'libopus', clip]);
-  srv = await startServer();
-  ({ client } = await h.connectClient(srv.uri));
-  pipeline = await client.create('MediaPipeline');
-});
-
-after(async () => {
-  if (pipeline) await h.cb(pipeline, 'release').catch(() => {});
-  h.closeClient(client);
-  if (srv) await srv.stop();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+const fx = useServer({ pipeline: true, tmpDir: 'dropin-endpoints-', prepare: (f) => { f.clip = avClip(f.dir); } });
 
 const mLines = (sdp) => sdp.split(/\r?\n/).filter((l) => l.startsWith('m='));
 const rejected = (sdp) => mLines(sdp).map((l) => l.split(' ')[1] === '0');
@@ -79,7 +52,7 @@ const legacyOffers = {
 
 for (const [name, { sdp, want }] of Object.entries(legacyOffers)) {
   h.wireTest(`legacy offer gets an answer: ${name}`, async () => {
-    const ep = await pipeline.create('WebRtcEndpoint');
+    const ep = await fx.pipeline.create('WebRtcEndpoint');
     const offer = sdp.join('\r\n');
     const answer = await h.ok(ep, 'processOffer', offer);
     assert.match(answer, /^v=0/);
@@ -93,8 +66,8 @@ for (const [name, { sdp, want }] of Object.entries(legacyOffers)) {
 
 // Two WebRtcEndpoints of the server as each other's peer, with trickle ICE between them.
 async function webrtcPair(opts = {}) {
-  const a = await pipeline.create('WebRtcEndpoint', opts);
-  const b = await pipeline.create('WebRtcEndpoint', opts);
+  const a = await fx.pipeline.create('WebRtcEndpoint', opts);
+  const b = await fx.pipeline.create('WebRtcEndpoint', opts);
   const events = { a: [], b: [] };
   for (const [name, ep] of [['a', a], ['b', b]]) {
     ep.on('DtlsConnectionStateChange', (ev) => events[name].push(ev));
@@ -130,7 +103,7 @@ h.wireTest('DtlsConnectionStateChange: NEW, CONNECTING, CONNECTED, then CLOSED w
 });
 
 h.wireTest('getDtlsConnectionState is [] before any DTLS event', async () => {
-  const ep = await pipeline.create('WebRtcEndpoint');
+  const ep = await fx.pipeline.create('WebRtcEndpoint');
   assert.deepEqual(await h.ok(ep, 'getDtlsConnectionState'), []);
   await h.ok(ep, 'processOffer', h.browserOffer());
   assert.deepEqual(await h.ok(ep, 'getDtlsConnectionState'), [], 'no DTLS without ICE');
@@ -153,11 +126,11 @@ function checkReport(report, ownerId, allowed) {
 }
 
 h.wireTest('getStats of WebRtcEndpoint, RtpEndpoint and RecorderEndpoint: keys and types as KMS', async () => {
-  const player = await pipeline.create('PlayerEndpoint', { uri: `file://${clip}` });
+  const player = await fx.pipeline.create('PlayerEndpoint', { uri: `file://${fx.clip}` });
   const { a, b } = await webrtcPair({ useDataChannels: true });
-  const rtpA = await pipeline.create('RtpEndpoint');
-  const rtpB = await pipeline.create('RtpEndpoint');
-  const recorder = await pipeline.create('RecorderEndpoint', { uri: `file://${dir}/rec.webm` });
+  const rtpA = await fx.pipeline.create('RtpEndpoint');
+  const rtpB = await fx.pipeline.create('RtpEndpoint');
+  const recorder = await fx.pipeline.create('RecorderEndpoint', { uri: `file://${fx.dir}/rec.webm` });
   const offer = await h.ok(rtpA, 'generateOffer');
   await h.ok(rtpA, 'processAnswer', await h.ok(rtpB, 'processOffer', offer));
   await h.ok(player, 'connect', a);
@@ -190,7 +163,7 @@ h.wireTest('getStats of WebRtcEndpoint, RtpEndpoint and RecorderEndpoint: keys a
   const video = await h.ok(rtpB, 'getStats', 'VIDEO');
   const videoIn = Object.values(video).filter((s) => s.type === 'inboundrtp');
   assert.equal(videoIn.length, 1, `getStats(VIDEO): the video stream only: ${JSON.stringify(video)}`);
-  const plain = await pipeline.create('RtpEndpoint');
+  const plain = await fx.pipeline.create('RtpEndpoint');
   assert.deepEqual(Object.values(await h.ok(plain, 'getStats')).map(typeOf), ['endpoint'], 'an RtpEndpoint without media has its EndpointStats only');
   for (const o of [player, a, b, rtpA, rtpB, recorder, plain]) await h.ok(o, 'release');
 });

@@ -7,28 +7,13 @@
 //     Media through the layers and through a real coturn: endpoints/webrtc TestSimulcast*,
 //     TestTURNRelay.
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
 const TURN = '1796523119:kurento:q+/Zx0=@127.0.0.1:3478?transport=tcp';
 
-let srv;
-let client;
-let pipeline;
-
-before(async () => {
-  srv = await startServer({ env: { KMS_TURN_URL: TURN } });
-  ({ client } = await h.connectClient(srv.uri));
-  pipeline = await client.create('MediaPipeline');
-});
-
-after(async () => {
-  if (pipeline) await h.cb(pipeline, 'release').catch(() => {});
-  h.closeClient(client);
-  if (srv) await srv.stop();
-});
+const fx = useServer({ server: { env: { KMS_TURN_URL: TURN } }, pipeline: true });
 
 // A browser's offer with three simulcast layers on its video m-line.
 function ridOffer() {
@@ -42,7 +27,7 @@ function ridOffer() {
 }
 
 h.wireTest('a rid simulcast offer is answered with its layers accepted', async () => {
-  const ep = await pipeline.create('WebRtcEndpoint');
+  const ep = await fx.pipeline.create('WebRtcEndpoint');
   const answer = await h.ok(ep, 'processOffer', ridOffer());
   const video = answer.slice(answer.indexOf('m=video'));
   assert.doesNotMatch(video, /^m=video 0 /, `video rejected:\n${answer}`);
@@ -54,7 +39,7 @@ h.wireTest('a rid simulcast offer is answered with its layers accepted', async (
 });
 
 h.wireTest('KMS_TURN_URL with REST-API credentials and TCP is the turnUrl of new endpoints', async () => {
-  const ep = await pipeline.create('WebRtcEndpoint');
+  const ep = await fx.pipeline.create('WebRtcEndpoint');
   assert.equal(await h.ok(ep, 'getTurnUrl'), TURN);
   const other = '1796523200:app:Zm9v/YmFy+=@127.0.0.1:3479';
   await h.ok(ep, 'setTurnUrl', other);

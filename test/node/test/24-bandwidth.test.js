@@ -6,38 +6,22 @@
 //     - setMaxVideoRecvBandwidth / setRembParams: b=AS in the answer, the first REMB the peer gets
 //       is rembOnConnect and none is above maxVideoRecvBandwidth.
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const dgram = require('node:dgram');
-const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer } = require('../lib/fixture');
 
-let srv;
-let client;
-let pipeline;
-let dir;
-let clip;
-
-before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bandwidth-'));
-  clip = path.join(dir, 'clip.webm');
-  // Keyframes of a detailed picture: VP8 packets of the player's full 1200 bytes.
-  execFileSync('ffmpeg', ['-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=15',
-    '-t', '4', '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '1500k', '-g', '15', clip]);
-  srv = await startServer();
-  ({ client } = await h.connectClient(srv.uri));
-  pipeline = await client.create('MediaPipeline');
-});
-
-after(async () => {
-  if (pipeline) await h.cb(pipeline, 'release').catch(() => {});
-  h.closeClient(client);
-  if (srv) await srv.stop();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+// Keyframes of a detailed picture: VP8 packets of the player's full 1200 bytes.
+const fx = useServer({
+  pipeline: true,
+  tmpDir: 'bandwidth-',
+  prepare: (f) => {
+    f.clip = path.join(f.dir, 'clip.webm');
+    execFileSync('ffmpeg', ['-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=15', '-t', '4',
+      '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '1500k', '-g', '15', f.clip]);
+  },
 });
 
 const isRTCP = (b) => b.length >= 2 && b[1] >= 192 && b[1] <= 223;
@@ -71,9 +55,9 @@ const offerTo = (port, dir, extra = []) => ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', '
   `m=video ${port} RTP/AVPF 96`, 'a=rtpmap:96 VP8/90000', ...extra, 'a=rtcp-mux', `a=${dir}`, ''].join('\r\n');
 
 h.wireTest('setMtu: the RTP peer of an RtpEndpoint receives no packet above the mtu', async () => {
-  const player = await pipeline.create('PlayerEndpoint', { uri: `file://${clip}` });
-  const small = await pipeline.create('RtpEndpoint');
-  const normal = await pipeline.create('RtpEndpoint');
+  const player = await fx.pipeline.create('PlayerEndpoint', { uri: `file://${fx.clip}` });
+  const small = await fx.pipeline.create('RtpEndpoint');
+  const normal = await fx.pipeline.create('RtpEndpoint');
   await h.ok(small, 'setMtu', 500);
   assert.equal(await h.ok(small, 'getMtu'), 500);
   const peers = { small: await rtpPeer(), normal: await rtpPeer() };
@@ -94,7 +78,7 @@ h.wireTest('setMtu: the RTP peer of an RtpEndpoint receives no packet above the 
 });
 
 h.wireTest('maxVideoRecvBandwidth and rembParams: b=AS in the answer, REMBs from rembOnConnect within the bound', async () => {
-  const rtp = await pipeline.create('RtpEndpoint');
+  const rtp = await fx.pipeline.create('RtpEndpoint');
   await h.ok(rtp, 'setMaxVideoRecvBandwidth', 400);
   await h.ok(rtp, 'setRembParams', { rembOnConnect: 250000 });
   assert.equal((await h.ok(rtp, 'getRembParams')).rembOnConnect, 250000);

@@ -8,39 +8,12 @@
 //     - with latencyStats on, getStats of that RtpEndpoint lists inputLatency and E2ELatency
 //       averages between 0 and 1 s (nanoseconds); off, both lists are empty.
 
-const { before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const dgram = require('node:dgram');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { execFileSync } = require('node:child_process');
-const { startServer } = require('../lib/kms');
 const h = require('../lib/helpers');
+const { useServer, avClip } = require('../lib/fixture');
 
-let srv;
-let client;
-let pipeline;
-let dir;
-let clip;
-
-before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'formats-'));
-  clip = path.join(dir, 'clip.webm');
-  execFileSync('ffmpeg', ['-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=15',
-    '-f', 'lavfi', '-i', 'sine=frequency=440', '-t', '20', '-c:v', 'libvpx', '-deadline', 'realtime',
-    '-b:v', '300k', '-c:a', 'libopus', clip]);
-  srv = await startServer();
-  ({ client } = await h.connectClient(srv.uri));
-  pipeline = await client.create('MediaPipeline');
-});
-
-after(async () => {
-  if (pipeline) await h.cb(pipeline, 'release').catch(() => {});
-  h.closeClient(client);
-  if (srv) await srv.stop();
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+const fx = useServer({ pipeline: true, tmpDir: 'formats-', prepare: (f) => { f.clip = avClip(f.dir); } });
 
 // rtpPeer is a UDP socket on loopback counting the RTP packets it receives by payload type.
 async function rtpPeer() {
@@ -60,11 +33,11 @@ async function rtpPeer() {
 }
 
 h.wireTest('setVideoFormat(H264) and setAudioFormat(PCMU): the RtpEndpoint peer receives H264 and PCMU; latencyStats fill getStats', async () => {
-  const player = await pipeline.create('PlayerEndpoint', { uri: `file://${clip}` });
+  const player = await fx.pipeline.create('PlayerEndpoint', { uri: `file://${fx.clip}` });
   const errors = h.collect(player, 'Error');
   await h.ok(player, 'setVideoFormat', { codec: 'H264', framerate: { numerator: 15, denominator: 1 } });
   await h.ok(player, 'setAudioFormat', { codec: 'PCMU', bitrate: 64000 });
-  const rtp = await pipeline.create('RtpEndpoint');
+  const rtp = await fx.pipeline.create('RtpEndpoint');
   await h.ok(player, 'connect', rtp);
   const audio = await rtpPeer();
   const video = await rtpPeer();
@@ -84,10 +57,10 @@ h.wireTest('setVideoFormat(H264) and setAudioFormat(PCMU): the RtpEndpoint peer 
     assert.equal(errors.length, 0, `no Error event: ${JSON.stringify(errors)}`);
 
     const own = async () => (await h.ok(rtp, 'getStats'))[rtp.id];
-    assert.equal(await h.ok(pipeline, 'getLatencyStats'), false);
+    assert.equal(await h.ok(fx.pipeline, 'getLatencyStats'), false);
     let st = await own();
     assert.deepEqual([st.inputLatency, st.E2ELatency], [[], []], 'latencyStats off: empty lists');
-    await h.ok(pipeline, 'setLatencyStats', true);
+    await h.ok(fx.pipeline, 'setLatencyStats', true);
     const plausible = (list) => list.length > 0 && list.every((l) => l.avg > 0 && l.avg < 1e9 &&
       ['AUDIO', 'VIDEO'].includes(l.type) && typeof l.name === 'string' && l.name !== '');
     const deadline = Date.now() + 20000;
@@ -95,7 +68,7 @@ h.wireTest('setVideoFormat(H264) and setAudioFormat(PCMU): the RtpEndpoint peer 
       if (Date.now() > deadline) assert.fail(`latency lists in getStats: ${JSON.stringify(st)}`);
       await h.sleep(200);
     }
-    await h.ok(pipeline, 'setLatencyStats', false);
+    await h.ok(fx.pipeline, 'setLatencyStats', false);
     st = await own();
     assert.deepEqual([st.inputLatency, st.E2ELatency], [[], []], 'latencyStats off again: empty lists');
   } finally {
