@@ -135,9 +135,11 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 
 	mods := loadModuleDirs(c.ModulesConfigPath, &c.Warnings)
 	applyKMSEnv(mods, getenv, filepath.Dir(c.ConfFile), &c.Warnings)
-	if v, ok := f.values["webrtc-udp-mux"]; ok {
-		// The flag wins over the variable and the file; all three are validated as one setting.
-		mods.set("kurento.WebRtcEndpoint", "udpMux", setting{v: v, src: f.source["webrtc-udp-mux"]})
+	// These flags win over the variable and the file; all three are validated as one setting.
+	for flag, key := range map[string]string{"webrtc-udp-mux": "udpMux", "webrtc-direct-srtp": "directSrtp"} {
+		if v, ok := f.values[flag]; ok {
+			mods.set("kurento.WebRtcEndpoint", key, setting{v: v, src: f.source[flag]})
+		}
 	}
 	if err := c.Modules.decode(mods); err != nil {
 		errs = append(errs, err)
@@ -197,6 +199,9 @@ func Usage(program string) string {
   --webrtc-udp-mux BOOL           all WebRtcEndpoints share one UDP port per interface address
                                   (KMS_WEBRTC_UDP_MUX, WebRtcEndpoint udpMux; true); false: ports
                                   of their own per endpoint, as KMS
+  --webrtc-direct-srtp BOOL       send RTP on the shared UDP port with the endpoint's own SRTP
+                                  context, not pion's write path, where it can
+                                  (KMS_WEBRTC_DIRECT_SRTP, WebRtcEndpoint directSrtp; true)
 Every long option can also be set as KURENTO_<OPTION> (e.g. KURENTO_CONF_FILE).
 `
 }

@@ -271,7 +271,7 @@ func TestModuleDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(c.Modules.MediaElement, defaultModules().MediaElement) ||
-		!reflect.DeepEqual(c.Modules.WebRtcEndpoint, WebRtcEndpoint{StunServerPort: 3478, IceTCP: true, UDPMux: true}) ||
+		!reflect.DeepEqual(c.Modules.WebRtcEndpoint, WebRtcEndpoint{StunServerPort: 3478, IceTCP: true, UDPMux: true, DirectSRTP: true}) ||
 		c.Modules.HttpEndpoint.Port != 9091 || c.Modules.RecorderEndpoint.GapsFix != "NONE" ||
 		c.Modules.Composite != (Composite{800, 600, 15}) ||
 		len(c.Modules.SdpEndpoint.AudioCodecs) != 4 {

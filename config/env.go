@@ -32,6 +32,7 @@ var kmsEnv = []struct{ env, class, key string }{
 	{"KMS_NETWORK_INTERFACES", "WebRtcEndpoint", "networkInterfaces"},
 	{"KMS_ICE_TCP", "WebRtcEndpoint", "iceTcp"},
 	{"KMS_WEBRTC_UDP_MUX", "WebRtcEndpoint", "udpMux"},
+	{"KMS_WEBRTC_DIRECT_SRTP", "WebRtcEndpoint", "directSrtp"},
 	{"KMS_TURN_URL", "WebRtcEndpoint", "turnURL"},
 	{"KMS_PEM_CERTIFICATE_RSA", "WebRtcEndpoint", "pemCertificateRSA"},
 	{"KMS_PEM_CERTIFICATE_ECDSA", "WebRtcEndpoint", "pemCertificateECDSA"},

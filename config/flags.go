@@ -43,6 +43,7 @@ var options = []option{
 	{"gst-worker-memory-limit", 0, true},
 	{"gst-worker-cpu-limit", 0, true},
 	{"webrtc-udp-mux", 0, true},
+	{"webrtc-direct-srtp", 0, true},
 }
 
 type gstArg struct{ name, value string }

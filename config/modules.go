@@ -77,6 +77,10 @@ type WebRtcEndpoint struct {
 	// UDPMux shares one UDP port (per interface address) among all endpoints; false gives every
 	// endpoint ports of its own, as KMS does (udpMux, KMS_WEBRTC_UDP_MUX, --webrtc-udp-mux).
 	UDPMux bool
+	// DirectSRTP sends RTP on the shared UDP port with an SRTP context of the endpoint's own rather
+	// than pion's write path, where it can (directSrtp, KMS_WEBRTC_DIRECT_SRTP,
+	// --webrtc-direct-srtp); false keeps pion's path for every packet.
+	DirectSRTP bool
 }
 
 // TURNServer is a parsed turnURL.
@@ -137,7 +141,7 @@ func defaultModules() Modules {
 			VideoCodecs:    []string{"H265/90000", "AV1/90000", "VP9/90000", "VP8/90000", "H264/90000"},
 		},
 		UriEndpoint:      UriEndpoint{DefaultPath: "file:///var/lib/kurento/"},
-		WebRtcEndpoint:   WebRtcEndpoint{StunServerPort: 3478, IceTCP: true, UDPMux: true},
+		WebRtcEndpoint:   WebRtcEndpoint{StunServerPort: 3478, IceTCP: true, UDPMux: true, DirectSRTP: true},
 		RecorderEndpoint: RecorderEndpoint{GapsFix: "NONE"},
 		HttpEndpoint:     HttpEndpoint{Port: 9091},
 		Composite:        Composite{Width: 800, Height: 600, Framerate: 15},
@@ -339,6 +343,7 @@ func (w *WebRtcEndpoint) decode(ck *checker, get lookup) {
 	ck.oneOf(get, "qos-dscp", dscpValues, &w.QosDSCP)
 	ck.boolean(get, "enable-h265", &w.EnableH265)
 	ck.boolean(get, "udpMux", &w.UDPMux)
+	ck.boolean(get, "directSrtp", &w.DirectSRTP)
 }
 
 // order reports lo > hi, naming where each came from.

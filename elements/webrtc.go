@@ -168,6 +168,7 @@ func (d *definer) defineWebRtc() {
 				NumVideoMedias:     sdpc.NumVideoMedias,
 				IncludeLoopback:    true,
 				UDPMux:             wc.UDPMux,
+				DirectSRTP:         wc.DirectSRTP,
 				Recvonly:           a.Bool("recvonly"),
 				Sendonly:           a.Bool("sendonly"),
 				DataChannels:       a.Bool("useDataChannels"),

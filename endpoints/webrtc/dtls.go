@@ -27,8 +27,9 @@ var dtlsStateNames = map[webrtc.DTLSTransportState]string{
 	webrtc.DTLSTransportStateFailed:     "FAILED",
 }
 
-// watchDTLS reports the DTLS states of pc's transport.
-func (e *Endpoint) watchDTLS(pc *webrtc.PeerConnection) {
+// watchDTLS reports the DTLS states of pc's transport, and tells the direct writer when DTLS is
+// connected or has ended.
+func (e *Endpoint) watchDTLS(pc *webrtc.PeerConnection, direct *directSRTP) {
 	t := pc.SCTP().Transport()
 	t.OnStateChange(func(s webrtc.DTLSTransportState) {
 		name, ok := dtlsStateNames[s]
@@ -39,9 +40,13 @@ func (e *Endpoint) watchDTLS(pc *webrtc.PeerConnection) {
 			e.dtlsState("NEW")
 		}
 		e.dtlsState(name)
-		if name == "CONNECTED" {
+		switch name {
+		case "CONNECTED":
 			// Not here: pion holds the transport's lock while it calls us.
 			go e.watchClose(pc)
+			go direct.connected(pc)
+		case "CLOSED", "FAILED":
+			direct.stop()
 		}
 	})
 }

@@ -82,6 +82,7 @@ type Endpoint struct {
 	connected   bool
 	closed      bool
 	sharedUfrag string // ICE username fragment on the shared UDP port, "" when not on it
+	direct      *directSRTP
 	wg          sync.WaitGroup
 }
 
@@ -172,6 +173,7 @@ func (e *Endpoint) peerConnection(s Settings) error {
 			e.log.Warn("shared UDP port unavailable", "err", err)
 		}
 	}
+	e.direct = newDirectSRTP(&se, s.DirectSRTP && e.sharedUfrag != "", !s.peerDTLSServer)
 	if s.IceTCP {
 		// Without a free TCP port the endpoint still works over UDP.
 		if mux, err := sharedTCPMux(s.MinPort, s.MaxPort, s.NetworkInterfaces); err == nil {
@@ -231,8 +233,10 @@ func (e *Endpoint) peerConnection(s Settings) error {
 	pc.OnConnectionStateChange(e.onConnectionState)
 	pc.OnTrack(e.onTrack)
 	pc.OnDataChannel(e.onDataChannel)
-	e.watchDTLS(pc)
+	direct := e.direct
+	e.watchDTLS(pc, direct)
 	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
+		direct.pairChanged(p)
 		e.emitICE(CandidatePairSelected{Local: candidateLine(p.Local), Remote: candidateLine(p.Remote)})
 		// Over TCP or through a relay a write may block: such a peer gets writers of its own.
 		blocking := p.Local != nil && (p.Local.Protocol == webrtc.ICEProtocolTCP || p.Local.Typ == webrtc.ICECandidateTypeRelay)
@@ -283,7 +287,7 @@ func (e *Endpoint) addLocalTracks(offer bool, audio, video bool) error {
 			}
 			continue
 		}
-		track := &localTrack{kind: kind, id: strings.ToLower(t.String()), sender: e.senders[t], endpoint: e}
+		track := &localTrack{kind: kind, id: strings.ToLower(t.String()), sender: e.senders[t], direct: e.direct}
 		e.tracks[t] = track
 		var sender *webrtc.RTPSender
 		if offer {
@@ -336,6 +340,7 @@ func (e *Endpoint) ProcessOffer(offer string, s Settings) (string, error) {
 	}
 	s.acceptAnyCertificate = shape.noFingerprint
 	s.ridSimulcast = shape.ridSimulcast
+	s.peerDTLSServer = strings.Contains(normalized, "\na=setup:passive")
 	if offeredBySharedPort(offer) {
 		s.UDPMux = false
 	}
@@ -706,6 +711,10 @@ func (e *Endpoint) onICEState(s webrtc.ICEConnectionState) {
 	e.emitICE(IceStateChanged{State: name})
 	if s == webrtc.ICEConnectionStateFailed {
 		e.dtlsState("CLOSED") // the peer is gone, and its DTLS connection with it
+		e.mu.Lock()
+		direct := e.direct
+		e.mu.Unlock()
+		direct.stop()
 	}
 	if s == webrtc.ICEConnectionStateConnected {
 		// pion has no separate "ready" step; KMS reports READY once the pair is in use.
@@ -915,11 +924,11 @@ func (e *Endpoint) Close() {
 // localTrack is what pion sends for one media type: it binds the negotiated SSRC, payload type and
 // writer to the element's sink pad. out follows what is written, for our sender reports.
 type localTrack struct {
-	kind     webrtc.RTPCodecType
-	id       string
-	sender   *media.Sender
-	endpoint *Endpoint
-	out      atomic.Pointer[rtpengine.Outbound]
+	kind   webrtc.RTPCodecType
+	id     string
+	sender *media.Sender
+	direct *directSRTP // where its packets go
+	out    atomic.Pointer[rtpengine.Outbound]
 }
 
 func (t *localTrack) ID() string                { return t.id }
@@ -967,12 +976,14 @@ func (t *localTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	ssrc := uint32(ctx.SSRC())
 	out := rtpengine.NewOutbound(ssrc, chosen.ClockRate)
 	t.out.Store(out)
-	// pion's interceptor chain is empty: the packet goes straight to SRTP. What the sender reports
-	// need is taken here, from the media stream (retransmissions on the RTX stream are not counted).
+	// pion's interceptor chain is empty: the packet goes straight to SRTP, ours or pion's
+	// (direct.go). What the sender reports need is taken here, from the media stream
+	// (retransmissions on the RTX stream are not counted).
+	direct := t.direct
 	t.sender.Bind(ssrc, uint8(chosen.PayloadType),
 		media.Codec{MimeType: chosen.MimeType, ClockRate: chosen.ClockRate, Channels: chosen.Channels, Fmtp: chosen.SDPFmtpLine},
 		func(h *rtp.Header, payload []byte) error {
-			n, err := w.WriteRTP(h, payload)
+			n, err := direct.writeRTP(w, h, payload)
 			if n == 0 && err == nil {
 				return media.ErrNotSent // dropped by pion: SRTP not started, or the transport full
 			}

@@ -37,6 +37,9 @@ type Settings struct {
 	// UDPMux puts the endpoint's host candidates on the process's shared UDP port (one socket per
 	// interface address, batched writes); false opens sockets of its own in MinPort..MaxPort.
 	UDPMux bool
+	// DirectSRTP sends RTP on the shared UDP port with the endpoint's own SRTP context instead of
+	// pion's write path, where it can (direct.go).
+	DirectSRTP bool
 	// IncludeLoopback offers 127.0.0.1/::1 candidates; KMS offers whatever the host has, and a server
 	// tested on one machine needs them.
 	IncludeLoopback bool
@@ -75,6 +78,9 @@ type Settings struct {
 	acceptAnyCertificate bool
 	// ridSimulcast: the offer sends rid simulcast layers; their header extensions are negotiated.
 	ridSimulcast bool
+	// peerDTLSServer: the offer says a=setup:passive, so our answer must be active (pion's
+	// answering role would override it).
+	peerDTLSServer bool
 }
 
 // iceServers turns the STUN and TURN settings into pion's form.

@@ -103,6 +103,7 @@ func sharedUDPMux(minPort, maxPort uint16, interfaces []string, includeLoopback 
 			return nil, err
 		}
 		muxes[i] = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: ec, Logger: logs.NewLogger("udpmux")})
+		registerSharedConn(ec) // the direct SRTP path writes to it (direct.go)
 	}
 	m.mux = ice.NewMultiUDPMuxDefault(muxes...)
 	return m.mux, nil
@@ -130,6 +131,7 @@ func CloseSharedSockets() {
 		}
 		delete(sharedUDP.byKey, key)
 	}
+	sharedConns.Clear()
 }
 
 func interfaceNames() []string {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,9 @@ type Options struct {
 	DataChannel bool
 	// TCPOnly makes the peer use ICE over TCP only, as a browser behind a firewall that drops UDP.
 	TCPOnly bool
+	// PassiveOffer offers a=setup:passive (not actpass): the peer is the DTLS server, the endpoint
+	// its client.
+	PassiveOffer bool
 	// Interface is the network interface the peer gathers host candidates on (default "lo"), for
 	// peers in a network namespace of their own.
 	Interface string
@@ -317,8 +321,12 @@ func (p *Peer) Negotiate(ctx context.Context, c *client.Client, loopback bool) e
 	if err := p.PC.SetLocalDescription(offer); err != nil {
 		return err
 	}
+	sdp := offer.SDP
+	if p.opts.PassiveOffer {
+		sdp = strings.ReplaceAll(sdp, "a=setup:actpass", "a=setup:passive")
+	}
 	var answer string
-	if err := c.Invoke(ctx, ep, "processOffer", map[string]any{"offer": offer.SDP}, &answer); err != nil {
+	if err := c.Invoke(ctx, ep, "processOffer", map[string]any{"offer": sdp}, &answer); err != nil {
 		return fmt.Errorf("processOffer: %w", err)
 	}
 	if err := p.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
