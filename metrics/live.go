@@ -19,6 +19,7 @@ type Snapshot struct {
 	GstWorkerCrashes                 map[string]uint64     // workers that died so far, by reason
 	EgressSyscalls                   uint64                // send system calls on media sockets so far
 	EgressDatagrams                  uint64                // datagrams those calls carried
+	RTPSentDirect, RTPSentPion       uint64                // WebRTC RTP packets by send path so far
 	Figures                          []Figures             // one per element that counts media
 }
 
@@ -109,6 +110,7 @@ var (
 	gstCrashesDesc    = prometheus.NewDesc("kms_gst_worker_crashes_total", "GStreamer worker processes that died, by reason (signal, exit, memory_limit, cpu_limit, unresponsive).", []string{"reason"}, nil)
 	egressCallsDesc   = prometheus.NewDesc("kms_egress_syscalls_total", "Send system calls on the WebRTC media sockets (one sendmmsg carries many datagrams).", nil, nil)
 	egressDgramsDesc  = prometheus.NewDesc("kms_egress_datagrams_total", "Datagrams sent on the WebRTC media sockets.", nil, nil)
+	rtpPathDesc       = prometheus.NewDesc("kms_webrtc_rtp_sent_total", "RTP packets WebRtcEndpoints sent, by path: direct (own SRTP context on the shared socket) or pion.", []string{"path"}, nil)
 )
 
 // liveCollector turns snapshots into metrics. The counters it exports are its own running totals:
@@ -192,7 +194,7 @@ func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	for _, d := range []*prometheus.Desc{sessionsDesc, connectionsDesc, pipelinesDesc, elementsDesc,
 		endpointsDesc, transcodersDesc, filesOpenDesc, recordedBytesDesc, droppedDesc, gstErrorsDesc, gstWorkersDesc, gstCrashesDesc,
-		egressCallsDesc, egressDgramsDesc} {
+		egressCallsDesc, egressDgramsDesc, rtpPathDesc} {
 		ch <- d
 	}
 	c.rtt.Describe(ch)
@@ -243,6 +245,8 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(egressCallsDesc, prometheus.CounterValue, float64(snap.EgressSyscalls))
 	ch <- prometheus.MustNewConstMetric(egressDgramsDesc, prometheus.CounterValue, float64(snap.EgressDatagrams))
+	ch <- prometheus.MustNewConstMetric(rtpPathDesc, prometheus.CounterValue, float64(snap.RTPSentDirect), "direct")
+	ch <- prometheus.MustNewConstMetric(rtpPathDesc, prometheus.CounterValue, float64(snap.RTPSentPion), "pion")
 
 	for _, f := range snap.Figures {
 		for m := range numMedia {

@@ -3,6 +3,7 @@ package observe
 import (
 	"github.com/kurento-go/kms/egress"
 	"github.com/kurento-go/kms/endpoints"
+	"github.com/kurento-go/kms/endpoints/webrtc"
 	"github.com/kurento-go/kms/gst"
 	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/metrics"
@@ -24,6 +25,8 @@ func Snapshot(r *objects.Registry, connections int) metrics.Snapshot {
 	}
 	egressed := egress.Sent()
 	snap.EgressSyscalls, snap.EgressDatagrams = egressed.Syscalls, egressed.Datagrams
+	rtp := webrtc.SentRTP()
+	snap.RTPSentDirect, snap.RTPSentPion = rtp.Direct, rtp.Pion
 	for _, p := range Pipelines(r) {
 		snap.Pipelines++
 		for _, e := range p.Elements {

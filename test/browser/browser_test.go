@@ -21,7 +21,8 @@ func TestHarnessLoopback(t *testing.T) {
 // application server (create MediaPipeline, create WebRtcEndpoint, subscribe
 // IceCandidateFound, connect(webRtc, webRtc), processOffer, gatherCandidates, addIceCandidate
 // for each browser candidate). The page's peer connection must decode at least 100 frames of
-// the server's video and receive audio packets within 20 s.
+// the server's video and receive audio packets within 20 s, sent by the direct SRTP path (the
+// server Chromium's DTLS server, on the shared UDP port), none through pion's.
 func TestHelloWorld(t *testing.T) {
 	need(t, "kms", "app")
 	r := newRun(t, 45*time.Second)
@@ -36,6 +37,11 @@ func TestHelloWorld(t *testing.T) {
 		status := describe("hello-world", s)
 		return v.FramesDecoded >= 100 && a.PacketsReceived > 0, status
 	})
+	direct := r.kms.counter(t, `kms_webrtc_rtp_sent_total{path="direct"}`)
+	pion := r.kms.counter(t, `kms_webrtc_rtp_sent_total{path="pion"}`)
+	if direct == 0 || pion != 0 {
+		t.Errorf("RTP sent direct %v, through pion %v: want every packet direct", direct, pion)
+	}
 }
 
 // TestOneToOneCall is Kurento's one2one-call tutorial with two users in one page (each with

@@ -136,7 +136,26 @@ func start(t *testing.T, name string, lineCh chan string, grace time.Duration, d
 
 type kms struct {
 	*proc
-	uri string
+	uri     string
+	metrics string // the Prometheus endpoint
+}
+
+// counter reads one sample of the server's metrics ("name{labels}"), 0 when absent.
+func (k *kms) counter(t *testing.T, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(k.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // startKMS starts the server binary with a temporary kurento.conf.json on a free loopback
@@ -153,7 +172,8 @@ func startKMS(ctx context.Context, t *testing.T) *kms {
 `, port)
 	write(t, filepath.Join(dir, "kurento.conf.json"), conf)
 	write(t, filepath.Join(dir, "modules", "kurento", "BaseRtpEndpoint.conf.ini"), "minPort=40000\nmaxPort=40100\n")
-	p := start(t, "kurento-media-server", nil, 3*time.Second, dir, []string{"GST_DEBUG=3", "GST_DEBUG_NO_COLOR=1"},
+	ops := net.JoinHostPort("127.0.0.1", strconv.Itoa(testserver.FreePort(t)))
+	p := start(t, "kurento-media-server", nil, 3*time.Second, dir, []string{"GST_DEBUG=3", "GST_DEBUG_NO_COLOR=1", "KMS_METRICS_ADDRESS=" + ops},
 		kmsBin, "-f", filepath.Join(dir, "kurento.conf.json"), "-c", filepath.Join(dir, "modules"))
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(10 * time.Second)
@@ -171,7 +191,7 @@ func startKMS(ctx context.Context, t *testing.T) *kms {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &kms{proc: p, uri: fmt.Sprintf("ws://%s/kurento", addr)}
+	return &kms{proc: p, uri: fmt.Sprintf("ws://%s/kurento", addr), metrics: "http://" + ops + "/metrics"}
 }
 
 func write(t *testing.T, path, text string) {
