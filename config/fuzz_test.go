@@ -64,18 +64,34 @@ func FuzzLoad(f *testing.F) {
 	if err := os.MkdirAll(filepath.Join(dir, "modules", "kurento"), 0o755); err != nil {
 		f.Fatal(err)
 	}
+	// The files stay between inputs and are written only when an input changes them (most mutate one
+	// argument): removing and writing all of them per input was most of the target's time.
+	conf := filepath.Join(dir, "kurento.conf.json")
+	type file struct {
+		data    string
+		written bool
+	}
+	var confState, modState file
+	var modPath string
+	write := func(t *testing.T, path, data string, last *file) {
+		if last.written && last.data == data {
+			return
+		}
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		*last = file{data, true}
+	}
 	f.Fuzz(func(t *testing.T, mainData string, module uint8, ini string, envVar uint8, envValue string) {
-		conf := filepath.Join(dir, "kurento.conf.json")
-		for _, m := range moduleFiles {
-			os.Remove(filepath.Join(dir, "modules", "kurento", m+".conf.ini"))
-		}
 		mod := filepath.Join(dir, "modules", "kurento", moduleFiles[int(module)%len(moduleFiles)]+".conf.ini")
-		if err := os.WriteFile(conf, []byte(mainData), 0o644); err != nil {
-			t.Fatal(err)
+		if mod != modPath {
+			if modPath != "" {
+				os.Remove(modPath)
+			}
+			modPath, modState = mod, file{}
 		}
-		if err := os.WriteFile(mod, []byte(ini), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		write(t, conf, mainData, &confState)
+		write(t, mod, ini, &modState)
 		name := variables[int(envVar)%len(variables)]
 		if envValue == "auto" {
 			return // KMS_EXTERNAL_IPV4=auto asks public DNS servers: never a target of a test

@@ -7,9 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
-	"time"
 
 	"github.com/at-wat/ebml-go"
 	"github.com/at-wat/ebml-go/webm"
@@ -107,12 +105,6 @@ func FuzzMuxers(f *testing.F) {
 		u := &url.URL{Scheme: "file", Path: file}
 		p := media.NewPipeline()
 		defer p.Close()
-		dbg := time.AfterFunc(15*time.Second, func() {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			os.WriteFile("/tmp/fuzzruns/stack.txt", buf[:n], 0o644)
-		})
-		defer dbg.Stop()
 		recEl, srcEl := p.NewElement(nil, func(media.Event) {}), p.NewElement(nil, nil)
 		r := New(recEl, Config{URI: u, Profile: prof, Log: log})
 		for _, kind := range []media.Type{media.Audio, media.Video} {
