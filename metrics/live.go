@@ -17,6 +17,7 @@ type Snapshot struct {
 	GStreamerErrors                  uint64                // error messages of GStreamer pipelines so far
 	GstWorkers                       int                   // live GStreamer worker processes
 	GstWorkerCrashes                 map[string]uint64     // workers that died so far, by reason
+	GstWorkerRestarts                map[string]uint64     // elements rebuilt in a new worker so far, by kind
 	EgressSyscalls                   uint64                // send system calls on media sockets so far
 	EgressDatagrams                  uint64                // datagrams those calls carried
 	RTPSentDirect, RTPSentPion       uint64                // WebRTC RTP packets by send path so far
@@ -108,6 +109,7 @@ var (
 	gstErrorsDesc     = prometheus.NewDesc("kms_gstreamer_errors_total", "Error messages posted on the buses of GStreamer pipelines.", nil, nil)
 	gstWorkersDesc    = prometheus.NewDesc("kms_gst_workers", "Live GStreamer worker processes.", nil, nil)
 	gstCrashesDesc    = prometheus.NewDesc("kms_gst_worker_crashes_total", "GStreamer worker processes that died, by reason (signal, exit, memory_limit, cpu_limit, unresponsive).", []string{"reason"}, nil)
+	gstRestartsDesc   = prometheus.NewDesc("kms_gst_worker_restarts_total", "Elements rebuilt in a new GStreamer worker after theirs died (--gst-worker-restart), by kind of element (filter, mixer, player).", []string{"element"}, nil)
 	egressCallsDesc   = prometheus.NewDesc("kms_egress_syscalls_total", "Send system calls on the WebRTC media sockets (one sendmmsg carries many datagrams).", nil, nil)
 	egressDgramsDesc  = prometheus.NewDesc("kms_egress_datagrams_total", "Datagrams sent on the WebRTC media sockets.", nil, nil)
 	rtpPathDesc       = prometheus.NewDesc("kms_webrtc_rtp_sent_total", "RTP packets WebRtcEndpoints sent, by path: direct (own SRTP context on the shared socket) or pion.", []string{"path"}, nil)
@@ -194,7 +196,7 @@ func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	for _, d := range []*prometheus.Desc{sessionsDesc, connectionsDesc, pipelinesDesc, elementsDesc,
 		endpointsDesc, transcodersDesc, filesOpenDesc, recordedBytesDesc, droppedDesc, gstErrorsDesc, gstWorkersDesc, gstCrashesDesc,
-		egressCallsDesc, egressDgramsDesc, rtpPathDesc} {
+		gstRestartsDesc, egressCallsDesc, egressDgramsDesc, rtpPathDesc} {
 		ch <- d
 	}
 	c.rtt.Describe(ch)
@@ -242,6 +244,9 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(gstWorkersDesc, prometheus.GaugeValue, float64(snap.GstWorkers))
 	for reason, n := range snap.GstWorkerCrashes {
 		ch <- prometheus.MustNewConstMetric(gstCrashesDesc, prometheus.CounterValue, float64(n), reason)
+	}
+	for element, n := range snap.GstWorkerRestarts {
+		ch <- prometheus.MustNewConstMetric(gstRestartsDesc, prometheus.CounterValue, float64(n), element)
 	}
 	ch <- prometheus.MustNewConstMetric(egressCallsDesc, prometheus.CounterValue, float64(snap.EgressSyscalls))
 	ch <- prometheus.MustNewConstMetric(egressDgramsDesc, prometheus.CounterValue, float64(snap.EgressDatagrams))

@@ -8,6 +8,7 @@ import (
 	"github.com/kurento-go/kms/media"
 	"github.com/kurento-go/kms/metrics"
 	"github.com/kurento-go/kms/objects"
+	"github.com/kurento-go/kms/processing"
 )
 
 // Snapshot sums up the server for the metrics collector; connections is the number of open
@@ -23,6 +24,7 @@ func Snapshot(r *objects.Registry, connections int) metrics.Snapshot {
 		GstWorkers:       gst.Workers(),
 		GstWorkerCrashes: gst.WorkerCrashes(),
 	}
+	snap.GstWorkerRestarts = processing.WorkerRestarts()
 	egressed := egress.Sent()
 	snap.EgressSyscalls, snap.EgressDatagrams = egressed.Syscalls, egressed.Datagrams
 	rtp := webrtc.SentRTP()

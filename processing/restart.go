@@ -66,9 +66,34 @@ func CrashedEvent(e *gst.Error, what, why string) media.ErrorEvent {
 	return media.ErrorEvent{Type: WorkerCrashed, Code: e.Code, Description: desc}
 }
 
+// restarts counts the pipelines rebuilt in a new worker, by kind of element (kms_gst_worker_restarts_total).
+var restarts struct {
+	mu sync.Mutex
+	n  map[string]uint64
+}
+
+// WorkerRestarts are the elements rebuilt in a new worker so far, by kind ("filter": GStreamerFilter,
+// the overlays, ZBar, VideoSampler; "mixer": Composite, AlphaBlending; "player": PlayerEndpoint).
+func WorkerRestarts() map[string]uint64 {
+	restarts.mu.Lock()
+	defer restarts.mu.Unlock()
+	out := make(map[string]uint64, len(restarts.n))
+	for k, v := range restarts.n {
+		out[k] = v
+	}
+	return out
+}
+
 // RestartedEvent is the WORKER_RESTARTED Error event raised once what has been rebuilt in a new
-// worker after e; errorCode is the crash's.
+// worker after e; errorCode is the crash's. Every rebuild raises it once, so the restart is counted
+// here.
 func RestartedEvent(e *gst.Error, what string) media.ErrorEvent {
+	restarts.mu.Lock()
+	if restarts.n == nil {
+		restarts.n = map[string]uint64{}
+	}
+	restarts.n[what]++
+	restarts.mu.Unlock()
 	return media.ErrorEvent{Type: WorkerRestarted, Code: e.Code,
 		Description: "the " + what + "'s GStreamer pipeline was rebuilt in a new worker after: " + e.Message}
 }
