@@ -178,6 +178,7 @@ type scene struct {
 	ctx      context.Context
 	c        *client.Client
 	pipeline string
+	opsURL   string // the server's /metrics listener, when started with one
 
 	mu     sync.Mutex
 	errors []errorEvent
@@ -262,6 +263,14 @@ func (s *scene) waitError(obj, typ string, deadline time.Time) errorEvent {
 // receiving peer, with real VP8 from the publisher; it returns the filter and the receiver. prepare,
 // if given, runs on the filter before media flows.
 func (s *scene) filterChain(command string, prepare ...func(filter string)) (string, *testpeer.Peer) {
+	filter := s.publishInto("GStreamerFilter", map[string]any{"command": command, "filterType": "VIDEO"}, prepare...)
+	return filter, s.viewer(filter)
+}
+
+// publishInto creates a typ(params) element fed by a WebRtcEndpoint whose peer publishes real VP8,
+// records its Error events, and returns it once the publisher is connected. prepare, if given, runs
+// on the element before media flows.
+func (s *scene) publishInto(typ string, params map[string]any, prepare ...func(elem string)) string {
 	t := s.t
 	pub, err := testpeer.NewClip(testpeer.ClipOptions{Video: testmedia.VP8Clip(t, "-f", "lavfi", "-i", "testsrc=s=320x240:r=30")})
 	if err != nil {
@@ -269,20 +278,19 @@ func (s *scene) filterChain(command string, prepare ...func(filter string)) (str
 	}
 	t.Cleanup(pub.Close)
 	pub.Endpoint = s.create("WebRtcEndpoint", nil)
-	filter := s.create("GStreamerFilter", map[string]any{"command": command, "filterType": "VIDEO"})
-	s.watchErrors(filter)
+	elem := s.create(typ, params)
+	s.watchErrors(elem)
 	for _, f := range prepare {
-		f(filter)
+		f(elem)
 	}
-	s.connect(pub.Endpoint, filter)
+	s.connect(pub.Endpoint, elem)
 	if err := pub.Negotiate(s.ctx, s.c, false); err != nil {
 		t.Fatal(err)
 	}
-	sub := s.viewer(filter)
 	if err := pub.WaitConnected(s.ctx); err != nil {
 		t.Fatal(err)
 	}
-	return filter, sub
+	return elem
 }
 
 // viewer connects src to a WebRtcEndpoint with a receiving peer, connected when it returns.

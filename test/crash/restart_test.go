@@ -1,10 +1,16 @@
 package crash
 
 import (
+	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +20,8 @@ import (
 	"github.com/kurento-go/kms/internal/testmedia"
 	"github.com/kurento-go/kms/internal/testserver"
 	"github.com/kurento-go/kms/processing"
+	"github.com/kurento-go/kms/videosampler/pb"
+	"google.golang.org/grpc"
 )
 
 // restartScene needs the crash plugin and the GStreamer elements named, turns --gst-worker-restart
@@ -31,7 +39,36 @@ func restartScene(t *testing.T, elements ...string) *scene {
 		conf.Restart = false
 		gst.Configure(conf, nil)
 	})
-	return newScene(t, testserver.Start(t))
+	srv := testserver.Start(t, "KMS_METRICS_ADDRESS=127.0.0.1:0")
+	s := newScene(t, srv)
+	s.opsURL = srv.OpsURL
+	return s
+}
+
+// restartsMetric is kms_gst_worker_restarts_total{element} as the server's /metrics says it (0
+// before the first restart of that kind).
+func (s *scene) restartsMetric(element string) float64 {
+	s.t.Helper()
+	resp, err := http.Get(s.opsURL + "/metrics")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	prefix := `kms_gst_worker_restarts_total{element="` + element + `"} `
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				s.t.Fatalf("%s: %v", line, err)
+			}
+			return n
+		}
+	}
+	return 0
 }
 
 // killNewWorker kills (SIGKILL) the one live worker not among basePIDs: a crash as the server sees it.
@@ -211,4 +248,54 @@ func TestCompositeRestart(t *testing.T) {
 	if err := s.c.Release(s.ctx, hub); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// imageCounter is the gRPC service of an application receiving a VideoSampler's images.
+type imageCounter struct {
+	pb.UnimplementedImageDeliverServer
+	n atomic.Int64
+}
+
+func (c *imageCounter) DeliverImage(context.Context, *pb.SampleImage) (*pb.Empty, error) {
+	c.n.Add(1)
+	return &pb.Empty{}, nil
+}
+
+// TestVideoSamplerRestart: with --gst-worker-restart, a VideoSampler (JPEG every 100 ms to a real
+// gRPC service) whose worker is killed raises Error WORKER_CRASHED then WORKER_RESTARTED, the
+// service gets images again from the rebuilt pipeline (its image sink set up again), /metrics counts
+// one more filter restart in kms_gst_worker_restarts_total, and releasing gives the worker back.
+func TestVideoSamplerRestart(t *testing.T) {
+	s := restartScene(t, "videorate", "videoscale", "jpegenc")
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := &imageCounter{}
+	grpcServer := grpc.NewServer()
+	pb.RegisterImageDeliverServer(grpcServer, images)
+	go grpcServer.Serve(lis)
+	t.Cleanup(grpcServer.Stop)
+	baseWorkers, basePIDs := gst.Workers(), gst.WorkerPIDs()
+
+	sampler := s.publishInto("VideoSampler", map[string]any{"framePeriod": 100, "imageEncoding": "JPEG",
+		"imageDeliveryMethod": "GRPC", "endpointUrl": lis.Addr().String()})
+	waitFor(t, "images before the crash", 30*time.Second, func() bool { return images.n.Load() >= 5 })
+	restartsBefore := s.restartsMetric("filter")
+	killNewWorker(t, basePIDs)
+	crash := s.waitError(sampler, "WORKER_CRASHED", time.Now().Add(crashTimeout))
+	restarted := s.waitError(sampler, "WORKER_RESTARTED", time.Now().Add(crashTimeout))
+	if !restarted.at.After(crash.at) || restarted.ErrorCode != crash.ErrorCode {
+		t.Errorf("WORKER_RESTARTED %+v after WORKER_CRASHED %+v, want it later with the crash's errorCode", restarted, crash)
+	}
+	from := images.n.Load()
+	waitFor(t, "images from the rebuilt sampler", 30*time.Second, func() bool { return images.n.Load()-from >= 10 })
+	t.Logf("restarted %v after the crash; %d images since", restarted.at.Sub(crash.at).Round(time.Millisecond), images.n.Load()-from)
+	if n := s.restartsMetric("filter") - restartsBefore; n != 1 {
+		t.Errorf("kms_gst_worker_restarts_total{element=\"filter\"} went up by %v, want 1", n)
+	}
+	if err := s.c.Release(s.ctx, sampler); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sampler's worker gone", 10*time.Second, func() bool { return gst.Workers() <= baseWorkers })
 }
