@@ -38,11 +38,17 @@ type rtxState struct {
 
 	mu   sync.Mutex // serialises retransmissions (the RTCP reader goroutine)
 	seq  uint16
+	bufs *rtxBuffers // made with the first retransmission: most senders (audio) never make one
+	pkt  rtp.Packet
+	hdr  rtp.Header
+}
+
+// rtxBuffers are where a retransmission is built: the cached payload, a fragment cut from it, the
+// RTX payload.
+type rtxBuffers struct {
 	buf  [maxSlotPayload]byte
 	frag [maxSlotPayload]byte
 	out  [maxSlotPayload + 2]byte
-	pkt  rtp.Packet
-	hdr  rtp.Header
 }
 
 // BindRTX sets the RTX stream of the peer (RFC 4588); ssrc 0 retransmits on the media stream.
@@ -71,8 +77,12 @@ func (s *Sender) HandleNACK(n *rtcp.TransportLayerNack) {
 func (s *Sender) Resend(seq uint16) bool {
 	s.Stats.NACKedPackets.Add(1)
 	s.mu.Lock()
-	e := &s.seqmap[seq%seqMapSize]
-	m := *e
+	var m seqMapEntry
+	var e *seqMapEntry
+	if len(s.seqmap) > 0 {
+		e = &s.seqmap[int(seq)&(len(s.seqmap)-1)]
+		m = *e
+	}
 	src := s.cur.Load()
 	if st := s.tc.Load(); st != nil {
 		src = st.out
@@ -100,7 +110,11 @@ func (s *Sender) Resend(seq uint16) bool {
 	r := &s.rtx
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !cache.Get(m.srcSeq, r.buf[:], &r.pkt) || len(r.pkt.Payload) == 0 {
+	if r.bufs == nil {
+		r.bufs = new(rtxBuffers)
+	}
+	b := r.bufs
+	if !cache.Get(m.srcSeq, b.buf[:], &r.pkt) || len(r.pkt.Payload) == 0 {
 		s.Stats.RetransmitMissed.Add(1)
 		return false
 	}
@@ -119,13 +133,13 @@ func (s *Sender) Resend(seq uint16) bool {
 			return false
 		}
 		h.Marker = h.Marker && int(m.fragIndex) == f.n-1
-		payload = f.fragment(int(m.fragIndex), r.frag[:])
+		payload = f.fragment(int(m.fragIndex), b.frag[:])
 	}
 	if rs := r.ssrc.Load(); rs != 0 {
 		// RFC 4588: the original sequence number, then the payload, on the RTX stream.
-		r.out[0], r.out[1] = byte(seq>>8), byte(seq)
-		n := copy(r.out[2:], payload)
-		payload = r.out[:2+n]
+		b.out[0], b.out[1] = byte(seq>>8), byte(seq)
+		n := copy(b.out[2:], payload)
+		payload = b.out[:2+n]
 		h.SSRC, h.PayloadType, h.SequenceNumber = rs, uint8(r.pt.Load()), r.seq
 		r.seq++
 	}

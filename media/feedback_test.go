@@ -37,6 +37,9 @@ func TestSenderServesNACK(t *testing.T) {
 			}
 			first := out[0].h.SequenceNumber
 			out = out[:0]
+			if s.rtx.bufs != nil {
+				t.Fatal("retransmission buffers made before any NACK")
+			}
 			s.HandleNACK(&rtcp.TransportLayerNack{Nacks: []rtcp.NackPair{{PacketID: first + 3, LostPackets: 1}}})
 			if len(out) != 2 {
 				t.Fatalf("%d packets resent, want 2", len(out))
@@ -63,6 +66,56 @@ func TestSenderServesNACK(t *testing.T) {
 				t.Fatal("resent a packet never sent")
 			}
 		})
+	}
+}
+
+// A sender holds no send queue and no sequence map until it forwards a packet; its sequence map
+// grows with the source's cache, keeping what it mapped, so that a NACK is answered for every
+// packet the cache still holds.
+func TestSenderSeqMapFollowsCache(t *testing.T) {
+	var out []rtp.Header
+	source, senders := fanout(t, 1, func(h *rtp.Header, payload []byte) error {
+		out = append(out, *h)
+		return nil
+	})
+	source.EnableCache()
+	s := senders[0]
+	if s.q.Load() != nil || s.seqmap != nil {
+		t.Fatal("a sender that forwarded nothing holds a send queue or a sequence map")
+	}
+	p := vp8Packet()
+	p.SequenceNumber = 100
+	writeSettled(t, source, p)
+	first, small := out[0].SequenceNumber, len(s.seqmap)
+	if small == 0 || small > 4*minVideoSlots {
+		t.Fatalf("sequence map of %d entries for a new cache", small)
+	}
+	// Packets as fast as the test writes them: the measured rate makes the cache grow to its bound.
+	const total = 1500
+	for i := 1; i < total; i++ {
+		p.SequenceNumber++
+		p.Timestamp += 3000
+		writeSettled(t, source, p)
+	}
+	if len(s.seqmap) <= small {
+		t.Fatalf("sequence map stayed at %d entries while the cache grew", len(s.seqmap))
+	}
+	// Every packet the cache still holds (how many depends on the rate measured) is answered, those
+	// mapped before the map grew among them.
+	buf, answered := make([]byte, maxSlotPayload), 0
+	var cached rtp.Packet
+	for k := range uint16(total) {
+		if !source.Cache().Get(100+k, buf, &cached) {
+			continue
+		}
+		out = out[:0]
+		if want := first + k; !s.Resend(want) || len(out) != 1 || out[0].SequenceNumber != want {
+			t.Fatalf("NACK of packet %d not answered: %v", k, out)
+		}
+		answered++
+	}
+	if answered <= small/2 {
+		t.Fatalf("%d NACKs answered, the cache held no more than a new sequence map", answered)
 	}
 }
 

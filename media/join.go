@@ -22,7 +22,7 @@ func (s *Sender) joinFromCache(src *Source, p *rtp.Packet, ref cacheRef, transco
 	}
 	first := uint16(key)
 	n := int(p.SequenceNumber - first)
-	if n <= 0 || n >= len(r.slots) || n >= s.q.Load().free() {
+	if n <= 0 || n >= len(r.slots) || n >= s.queue().free() {
 		return false
 	}
 	if k := &r.slots[int(first)%len(r.slots)]; !k.valid || k.seq != first || !k.keyStart {

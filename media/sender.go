@@ -61,7 +61,9 @@ type Sender struct {
 	lastSrcSeq uint16
 	lastSrcTS  uint32
 	srcStarted bool
-	seqmap     [seqMapSize]seqMapEntry
+	// seqmap maps the sequence numbers sent back to the source's, for retransmissions; made with the
+	// first packet forwarded and sized to the source's cache (seqMapFor).
+	seqmap []seqMapEntry
 
 	rtx rtxState
 	bwe bweState
@@ -89,8 +91,12 @@ type Sender struct {
 	Stats SenderStats
 }
 
-// seqMapSize is how many forwarded packets a sender can map back to their source for retransmission.
-const seqMapSize = 1024
+// Bounds of a sender's sequence map, in entries (a power of two): twice the source cache's slots,
+// so that packets cut to the MTU in a few fragments map back as long as the cache holds them.
+const (
+	minSeqMap = 64
+	maxSeqMap = 2 * maxCacheSlots
+)
 
 type seqMapEntry struct {
 	sinkSeq, srcSeq uint16
@@ -135,13 +141,42 @@ func (s *Sender) rebind() {
 		return
 	}
 	s.out = &binding{write: s.write, mtu: s.mtu, mime: s.mimeType}
-	if s.q.Load() == nil {
-		n := audioQueueLen
-		if s.video {
-			n = videoQueueLen
-		}
-		s.q.Store(&sendQueue{items: make([]sendItem, n)})
+}
+
+// queue is the sender's send queue, made when it is first needed, under s.mu: an endpoint that is
+// negotiated but never sends holds none.
+func (s *Sender) queue() *sendQueue {
+	if q := s.q.Load(); q != nil {
+		return q
 	}
+	n := audioQueueLen
+	if s.video {
+		n = videoQueueLen
+	}
+	q := &sendQueue{items: make([]sendItem, n)}
+	s.q.Store(q)
+	return q
+}
+
+// seqMapFor returns the sequence map, under s.mu, large enough for a source cache of slots slots:
+// made on the first packet, grown (keeping its entries) when the source's cache grows. Never
+// shrunk: a large map only costs memory, a short one loses retransmissions.
+func (s *Sender) seqMapFor(slots int) []seqMapEntry {
+	want := minSeqMap
+	for want < 2*slots && want < maxSeqMap {
+		want *= 2
+	}
+	if len(s.seqmap) >= want {
+		return s.seqmap
+	}
+	m := make([]seqMapEntry, want)
+	for _, e := range s.seqmap {
+		if e.valid {
+			m[int(e.sinkSeq)&(want-1)] = e
+		}
+	}
+	s.seqmap = m
+	return m
 }
 
 // Codec is the negotiated codec, "" before Bind.
@@ -332,8 +367,9 @@ func (s *Sender) accept(src *Source, p *rtp.Packet, ref cacheRef, arrival int64,
 	if extra > 0 && resendable {
 		fragCount = uint8(frag.n)
 	}
+	seqmap := s.seqMapFor(len(ref.ring.slots))
 	for i := uint16(0); i <= extra; i++ {
-		m := &s.seqmap[(seq+i)%seqMapSize]
+		m := &seqmap[int(seq+i)&(len(seqmap)-1)]
 		m.sinkSeq, m.srcSeq, m.epoch, m.valid, m.resends = seq+i, p.SequenceNumber, s.epoch, resendable, 0
 		m.fragIndex, m.fragCount = uint8(i), fragCount
 	}
@@ -346,7 +382,7 @@ func (s *Sender) accept(src *Source, p *rtp.Packet, ref cacheRef, arrival int64,
 	}
 	it := sendItem{ring: ref.ring, out: s.out, arrival: arrival, epoch: s.epoch, gen: ref.gen, ts: ts, ssrc: s.ssrc,
 		srcSeq: p.SequenceNumber, seq: seq, pt: s.payloadType}
-	if !s.lagging && s.q.Load().push(&it) {
+	if !s.lagging && s.queue().push(&it) {
 		if s.lagKF && newFrame {
 			if now := monotonic(); s.lagKFAt == 0 || now-s.lagKFAt > int64(keyframeEvery) {
 				s.lagKF, s.lagKFAt = false, now
