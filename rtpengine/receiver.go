@@ -63,7 +63,9 @@ type Receiver struct {
 	first     uint64
 	// expectedBefore is what was expected of the streams before the last Restart
 	expectedBefore uint64
-	missing        [nackWindow]missEntry
+	// missing is made with the first loss: a stream that loses nothing (most, and audio on a
+	// good network) holds no window.
+	missing        *[nackWindow]missEntry
 	pending        int
 	lastDue        int64
 	// jitter (RFC 3550 A.8) in timestamp units, scaled by 16
@@ -124,9 +126,12 @@ func (r *Receiver) Push(seq uint16, ts uint32, payloadLen int, now int64) (keyfr
 			r.clear()
 			keyframe = true
 		} else {
+			if r.missing == nil && d > 1 {
+				r.missing = new([nackWindow]missEntry)
+			}
 			// The window moves on: the slot of this packet may still hold a loss from a window ago
 			// that was never recovered (audio, which is not NACKed, or one Due never reached).
-			if e := &r.missing[seq%nackWindow]; e.valid {
+			if e := r.slot(seq); e != nil && e.valid {
 				e.valid = false
 				r.pending--
 				r.Stats.GivenUp.Add(1)
@@ -146,8 +151,7 @@ func (r *Receiver) Push(seq uint16, ts uint32, payloadLen int, now int64) (keyfr
 		r.Stats.Expected.Store(r.expectedBefore + r.ext - r.first + 1)
 		r.Stats.HighestSeq.Store(uint32(r.ext))
 	case d < 0:
-		e := &r.missing[seq%nackWindow]
-		if e.valid && e.seq == seq {
+		if e := r.slot(seq); e != nil && e.valid && e.seq == seq {
 			e.valid = false
 			r.pending--
 			r.Stats.Recovered.Add(1)
@@ -165,10 +169,20 @@ func (r *Receiver) Restart() {
 }
 
 func (r *Receiver) clear() {
-	for i := range r.missing {
-		r.missing[i].valid = false
+	if r.missing != nil {
+		for i := range r.missing {
+			r.missing[i].valid = false
+		}
 	}
 	r.pending = 0
+}
+
+// slot is where the loss of seq is tracked, nil before the first loss.
+func (r *Receiver) slot(seq uint16) *missEntry {
+	if r.missing == nil {
+		return nil
+	}
+	return &r.missing[seq%nackWindow]
 }
 
 // Due returns the sequence numbers to NACK now (nil when none; the slice is reused by the next call)

@@ -28,7 +28,12 @@ func TestReceiverNACKTiming(t *testing.T) {
 	r := NewReceiver(90000)
 	ms := int64(time.Millisecond)
 	now := 1000 * ms
+	r.Push(9, 0, 100, now)
+	r.Push(8, 0, 100, now) // late: no loss, no window yet
 	r.Push(10, 0, 100, now)
+	if r.missing != nil {
+		t.Fatal("a stream without loss holds a loss window")
+	}
 	r.Push(13, 9000, 100, now) // 11 and 12 lost
 	if seqs, _ := r.Due(now); len(seqs) != 2 || seqs[0] != 11 || seqs[1] != 12 {
 		t.Fatalf("first NACK %v, want [11 12]", seqs)
