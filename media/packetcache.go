@@ -35,7 +35,7 @@ const maxSlotPayload = 1500
 // Bounds of a ring, in slots: a few seconds of a busy source at most; at least what a keyframe's
 // burst may put between the reader and a writer (audio is never bursty).
 const (
-	minVideoSlots = 128
+	minVideoSlots = 64
 	minAudioSlots = 32
 	maxCacheSlots = 2048
 )
