@@ -65,9 +65,9 @@ type Receiver struct {
 	expectedBefore uint64
 	// missing is made with the first loss: a stream that loses nothing (most, and audio on a
 	// good network) holds no window.
-	missing        *[nackWindow]missEntry
-	pending        int
-	lastDue        int64
+	missing *[nackWindow]missEntry
+	pending int
+	lastDue int64
 	// jitter (RFC 3550 A.8) in timestamp units, scaled by 16
 	jitter      int64
 	lastTransit int64
