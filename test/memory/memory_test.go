@@ -34,7 +34,7 @@ import (
 // number, plus two per host candidate (pion reads each candidate's connection, and the shared UDP
 // port's mux and the ICE-TCP port's mux each watch every connection they hand out for its close).
 const (
-	idleHeapBound    = 400 << 10
+	idleHeapBound    = 300 << 10
 	sessionHeapBound = 1200 << 10
 	// idleGoroutines: pion's ICE agent (task loop, connectivity checks, a context watch) and the
 	// start of its transports, waiting for ICE.
