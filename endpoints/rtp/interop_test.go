@@ -130,7 +130,12 @@ func (s *session) viewer(src string) *testpeer.Peer {
 // viewerWith is viewer with the peer's options (a lossy link, say).
 func (s *session) viewerWith(src string, opts testpeer.Options) *testpeer.Peer {
 	s.t.Helper()
-	ep := s.create("WebRtcEndpoint", nil)
+	return s.viewerAt(s.create("WebRtcEndpoint", nil), src, opts)
+}
+
+// viewerAt is viewerWith through a WebRtcEndpoint made (and set up) by the caller.
+func (s *session) viewerAt(ep, src string, opts testpeer.Options) *testpeer.Peer {
+	s.t.Helper()
 	s.connect(src, ep)
 	p, err := testpeer.New(opts)
 	if err != nil {
