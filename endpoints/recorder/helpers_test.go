@@ -64,7 +64,7 @@ func clipFiles(t *testing.T) (vp8, h264, opus string) {
 			{"-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "3",
 				"-c:a", "libopus", "-b:a", "32k", "-ac", "2", "-page_duration", "20000", "-y", clips.opus},
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // three short clips: seconds, but minutes on a loaded machine
 		defer cancel()
 		errs := make(chan error, len(jobs))
 		for _, args := range jobs {

@@ -14,8 +14,10 @@
 //
 // Missing tracks: with an audio+video profile the muxer starts when both tracks have their first
 // usable frame (a keyframe with its parameters for video), or trackWait (2 s) after the first one
-// did, with the tracks present then; a track whose sink pad has no source is not waited for. A track
-// that arrives later is not recorded (the container header is written by then). KMS instead waits
+// did, with the tracks present then; a track whose sink pad has no source is not waited for, and one
+// that our own transcoder is being made for is waited for longer (transcodeWait: a GStreamer worker
+// takes seconds to start on a loaded machine, and the media is there). A track that arrives later
+// is not recorded (the container header is written by then). KMS instead waits
 // for both forever and leaves an empty file; we prefer a file with what was sent. Stopping before
 // any media leaves no file at all.
 package recorder
@@ -303,11 +305,14 @@ type input struct {
 	meter *media.FlowMeter
 	conv  media.Converter
 	ended atomic.Bool // the source said its media ended, and sent nothing since
+	// transcoding: the linked source's media comes, but through a transcoder (being made or running)
+	transcoding atomic.Bool
 }
 
 // SetSource is called under the pipeline lock when the pad is linked or unlinked.
 func (in *input) SetSource(src *media.Source) {
 	in.cur.Store(src)
+	in.transcoding.Store(false)
 	in.conv.Link(src)
 	if src != nil && in.kind == media.Video && in.r.accepting.Load() {
 		src.RequestKeyframe()
@@ -324,6 +329,7 @@ func (in *input) WriteRTP(src *media.Source, p *rtp.Packet) {
 		in.ended.Store(false)
 	}
 	if !in.conv.Direct(src) {
+		in.transcoding.Store(true)
 		return // a transcoder feeds the pad, or is being made
 	}
 	in.enqueue(src, p)

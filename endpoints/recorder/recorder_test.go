@@ -21,6 +21,8 @@ import (
 	"github.com/kurento-go/kms/internal/testmedia"
 	"github.com/kurento-go/kms/internal/testpeer"
 	"github.com/kurento-go/kms/internal/testserver"
+	"github.com/kurento-go/kms/media"
+	"github.com/kurento-go/kms/processing"
 )
 
 // session is an in-process server, a client and a pipeline, with a hard deadline.
@@ -326,4 +328,31 @@ func TestMissingTrack(t *testing.T) {
 	time.Sleep(4 * time.Second)
 	r.stopAndWait(t, ctx, c)
 	r.check(t, "WEBM without video")
+}
+
+// TestRecordWaitsForSlowTranscoder: on a loaded machine the transcoder of an H.264 publisher into a
+// WEBM recording (a GStreamer worker to start) takes longer than the 2 s a recording waits for its
+// second track. The recording waits for it: the file has the VP8 video, not only the audio. (It
+// failed so under load: "WEBM of H264: streams [audio:opus]".) The tracks are decided when the
+// header is written: the recording stops once the file has it. Not parallel: it slows every
+// transcoder of the process down.
+func TestRecordWaitsForSlowTranscoder(t *testing.T) {
+	_, h264, opus := clipFiles(t)
+	media.SetTranscoderFactory(func(from *media.Source, to media.Codec, out *media.Source) (media.Transcoder, error) {
+		time.Sleep(3 * time.Second)
+		return processing.NewTranscoder(from, to, out)
+	})
+	t.Cleanup(func() { media.SetTranscoderFactory(processing.NewTranscoder) })
+	ctx, c, pipeline := session(t, 60*time.Second)
+	src := publish(t, ctx, c, pipeline, testpeer.ClipOptions{Video: h264, Audio: opus})
+	ev := &events{}
+	r := newRecording(t, ctx, c, ev, pipeline, src, "file://"+t.TempDir()+"/av.webm", "WEBM", "audio:opus", "video:vp8")
+	r.record(t, ctx, c)
+	if !waitFor(45*time.Second, func() bool { fi, err := os.Stat(r.file); return err == nil && fi.Size() > 0 }) {
+		t.Fatal("no file written")
+	}
+	r.stopAndWait(t, ctx, c)
+	if got := ffprobe(t, r.file).codecs(); !slices.Equal(got, r.wantCodecs) {
+		t.Errorf("streams %v, want %v", got, r.wantCodecs)
+	}
 }

@@ -27,6 +27,7 @@ func newInput(r *Recorder, kind media.Type, meter *media.FlowMeter) *input {
 		Target:  func(t media.Type) media.Codec { return targetCodec(container, t) },
 		Deliver: func(src *media.Source, p *rtp.Packet) { in.enqueue(src, p) },
 		Failed: func(_ *media.Source, err error) {
+			in.transcoding.Store(false)
 			r.log.Warn("no transcoder for the recording", "err", err)
 		},
 	}

@@ -24,6 +24,9 @@ const (
 	flushPeriod = 500 * time.Millisecond
 	// maxPending bounds the frames kept while waiting for the second track.
 	maxPending = 2000
+	// transcodeWait is how long a recording waits for a track whose transcoder is being made (its
+	// worker to start, its first keyframe); the frames kept meanwhile stay within maxPending.
+	transcodeWait = 10 * time.Second
 )
 
 // frame is one access unit (video) or packet (audio) ready to mux. data belongs to the frame.
@@ -497,12 +500,13 @@ func (w *writer) timestamp(t *track, f *frame) int64 {
 	return pts
 }
 
-// maybeStart starts the muxer once every expected track is ready, or trackWait after the first was.
+// maybeStart starts the muxer once every expected track is ready, or trackWait (transcodeWait for a
+// track being transcoded) after the first was.
 func (w *writer) maybeStart(now int64) {
 	if w.mux != nil || w.failed || len(w.pending) == 0 {
 		return
 	}
-	all := true
+	all, wait := true, w.r.cfg.TrackWait
 	for _, k := range []media.Type{media.Audio, media.Video} {
 		if !w.r.wants[k] {
 			continue
@@ -513,9 +517,12 @@ func (w *writer) maybeStart(now int64) {
 		}
 		if w.r.linked(k) {
 			all = false
+			if w.r.inputs[k].transcoding.Load() {
+				wait = max(wait, transcodeWait)
+			}
 		}
 	}
-	if all || now-w.firstReady >= int64(w.r.cfg.TrackWait) {
+	if all || now-w.firstReady >= int64(wait) {
 		w.start()
 	}
 }
