@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,6 +225,7 @@ func TestPlayerEndpointContainers(t *testing.T) {
 			pl := createPlayer(ctx, t, c, pipeline, "file://"+tc.file, map[string]any{"useEncodedMedia": tc.encoded})
 			ev := watchEvents(ctx, t, c, pl, "EndOfStream", "UriEndpointStateChanged", "Error")
 			peer := viewer(ctx, t, c, pipeline, pl)
+			lastMedia := watchArrivals(t, peer)
 			start := time.Now()
 			if err := c.Invoke(ctx, pl, "play", nil, nil); err != nil {
 				t.Fatal(err)
@@ -237,9 +239,11 @@ func TestPlayerEndpointContainers(t *testing.T) {
 			eos := ev.wait(ctx, t, "EndOfStream", 1)
 			played := eos.at.Sub(start)
 			frames, audio := peer.FramesReceived.Load(), peer.AudioReceived.Load()
-			t.Logf("%s: duration %v (ffprobe %v), seekable %v [%d, %d] ms; first video after %v; EndOfStream %v after play (media %v: %+v); %d video frames, %d audio packets received",
+			afterMedia := eos.at.Sub(lastMedia())
+			t.Logf("%s: duration %v (ffprobe %v), seekable %v [%d, %d] ms; first video after %v; EndOfStream %v after play (media %v: %+v), %v after the last media received; %d video frames, %d audio packets received",
 				tc.name, time.Duration(vi.Duration)*time.Millisecond, want, vi.IsSeekable, vi.SeekableInit, vi.SeekableEnd,
-				firstVideo.Round(time.Millisecond), played.Round(time.Millisecond), want, (played - want).Round(time.Millisecond), frames, audio)
+				firstVideo.Round(time.Millisecond), played.Round(time.Millisecond), want, (played - want).Round(time.Millisecond),
+				afterMedia.Round(time.Millisecond), frames, audio)
 			if d := time.Duration(vi.Duration)*time.Millisecond - want; d < -100*time.Millisecond || d > 100*time.Millisecond {
 				t.Errorf("duration %d ms, want %v ± 100 ms", vi.Duration, want)
 			}
@@ -249,8 +253,11 @@ func TestPlayerEndpointContainers(t *testing.T) {
 			if played < want-300*time.Millisecond {
 				t.Errorf("EndOfStream after %v: the media (%v) was not played in real time", played, want)
 			}
-			if played > want+2*time.Second {
-				t.Errorf("EndOfStream %v after the media's end", played-want)
+			// EndOfStream follows the end of the media at once. (Compared with the last media the peer
+			// got, not with the clock: on a loaded machine decoding and encoding run slower than real
+			// time, and the whole media comes late.)
+			if afterMedia > 2*time.Second {
+				t.Errorf("EndOfStream %v after the last media received", afterMedia)
 			}
 			if min := int64(want.Seconds() * 30 * 0.6); frames < min {
 				t.Errorf("%d video frames received, want at least %d", frames, min)
@@ -268,6 +275,30 @@ func TestPlayerEndpointContainers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// watchArrivals polls what peer receives until the test ends; the function it returns tells when
+// the last video frame or audio packet came.
+func watchArrivals(t *testing.T, peer *testpeer.Peer) func() time.Time {
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		var n int64
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if m := peer.FramesReceived.Load() + peer.AudioReceived.Load(); m != n {
+				n = m
+				last.Store(time.Now().UnixNano())
+			}
+		}
+	}()
+	return func() time.Time { return time.Unix(0, last.Load()) }
 }
 
 func countEvents(ev *playEvents, typ string) int {
