@@ -30,18 +30,18 @@ func init() {
 	os.Exit(0)
 }
 
-// served is the worker's state: the native objects under the handles the server numbered.
+// served is the worker's state: the native objects under the handles the server numbered. Media
+// never passes through it: C threads serve the media socket (native.StartWireReader, SinkToWire).
 type served struct {
-	enc   *gob.Encoder
-	encMu sync.Mutex
-	media *net.UnixConn
+	enc     *gob.Encoder
+	encMu   sync.Mutex
+	mediaFD int
 
 	mu       sync.Mutex
 	pipes    map[uint32]*native.Pipeline
 	srcs     map[uint32]*native.AppSrc
 	overlays map[uint32]*native.Overlay
-	owner    map[uint32]uint32        // appsrc and overlay handle → pipeline
-	closing  map[uint32]chan struct{} // pipeline → closed when it is
+	owner    map[uint32]uint32 // appsrc and overlay handle → pipeline
 }
 
 func serve(spec string) error {
@@ -66,18 +66,16 @@ func serve(spec string) error {
 	if err != nil {
 		return err
 	}
-	mc, err := net.FileConn(os.NewFile(uintptr(mediaFD), "media"))
-	if err != nil {
-		return err
-	}
-	s := &served{enc: gob.NewEncoder(ctl), media: mc.(*net.UnixConn), pipes: map[uint32]*native.Pipeline{},
-		srcs: map[uint32]*native.AppSrc{}, overlays: map[uint32]*native.Overlay{},
-		owner: map[uint32]uint32{}, closing: map[uint32]chan struct{}{}}
+	unix.CloseOnExec(mediaFD) // not for the processes GStreamer starts (gst-plugin-scanner)
+	s := &served{enc: gob.NewEncoder(ctl), mediaFD: mediaFD, pipes: map[uint32]*native.Pipeline{},
+		srcs: map[uint32]*native.AppSrc{}, overlays: map[uint32]*native.Overlay{}, owner: map[uint32]uint32{}}
 	if err := native.Init(); err != nil {
 		return err
 	}
+	if err := native.StartWireReader(mediaFD); err != nil {
+		return err
+	}
 	s.send(wp.Frame{Reply: &wp.Reply{Hello: true, Str: native.Version()}})
-	go s.readMedia()
 	dec := gob.NewDecoder(ctl)
 	for {
 		var r wp.Request
@@ -94,48 +92,6 @@ func (s *served) send(f wp.Frame) {
 	defer s.encMu.Unlock()
 	if err := s.enc.Encode(&f); err != nil {
 		os.Exit(0) // the server is gone
-	}
-}
-
-// readMedia pushes the buffers the server sends into their appsrc.
-func (s *served) readMedia() {
-	buf := make([]byte, wp.MaxPacket)
-	asm := map[uint32]*wp.Assembler{}
-	for {
-		n, err := s.media.Read(buf)
-		if err != nil {
-			os.Exit(0)
-		}
-		h, payload, ok := wp.ParseHeader(buf[:n])
-		if !ok || (h.Kind != wp.KindPush && h.Kind != wp.KindEOS) {
-			continue
-		}
-		s.mu.Lock()
-		src := s.srcs[h.Handle]
-		s.mu.Unlock()
-		if src == nil {
-			continue
-		}
-		if h.Kind == wp.KindEOS {
-			src.EndOfStream()
-			continue
-		}
-		data, whole := payload, h.Flags == wp.First|wp.Last
-		if !whole {
-			a := asm[h.Handle]
-			if a == nil {
-				a = &wp.Assembler{Max: maxBuffer}
-				asm[h.Handle] = a
-			}
-			if data, whole = a.Add(h.Flags, payload); !whole {
-				continue
-			}
-		}
-		if h.PTS == wp.NoPTS {
-			src.Push(data)
-		} else {
-			src.PushAt(data, time.Duration(h.PTS))
-		}
 	}
 }
 
@@ -171,7 +127,7 @@ func (s *served) do(r wp.Request) (rep wp.Reply, err error) {
 		}
 		p.OnMessage(func(m native.Message) { s.send(wp.Frame{Event: &wp.Event{Pipe: r.Pipe, Msg: m}}) })
 		s.mu.Lock()
-		s.pipes[r.Pipe], s.closing[r.Pipe] = p, make(chan struct{})
+		s.pipes[r.Pipe] = p
 		s.mu.Unlock()
 		return rep, nil
 	}
@@ -205,6 +161,7 @@ func (s *served) do(r wp.Request) (rep wp.Reply, err error) {
 			s.mu.Lock()
 			s.srcs[r.Handle], s.owner[r.Handle] = src, r.Pipe
 			s.mu.Unlock()
+			src.ServeWire(r.Handle)
 		}
 	case wp.OpWatchKeyUnit:
 		s.mu.Lock()
@@ -215,7 +172,7 @@ func (s *served) do(r wp.Request) (rep wp.Reply, err error) {
 		}
 		src.WatchKeyUnit()
 	case wp.OpHandleSink:
-		err = s.handleSink(p, r.Pipe, r.Name, r.Handle)
+		err = p.SinkToWire(r.Name, s.mediaFD, r.Handle)
 	case wp.OpWatchSink:
 		err = p.WatchSink(r.Name)
 	case wp.OpSetState:
@@ -273,12 +230,11 @@ func (s *served) forget(pipe uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.pipes, pipe)
-	if c := s.closing[pipe]; c != nil {
-		close(c)
-		delete(s.closing, pipe)
-	}
 	for h, owner := range s.owner {
 		if owner == pipe {
+			if s.srcs[h] != nil {
+				native.ForgetWire(h)
+			}
 			delete(s.srcs, h)
 			delete(s.overlays, h)
 			delete(s.owner, h)
@@ -317,34 +273,4 @@ func parseCheck(r wp.Request) (rep wp.Reply, err error) {
 		rep.Val, err = e.Get(r.Name)
 	}
 	return rep, err
-}
-
-// handleSink sends the sink's buffers to the server, then its end of stream once every buffer went.
-func (s *served) handleSink(p *native.Pipeline, pipe uint32, name string, id uint32) error {
-	buf := make([]byte, wp.MaxPacket)
-	write := func(frame []byte) error {
-		_, err := s.media.Write(frame)
-		return err
-	}
-	err := p.HandleSink(name, func(data []byte, pts time.Duration) {
-		wp.Fragments(buf, wp.Header{Kind: wp.KindSink, Handle: id, PTS: int64(pts)}, data, write)
-	})
-	if err != nil {
-		return err
-	}
-	ended := p.SinkEnded(name)
-	s.mu.Lock()
-	closing := s.closing[pipe]
-	s.mu.Unlock()
-	go func() {
-		select {
-		case <-ended:
-		case <-closing:
-			return
-		}
-		var frame [wp.HeaderSize]byte
-		wp.Header{Kind: wp.KindSinkEnd, Handle: id}.Put(frame[:])
-		s.media.Write(frame[:])
-	}()
-	return nil
 }

@@ -44,9 +44,9 @@ import (
 )
 
 // Knobs (environment): ISOLATION_STREAMS streams per scenario (2), ISOLATION_WINDOW measured seconds
-// (10), ISOLATION_MODES (in-process,element,pool:2), ISOLATION_OUT a directory for table.txt and
-// results.json.
-func knobs() (streams int, window time.Duration, modes []string) {
+// (10), ISOLATION_MODES (in-process,element,pool:2), ISOLATION_SCENARIOS (transcode,filter),
+// ISOLATION_OUT a directory for table.txt and results.json.
+func knobs() (streams int, window time.Duration, modes, scenarios []string) {
 	streams, window = 2, 10*time.Second
 	if n, err := strconv.Atoi(os.Getenv("ISOLATION_STREAMS")); err == nil && n > 0 {
 		streams = n
@@ -57,6 +57,10 @@ func knobs() (streams int, window time.Duration, modes []string) {
 	modes = []string{"in-process", "element", "pool:2"}
 	if v := os.Getenv("ISOLATION_MODES"); v != "" {
 		modes = strings.Split(v, ",")
+	}
+	scenarios = []string{"transcode", "filter"}
+	if v := os.Getenv("ISOLATION_SCENARIOS"); v != "" {
+		scenarios = strings.Split(v, ",")
 	}
 	return
 }
@@ -85,7 +89,7 @@ type result struct {
 
 func BenchmarkIsolation(b *testing.B) {
 	testmedia.NeedFFmpeg(b)
-	streams, window, modes := knobs()
+	streams, window, modes, scenarios := knobs()
 	bin := buildServer(b)
 	clip := testmedia.VP8Clip(b, "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30")
 	frames, err := testmedia.IVFFrames(clip)
@@ -94,7 +98,7 @@ func BenchmarkIsolation(b *testing.B) {
 	}
 	var results []result
 	for _, mode := range modes {
-		for _, scenario := range []string{"transcode", "filter"} {
+		for _, scenario := range scenarios {
 			b.Run(strings.ReplaceAll(mode, ":", "")+"/"+scenario, func(b *testing.B) {
 				srv := startServer(b, bin, mode)
 				r := run(b, srv, scenario, frames, streams, window)

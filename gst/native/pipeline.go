@@ -3,6 +3,7 @@ package native
 /*
 #include <stdlib.h>
 #include "bridge.h"
+#include "wire.h"
 */
 import "C"
 
@@ -165,8 +166,10 @@ func (p *Pipeline) Start() error {
 	p.started = true
 	p.live.Store(true)
 	for _, s := range p.sinks {
-		p.wg.Add(1)
-		go s.run(p)
+		if s.wire == nil {
+			p.wg.Add(1)
+			go s.run(p)
+		}
 	}
 	return nil
 }
@@ -185,6 +188,11 @@ func (p *Pipeline) Close() {
 
 	C.kb_post_stop(p.ptr)
 	<-p.busDone
+	for _, s := range p.sinks {
+		if s.wire != nil {
+			C.kb_wire_sink_close(s.wire)
+		}
+	}
 	C.kb_set_state(p.ptr, C.GST_STATE_NULL) // unblocks the sinks' pulls
 	p.wg.Wait()
 	for _, s := range p.srcs {
@@ -425,7 +433,8 @@ type appSink struct {
 	name  string
 	ptr   *C.GstElement
 	fn    SinkFunc
-	ended chan struct{} // closed once the sink is at end of stream with every buffer delivered
+	wire  *C.kb_wire_sink // set for a sink sent to a media socket from C (SinkToWire): no goroutine
+	ended chan struct{}   // closed once the sink is at end of stream with every buffer delivered
 }
 
 // maxBuffer is the largest buffer a sink delivers whole; bigger ones are dropped. It is room for a

@@ -77,3 +77,25 @@ func TestWireErrors(t *testing.T) {
 		t.Error("nil error")
 	}
 }
+
+// TestWireLayoutOfC: the worker's C threads (native, wire.c) write and read the frames this package
+// defines; a change on one side only would garble every packet.
+func TestWireLayoutOfC(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want int
+	}{
+		{"header", native.WireHeader, HeaderSize},
+		{"max packet", native.WireMaxPacket, MaxPacket},
+		{"push", native.WireKindPush, int(KindPush)},
+		{"sink", native.WireKindSink, int(KindSink)},
+		{"sink end", native.WireKindEnd, int(KindSinkEnd)},
+		{"eos", native.WireKindEOS, int(KindEOS)},
+		{"first", native.WireFirst, int(First)},
+		{"last", native.WireLast, int(Last)},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: C has %d, workerproto %d", c.name, c.got, c.want)
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package native
+
+/*
+#include "bridge.h"
+#include "wire.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+)
+
+// The media socket of a worker process is served by C threads (wire.c), for the cost of isolation:
+// a goroutine per direction would wake the worker's Go scheduler for every packet, and an appsink
+// pulled from a goroutine keeps that goroutine in a cgo call between buffers, which makes the Go
+// runtime's monitor thread poll every 20 µs. With these, the worker's Go runtime sleeps while media
+// flows: a packet costs one system call on each side and nothing else.
+
+// Frame layout the C side writes (gst/workerproto defines it; a test checks that both agree).
+const (
+	WireHeader    = C.KB_WIRE_HEADER
+	WireMaxPacket = C.KB_WIRE_MAX_PACKET
+	WireKindPush  = C.KB_WIRE_PUSH
+	WireKindSink  = C.KB_WIRE_SINK
+	WireKindEnd   = C.KB_WIRE_SINK_END
+	WireKindEOS   = C.KB_WIRE_EOS
+	WireFirst     = C.KB_WIRE_FIRST
+	WireLast      = C.KB_WIRE_LAST
+	WireMaxBuffer = maxBuffer
+)
+
+// StartWireReader reads buffers for appsrcs (ServeWire) from the media socket fd on a thread of its
+// own, for the life of the process: when the server closes the socket the process exits.
+func StartWireReader(fd int) error {
+	if C.kb_wire_reader_start(C.int(fd), C.gsize(maxBuffer)) == 0 {
+		return errors.New("gst: cannot start the media reader thread")
+	}
+	return nil
+}
+
+// ServeWire makes the frames for handle on the media socket go into the appsrc, until ForgetWire.
+func (s *AppSrc) ServeWire(handle uint32) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.ptr != nil {
+		C.kb_wire_src_add(C.guint32(handle), s.ptr)
+	}
+}
+
+// ForgetWire drops the appsrc of handle from the media socket's reader.
+func ForgetWire(handle uint32) { C.kb_wire_src_remove(C.guint32(handle)) }
+
+// SinkToWire sends every buffer of the named appsink to the media socket fd as frames of handle,
+// from the streaming thread that made it, and a sink-end frame at its end of stream. Like
+// HandleSink, it is set up before Start.
+func (p *Pipeline) SinkToWire(name string, fd int, handle uint32) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started {
+		return fmt.Errorf("gst: SinkToWire after Start")
+	}
+	e, err := p.element(name)
+	if err != nil {
+		return err
+	}
+	if C.kb_is_appsink(e) == 0 {
+		C.gst_object_unref(C.gpointer(e))
+		return fmt.Errorf("gst: %s is not an appsink", name)
+	}
+	link := C.kb_wire_sink_attach(e, C.int(fd), C.guint32(handle), C.gsize(maxBuffer))
+	p.sinks = append(p.sinks, &appSink{name: name, ptr: e, wire: link}) // SinkEnded: nil, the end goes as a frame
+	return nil
+}

@@ -1,0 +1,27 @@
+// The media socket of a worker process, served from C threads: buffers of appsinks go out from the
+// streaming thread that made them, buffers for appsrcs come in on one reader thread. No Go code
+// runs per packet in a worker (see wire.go).
+#ifndef KMS_GST_WIRE_H
+#define KMS_GST_WIRE_H
+
+#include <gst/gst.h>
+
+// The frame layout of gst/workerproto (a test checks that both agree).
+#define KB_WIRE_HEADER 16
+#define KB_WIRE_MAX_PACKET (64 * 1024)
+#define KB_WIRE_PUSH 1
+#define KB_WIRE_SINK 2
+#define KB_WIRE_SINK_END 3
+#define KB_WIRE_EOS 4
+#define KB_WIRE_FIRST 1
+#define KB_WIRE_LAST 2
+
+typedef struct kb_wire_sink kb_wire_sink;
+
+kb_wire_sink *kb_wire_sink_attach(GstElement *appsink, int fd, guint32 handle, gsize max_buffer);
+void kb_wire_sink_close(kb_wire_sink *l);
+int kb_wire_reader_start(int fd, gsize max_buffer);
+void kb_wire_src_add(guint32 handle, GstElement *appsrc);
+void kb_wire_src_remove(guint32 handle);
+
+#endif
