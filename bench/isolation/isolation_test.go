@@ -458,7 +458,8 @@ func (o *rtpPeer) startWindow() {
 // server's timestamps are the publisher's plus a constant (the RTP sender's offset, the pipeline's
 // base): that constant is the one most frames after a gap agree on when matched with a held-back
 // frame sent less than a second before (a frame dropped next to a gap gives a wrong candidate now and
-// then, never the same one twice).
+// then, never the same one twice). The pipeline's nanosecond timestamps round a frame's timestamp
+// down by a tick now and then, so a frame is matched within a few ticks (frames are 3000 apart).
 func (o *rtpPeer) take() ([]float64, int64) {
 	o.mu.Lock()
 	arrived, window := slices.Clone(o.arrived), o.window
@@ -490,8 +491,14 @@ func (o *rtpPeer) take() ([]float64, int64) {
 			continue
 		}
 		n++
-		if s, ok := o.pub.sent[a.ts-offset]; ok && best >= 2 {
-			lat = append(lat, float64(a.at.Sub(s).Microseconds())/1000)
+		if best < 2 {
+			continue
+		}
+		for _, d := range []uint32{0, 1, ^uint32(0), 2, ^uint32(1), 3, ^uint32(2)} { // 0, ±1, ±2, ±3 ticks
+			if s, ok := o.pub.sent[a.ts-offset+d]; ok {
+				lat = append(lat, float64(a.at.Sub(s).Microseconds())/1000)
+				break
+			}
 		}
 	}
 	return lat, n
