@@ -1,6 +1,8 @@
 #define GLIB_DISABLE_DEPRECATION_WARNINGS
 #include "bridge.h"
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 GstElement *kb_parse(const char *desc, GError **err) {
   GstElement *e = gst_parse_launch_full(desc, NULL, GST_PARSE_FLAG_FATAL_ERRORS, err);
@@ -56,6 +58,31 @@ int kb_pull(GstElement *appsink, guint64 timeout, void *dst, int cap, guint64 *p
 }
 
 int kb_appsink_eos(GstElement *appsink) { return gst_app_sink_is_eos(GST_APP_SINK(appsink)); }
+
+// A sample or the end of stream at an appsink counts up an eventfd that the sink's goroutine waits
+// on in Go's poller: between buffers it is parked, not blocked in a cgo call (which would keep the
+// Go runtime's monitor thread polling every 20 µs), and no Go code runs on the streaming thread.
+static void notify(gpointer user) {
+  guint64 one = 1;
+  ssize_t r = write(GPOINTER_TO_INT(user), &one, sizeof one);
+  (void)r; // a full counter has a wake-up pending already
+}
+static GstFlowReturn notify_sample(GstAppSink *sink, gpointer user) {
+  notify(user);
+  return GST_FLOW_OK;
+}
+static void notify_eos(GstAppSink *sink, gpointer user) { notify(user); }
+
+// kb_sink_notify returns the eventfd the appsink counts its samples on, or -1.
+int kb_sink_notify(GstElement *appsink) {
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return -1;
+  GstAppSinkCallbacks cb = {0};
+  cb.eos = notify_eos;
+  cb.new_sample = notify_sample;
+  gst_app_sink_set_callbacks(GST_APP_SINK(appsink), &cb, GINT_TO_POINTER(fd), NULL);
+  return fd;
+}
 
 int kb_force_key_unit(GstElement *e) {
   GstEvent *ev = gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0);

@@ -17,6 +17,7 @@ int kb_is_appsink(GstElement *e);
 int kb_push(GstElement *appsrc, const void *data, gsize len, GstClockTime pts);
 int kb_pull(GstElement *appsink, guint64 timeout, void *dst, int cap, guint64 *pts);
 int kb_appsink_eos(GstElement *appsink);
+int kb_sink_notify(GstElement *appsink);
 int kb_force_key_unit(GstElement *e);
 int kb_watch_key_unit(GstElement *appsrc);
 int kb_set_state(GstElement *e, GstState s);

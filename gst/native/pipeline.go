@@ -9,6 +9,7 @@ import "C"
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -193,7 +194,12 @@ func (p *Pipeline) Close() {
 			C.kb_wire_sink_close(s.wire)
 		}
 	}
-	C.kb_set_state(p.ptr, C.GST_STATE_NULL) // unblocks the sinks' pulls
+	C.kb_set_state(p.ptr, C.GST_STATE_NULL) // no callback of a sink runs after this
+	for _, s := range p.sinks {
+		if s.notify != nil {
+			s.notify.Close() // ends the sink's goroutine
+		}
+	}
 	p.wg.Wait()
 	for _, s := range p.srcs {
 		s.release()
@@ -430,11 +436,12 @@ func (s *AppSrc) release() {
 type SinkFunc func(data []byte, pts time.Duration)
 
 type appSink struct {
-	name  string
-	ptr   *C.GstElement
-	fn    SinkFunc
-	wire  *C.kb_wire_sink // set for a sink sent to a media socket from C (SinkToWire): no goroutine
-	ended chan struct{}   // closed once the sink is at end of stream with every buffer delivered
+	name   string
+	ptr    *C.GstElement
+	fn     SinkFunc
+	wire   *C.kb_wire_sink // set for a sink sent to a media socket from C (SinkToWire): no goroutine
+	notify *os.File        // HandleSink's: counts the samples (and the end) that are ready to pull
+	ended  chan struct{}   // closed once the sink is at end of stream with every buffer delivered
 }
 
 // maxBuffer is the largest buffer a sink delivers whole; bigger ones are dropped. It is room for a
@@ -457,7 +464,13 @@ func (p *Pipeline) HandleSink(name string, fn SinkFunc) error {
 		C.gst_object_unref(C.gpointer(e))
 		return fmt.Errorf("gst: %s is not an appsink", name)
 	}
-	p.sinks = append(p.sinks, &appSink{name: name, ptr: e, fn: fn, ended: make(chan struct{})})
+	fd := C.kb_sink_notify(e)
+	if fd < 0 {
+		C.gst_object_unref(C.gpointer(e))
+		return fmt.Errorf("gst: no eventfd for %s", name)
+	}
+	p.sinks = append(p.sinks, &appSink{name: name, ptr: e, fn: fn, notify: os.NewFile(uintptr(fd), name),
+		ended: make(chan struct{})})
 	return nil
 }
 
@@ -474,9 +487,6 @@ func (p *Pipeline) SinkEnded(name string) <-chan struct{} {
 	return nil
 }
 
-// pullTimeout bounds a pull so that a sink goroutine notices Close even if no flush reaches it.
-const pullTimeout = 200 * time.Millisecond
-
 func (s *appSink) run(p *Pipeline) {
 	defer p.wg.Done()
 	buf := C.malloc(maxBuffer) // C memory: GStreamer copies into it without Go pointers involved
@@ -484,17 +494,16 @@ func (s *appSink) run(p *Pipeline) {
 	view := unsafe.Slice((*byte)(buf), maxBuffer)
 	var pts C.guint64
 	var endOnce sync.Once
+	var count [8]byte
 	for p.live.Load() {
-		start := time.Now()
-		n := int(C.kb_pull(s.ptr, C.guint64(pullTimeout), buf, maxBuffer, &pts))
+		n := int(C.kb_pull(s.ptr, 0, buf, maxBuffer, &pts))
 		if n < 0 {
-			eos := C.kb_appsink_eos(s.ptr) != 0
-			if eos {
+			if C.kb_appsink_eos(s.ptr) != 0 {
 				endOnce.Do(func() { close(s.ended) })
 			}
-			if eos || time.Since(start) < time.Millisecond {
-				// Ended, or not running (a pull then returns at once): don't spin.
-				time.Sleep(20 * time.Millisecond)
+			// Parked in the poller until the next sample or the end; Close closes the eventfd.
+			if _, err := s.notify.Read(count[:]); err != nil {
+				return
 			}
 			continue
 		}
