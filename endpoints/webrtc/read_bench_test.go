@@ -54,7 +54,7 @@ func BenchmarkPionReceivePath(b *testing.B) {
 // benchReceivePath: with nack, the source keeps its packet cache and the reader follows the stream
 // for NACKs (rtpengine.Receiver) as endpoints do for video.
 func benchReceivePath(b *testing.B, nack bool) {
-	offerer, answerer := benchPeers(b)
+	offerer, answerer := benchPeers(b, nil)
 	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "v", "s")
 	if err != nil {
 		b.Fatal(err)
@@ -103,17 +103,20 @@ func benchReceivePath(b *testing.B, nack bool) {
 }
 
 // benchPeers are two pion peers with the endpoints' API (codecs, interceptors), on loopback,
-// closed at the end of the benchmark.
-func benchPeers(b *testing.B) (offerer, answerer *webrtc.PeerConnection) {
+// closed at the end of the benchmark; offererSetup, when set, adds to the offerer's settings.
+func benchPeers(b *testing.B, offererSetup func(*webrtc.SettingEngine)) (offerer, answerer *webrtc.PeerConnection) {
 	s := Settings{IncludeLoopback: true, CertificateKeyType: "ECDSA"}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	api, err := newAPI(&s, se)
-	if err != nil {
-		b.Fatal(err)
-	}
 	for _, pc := range []**webrtc.PeerConnection{&offerer, &answerer} {
+		se := webrtc.SettingEngine{}
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+		if pc == &offerer && offererSetup != nil {
+			offererSetup(&se)
+		}
+		api, err := newAPI(&s, se)
+		if err != nil {
+			b.Fatal(err)
+		}
 		if *pc, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 			b.Fatal(err)
 		}

@@ -12,8 +12,32 @@ import (
 // goes through the subscriber's media.Sender, localTrack's write (what pion's interceptors, if any,
 // add per packet), SRTP and the socket to a pion peer reading it. cpu-ns/op is the process's CPU
 // per packet, both ends included.
-func BenchmarkPionSendPath(b *testing.B) {
-	offerer, answerer := benchPeers(b)
+func BenchmarkPionSendPath(b *testing.B) { benchSendPath(b, false) }
+
+// The same through the direct SRTP path: the sending peer on the shared UDP socket, our SRTP
+// context, the egress.Conn.
+func BenchmarkDirectSendPath(b *testing.B) { benchSendPath(b, true) }
+
+func benchSendPath(b *testing.B, direct bool) {
+	var d *directSRTP
+	offerer, answerer := benchPeers(b, func(se *webrtc.SettingEngine) {
+		if direct {
+			mux, err := sharedUDPMux(0, 0, []string{"lo"}, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			se.SetICEUDPMux(mux)
+			se.SetICECredentials(sharedCredentials())
+		}
+		d = newDirectSRTP(se, direct, true)
+	})
+	dtls := offerer.SCTP().Transport()
+	dtls.OnStateChange(func(s webrtc.DTLSTransportState) {
+		if s == webrtc.DTLSTransportStateConnected {
+			go d.connected(offerer)
+		}
+	})
+	dtls.ICETransport().OnSelectedCandidatePairChange(d.pairChanged)
 
 	pl := media.NewPipeline()
 	defer pl.Close()
@@ -27,7 +51,7 @@ func BenchmarkPionSendPath(b *testing.B) {
 	if err := media.Connect(producer, sinkEl, media.Video, media.DefaultPad, media.DefaultPad); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := offerer.AddTrack(&localTrack{kind: webrtc.RTPCodecTypeVideo, id: "video", sender: sender}); err != nil {
+	if _, err := offerer.AddTrack(&localTrack{kind: webrtc.RTPCodecTypeVideo, id: "video", sender: sender, direct: d}); err != nil {
 		b.Fatal(err)
 	}
 	received := make(chan struct{}, 1<<16)
@@ -50,4 +74,7 @@ func BenchmarkPionSendPath(b *testing.B) {
 		pkt.Timestamp += 3000
 		source.WriteRTP(pkt)
 	})
+	if sent := SentRTP(); direct != (sent.Direct > 0) {
+		b.Fatalf("RTP sent direct %d, through pion %d", sent.Direct, sent.Pion)
+	}
 }
