@@ -209,7 +209,9 @@ func (d *directSRTP) connected(pc *webrtc.PeerConnection) {
 		return
 	}
 	conn, to, reachable := directRoute(pair)
-	if !known || !reachable || !d.startContext(cryptex) {
+	started := known && reachable && d.startContext(cryptex)
+	d.secret, d.clientRandom = nil, nil // the keys are derived, or will not be
+	if !started {
 		d.mode.Store(int32(directPion))
 		return
 	}
@@ -245,7 +247,7 @@ func (d *directSRTP) startContext(cryptex bool) bool {
 	if err != nil {
 		return false
 	}
-	d.ctx, d.secret = ctx, nil
+	d.ctx = ctx
 	return true
 }
 
