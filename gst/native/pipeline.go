@@ -453,16 +453,9 @@ const maxBuffer = 4 << 20
 func (p *Pipeline) HandleSink(name string, fn SinkFunc) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.started {
-		return fmt.Errorf("gst: HandleSink after Start")
-	}
-	e, err := p.element(name)
+	e, err := p.appsinkBeforeStart(name, "HandleSink")
 	if err != nil {
 		return err
-	}
-	if C.kb_is_appsink(e) == 0 {
-		C.gst_object_unref(C.gpointer(e))
-		return fmt.Errorf("gst: %s is not an appsink", name)
 	}
 	fd := C.kb_sink_notify(e)
 	if fd < 0 {
@@ -472,6 +465,23 @@ func (p *Pipeline) HandleSink(name string, fn SinkFunc) error {
 	p.sinks = append(p.sinks, &appSink{name: name, ptr: e, fn: fn, notify: os.NewFile(uintptr(fd), name),
 		ended: make(chan struct{})})
 	return nil
+}
+
+// appsinkBeforeStart is the named appsink (a reference the caller keeps), for a way of reading it
+// that must be chosen before Start; under p.mu.
+func (p *Pipeline) appsinkBeforeStart(name, what string) (*C.GstElement, error) {
+	if p.started {
+		return nil, fmt.Errorf("gst: %s after Start", what)
+	}
+	e, err := p.element(name)
+	if err != nil {
+		return nil, err
+	}
+	if C.kb_is_appsink(e) == 0 {
+		C.gst_object_unref(C.gpointer(e))
+		return nil, fmt.Errorf("gst: %s is not an appsink", name)
+	}
+	return e, nil
 }
 
 // SinkEnded is closed when the named sink (of HandleSink) reached end of stream and fn has had every

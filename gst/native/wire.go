@@ -6,10 +6,7 @@ package native
 */
 import "C"
 
-import (
-	"errors"
-	"fmt"
-)
+import "errors"
 
 // The media socket of a worker process is served by C threads (wire.c), for the cost of isolation:
 // a goroutine per direction would wake the worker's Go scheduler for every packet, and an appsink
@@ -57,16 +54,9 @@ func ForgetWire(handle uint32) { C.kb_wire_src_remove(C.guint32(handle)) }
 func (p *Pipeline) SinkToWire(name string, fd int, handle uint32) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.started {
-		return fmt.Errorf("gst: SinkToWire after Start")
-	}
-	e, err := p.element(name)
+	e, err := p.appsinkBeforeStart(name, "SinkToWire")
 	if err != nil {
 		return err
-	}
-	if C.kb_is_appsink(e) == 0 {
-		C.gst_object_unref(C.gpointer(e))
-		return fmt.Errorf("gst: %s is not an appsink", name)
 	}
 	link := C.kb_wire_sink_attach(e, C.int(fd), C.guint32(handle), C.gsize(maxBuffer))
 	p.sinks = append(p.sinks, &appSink{name: name, ptr: e, wire: link}) // SinkEnded: nil, the end goes as a frame
