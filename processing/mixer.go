@@ -76,8 +76,13 @@ type Mixer struct {
 	closed bool
 	stop   chan struct{}
 	done   chan struct{}
+	// kick asks the watch goroutine for a rebuild. Starting a pipeline takes from tens of
+	// milliseconds to seconds on a loaded machine; joins and leaves must not wait for it, and a burst
+	// of them coalesces into one rebuild.
+	kick chan struct{}
 
-	restarts Restarts
+	restarts  Restarts
+	restarted *gst.Error // a crash whose restart the next rebuild reports
 }
 
 // mixPort is one HubPort of the Composite.
@@ -104,7 +109,7 @@ func NewMixer(cfg MixerConfig, bounds func() media.EncoderBitrate) *Mixer {
 	if cfg.Hears == nil {
 		cfg.Hears = func(sink, source *media.Element) bool { return sink != source }
 	}
-	m := &Mixer{cfg: cfg, bounds: bounds, stop: make(chan struct{}), done: make(chan struct{})}
+	m := &Mixer{cfg: cfg, bounds: bounds, stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	go m.watch()
 	return m
 }
@@ -128,7 +133,7 @@ func (m *Mixer) AddPort(el *media.Element) {
 	for _, t := range m.types() {
 		media.Tap(el, t, p.in[t])
 	}
-	m.rebuild()
+	m.requestRebuild()
 }
 
 // types are the media types the mixer mixes.
@@ -141,7 +146,15 @@ func (m *Mixer) types() []media.Type {
 
 // Relayout applies a change of the layout's own settings (an AlphaBlending's master or port
 // properties).
-func (m *Mixer) Relayout() { m.rebuild() }
+func (m *Mixer) Relayout() { m.requestRebuild() }
+
+// requestRebuild has the pipeline rebuilt for the current ports and layout, soon and without waiting.
+func (m *Mixer) requestRebuild() {
+	select {
+	case m.kick <- struct{}{}:
+	default: // a rebuild is already asked for; it will see this change too
+	}
+}
 
 // RemovePort takes el out of the mix.
 func (m *Mixer) RemovePort(el *media.Element) {
@@ -165,7 +178,7 @@ func (m *Mixer) RemovePort(el *media.Element) {
 	if !m.cfg.AudioOnly {
 		gone.outs[media.Video].src.SetKeyframeRequester(nil)
 	}
-	m.rebuild()
+	m.requestRebuild()
 }
 
 // Close stops the mixing.
@@ -185,8 +198,8 @@ func (m *Mixer) Close() {
 	}
 }
 
-// watch rebuilds the pipeline when a port starts or stops sending video, so that the grid holds the
-// ports that show something.
+// watch rebuilds the pipeline when asked and when a port starts or stops sending video, so that the
+// grid holds the ports that show something. It is the only goroutine that rebuilds.
 func (m *Mixer) watch() {
 	defer close(m.done)
 	t := time.NewTicker(time.Second)
@@ -195,6 +208,8 @@ func (m *Mixer) watch() {
 		select {
 		case <-m.stop:
 			return
+		case <-m.kick:
+			m.rebuild()
 		case <-t.C:
 			m.mu.Lock()
 			changed := !m.closed && m.videoLayout(time.Now()) != m.layout
@@ -226,15 +241,15 @@ func (m *Mixer) workerCrashed(e *gst.Error) {
 	if !restart {
 		return
 	}
-	go func() {
-		m.rebuild()
-		if m.cfg.OnError != nil && m.run.Load() != nil {
-			m.cfg.OnError(RestartedEvent(e, "mixer"))
-		}
-	}()
+	m.mu.Lock()
+	m.restarted = e
+	m.mu.Unlock()
+	m.requestRebuild()
 }
 
-// rebuild replaces the pipeline with one for the current ports.
+// rebuild replaces the pipeline with one for the current ports. Only the watch goroutine calls it, so
+// rebuilds never overlap, and m.mu is not held while the new pipeline starts: ports come and go
+// meanwhile, and the next rebuild (asked for by their change) picks them up.
 func (m *Mixer) rebuild() {
 	m.mu.Lock()
 	if m.closed {
@@ -251,26 +266,41 @@ func (m *Mixer) rebuild() {
 			els = append(els, p.el)
 		}
 	}
+	restarted := m.restarted
+	m.restarted = nil
+	m.mu.Unlock()
+
 	var shown []shownVideo
 	for k, pl := range m.cfg.Layout(m.cfg.Width, m.cfg.Height, els) {
 		if pl.W > 0 && pl.H > 0 {
 			shown = append(shown, shownVideo{port: video[k], at: pl})
 		}
 	}
-	old := m.run.Load()
+
 	var run *mixRun
-	var err error
 	if len(ports) > 0 {
-		run, err = startMixRun(m, ports, shown)
-		if err != nil {
+		var err error
+		if run, err = startMixRun(m, ports, shown); err != nil {
 			m.cfg.Log.Error("composite pipeline", "err", err)
 		}
 	}
-	m.run.Store(run)
+
+	m.mu.Lock()
+	if m.closed { // Close came while the pipeline started: it is nobody's
+		m.mu.Unlock()
+		if run != nil {
+			run.close()
+		}
+		return
+	}
+	old := m.run.Swap(run)
 	m.layout = layout
 	m.mu.Unlock()
 	if old != nil {
 		old.close()
+	}
+	if restarted != nil && run != nil && m.cfg.OnError != nil {
+		m.cfg.OnError(RestartedEvent(restarted, "mixer"))
 	}
 	for _, p := range ports {
 		if in := p.in[media.Video]; in != nil {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,7 +64,11 @@ func TestMixerGrid(t *testing.T) {
 	}
 	sender.OnREMB(150000)
 	waitUntil(t, 30*time.Second, "the mix encoder at the viewer's 150 kb/s", func() bool {
-		v, err := m.run.Load().pipe.Get(encName, "target-bitrate")
+		run := m.run.Load()
+		if run == nil {
+			return false
+		}
+		v, err := run.pipe.Get(encName, "target-bitrate")
 		return err == nil && v == int64(150000)
 	})
 
@@ -112,5 +117,57 @@ func waitForPicture(t *testing.T, port, sub *media.Element, name string, spots [
 			checkSpotsW(t, name, got, 800, spots)
 			return
 		}
+	}
+}
+
+// TestMixerJoinsDoNotWaitForARebuild: a Composite's pipeline restarts on every join and leave, which
+// takes seconds on a loaded machine. createHubPort and release must not wait for a restart in
+// progress (they once queued behind one another for over 20 s with 40 ports), and the joins that
+// came meanwhile are taken by one more restart, not one each.
+func TestMixerJoinsDoNotWaitForARebuild(t *testing.T) {
+	needGst(t, "audiomixer")
+	pl := media.NewPipeline()
+	t.Cleanup(pl.Close)
+	var layouts atomic.Int32
+	inLayout, resume := make(chan struct{}), make(chan struct{})
+	cfg := MixerConfig{AudioOnly: true, Layout: func(w, h int, ports []*media.Element) []Tile {
+		if layouts.Add(1) == 1 {
+			close(inLayout)
+			<-resume // the first rebuild is slow
+		}
+		return GridLayout(w, h, ports)
+	}}
+	m := NewMixer(cfg, func() media.EncoderBitrate { return media.EncoderBitrate{Target: 500000} })
+	defer m.Close()
+	port := func(name string) *media.Element {
+		el := pl.NewElement(name, nil)
+		el.HubPort()
+		return el
+	}
+	a, b, c := port("a"), port("b"), port("c")
+	go m.AddPort(a) // so that, were it to wait for its rebuild, the test still gets to say so
+	<-inLayout
+
+	joined := make(chan struct{})
+	go func() {
+		m.AddPort(b)
+		m.AddPort(c)
+		m.RemovePort(a)
+		close(joined)
+	}()
+	select {
+	case <-joined:
+	case <-time.After(10 * time.Second):
+		close(resume)
+		t.Fatal("AddPort and RemovePort waited for the rebuild in progress")
+	}
+	close(resume)
+
+	waitUntil(t, 30*time.Second, "a pipeline mixing b and c", func() bool {
+		run := m.run.Load()
+		return run != nil && len(run.index) == 2
+	})
+	if n := layouts.Load(); n != 2 {
+		t.Errorf("%d rebuilds for one join and then three changes during it, want 2", n)
 	}
 }
