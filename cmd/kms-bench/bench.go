@@ -30,9 +30,15 @@ type Row struct {
 	PacketsExpected int64   `json:"packets_expected"`
 	PacketsLost     int64   `json:"packets_lost"`
 	LossPct         float64 `json:"loss_pct"`
-	LatencyP50ms    float64 `json:"latency_p50_ms"`
-	LatencyP99ms    float64 `json:"latency_p99_ms"`
-	LatencySamples  uint64  `json:"latency_samples"`
+	// Video latency: publisher's send to the kernel's receive time at the viewer's socket
+	// (latency_method "socket"), or, where the sockets give no receive time, to the viewer's reader
+	// ("client"). The client_ figures always go to the reader: the clients' own queueing included.
+	LatencyP50ms       float64 `json:"latency_p50_ms"`
+	LatencyP99ms       float64 `json:"latency_p99_ms"`
+	LatencySamples     uint64  `json:"latency_samples"`
+	LatencyMethod      string  `json:"latency_method,omitempty"`
+	ClientLatencyP50ms float64 `json:"client_latency_p50_ms,omitempty"`
+	ClientLatencyP99ms float64 `json:"client_latency_p99_ms,omitempty"`
 
 	FirstFrameP50ms float64 `json:"first_frame_p50_ms"` // processOffer sent -> first complete video frame received
 	FirstFrameP99ms float64 `json:"first_frame_p99_ms"`
@@ -218,8 +224,9 @@ func (r *runner) measure(ctx context.Context, t *target, name string, s scenario
 			pubs[p.pub] = p.pub.bytes.Load()
 		}
 	}
-	hist := &histogram{}
+	hist, client := &histogram{}, &histogram{}
 	r.cfg.hst.latency.Store(hist)
+	r.cfg.hst.client.Store(client)
 	var prof chan struct{}
 	if r.cfg.pprofURL != "" && t.kms != nil && (r.cfg.pprofAt == "" || r.cfg.pprofAt == fmt.Sprintf("%s:%d", name, s.units())) {
 		prof = make(chan struct{})
@@ -288,6 +295,11 @@ func (r *runner) measure(ctx context.Context, t *target, name string, s scenario
 		row.Syscalls = sysTotal
 		row.SyscallsPerPacket = float64(sysTotal) / float64(row.PacketsReceived)
 		row.SendSyscallsPerPacket = float64(sysSend) / float64(row.PacketsReceived)
+	}
+	row.ClientLatencyP50ms, row.ClientLatencyP99ms = client.quantile(0.5), client.quantile(0.99)
+	row.LatencyMethod = "socket"
+	if hist.total() == 0 {
+		hist, row.LatencyMethod = client, "client"
 	}
 	row.LatencyP50ms, row.LatencyP99ms, row.LatencySamples = hist.quantile(0.5), hist.quantile(0.99), hist.total()
 	var ff []float64

@@ -57,6 +57,10 @@ func TestShortRun(t *testing.T) {
 		if r.Streams != 2 || r.NoMedia != 0 || r.PacketsExpected == 0 || r.LatencySamples == 0 {
 			t.Errorf("%s: want 2 streams with media and latency samples, got %+v", r.Scenario, r)
 		}
+		// Latency up to the viewer's socket, from the kernel's receive times, and to its reader.
+		if r.LatencyMethod != "socket" || r.LatencyP50ms < 0 || r.ClientLatencyP50ms <= 0 {
+			t.Errorf("%s: want latency from socket receive times and from the reader, got %+v", r.Scenario, r)
+		}
 		if r.LossPct > 20 || r.SendKbps < 200 || r.Scenario != "direct" && r.FirstFrameP50ms <= 0 {
 			t.Errorf("%s: implausible figures: %+v", r.Scenario, r)
 		}

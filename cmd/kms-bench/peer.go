@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,9 +50,8 @@ func newAPI(clientIP string, im *testpeer.Impairment) (*webrtc.API, error) {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(ip.IsLoopback())
 	se.SetIPFilter(func(a net.IP) bool { return a.Equal(ip) })
-	// The clients' receive path is the tool's main cost (its core saturates before the server's at
-	// about 500 viewers): no replay check, and plain reads instead of pion's ECN reads (recvmsg with
-	// control messages, which nothing here looks at).
+	// The clients' receive path is the tool's main cost: no replay check, and batched reads with
+	// receive times (stampNet) instead of pion's ECN reads.
 	se.DisableSRTPReplayProtection(true)
 	se.DisableSRTCPReplayProtection(true)
 	if im != nil {
@@ -67,33 +65,29 @@ func newAPI(clientIP string, im *testpeer.Impairment) (*webrtc.API, error) {
 		if err != nil {
 			return nil, err
 		}
-		se.SetNet(plainNet{n})
+		se.SetNet(stampNet{n})
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se),
 		webrtc.WithInterceptorRegistry(&interceptor.Registry{})), nil
 }
 
-// plainNet hands pion UDP sockets it does not recognize as *net.UDPConn, so that it reads them with
-// plain recvfrom: pion asks for ECN only on a bare *net.UDPConn.
-type plainNet struct{ *stdnet.Net }
+// stampNet hands pion the clients' UDP sockets as stampConns: read with recvmmsg and kernel receive
+// times. pion asks for ECN (recvmsg with control messages nobody here reads) only on a bare
+// *net.UDPConn, so it does not on these.
+type stampNet struct{ *stdnet.Net }
 
-type plainUDPConn struct{ *net.UDPConn }
-
-// ReadFromAddrPort and WriteToAddrPort let pion read and write without a net.Addr per packet.
-func (c plainUDPConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	return c.ReadFromUDPAddrPort(b)
-}
-
-func (c plainUDPConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	return c.WriteToUDPAddrPort(b, addr)
-}
-
-func (n plainNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+func (n stampNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
 	c, err := n.Net.ListenUDP(network, laddr)
-	if u, ok := c.(*net.UDPConn); ok && err == nil {
-		return plainUDPConn{u}, nil
+	u, ok := c.(*net.UDPConn)
+	if err != nil || !ok {
+		return c, err
 	}
-	return c, err
+	sc, err := newStampConn(u)
+	if err != nil {
+		u.Close()
+		return nil, err
+	}
+	return sc, nil
 }
 
 // ringSize is how many video packets a publisher remembers the send time of (≈ 20 s at 500 kb/s).
@@ -102,16 +96,16 @@ const ringSize = 4096
 type sentPacket struct {
 	seq atomic.Uint32
 	fp  atomic.Uint64
-	at  atomic.Int64
+	at  atomic.Int64 // Unix nanoseconds
 	// where the payload is in the clip, and the timestamp, to send the packet again for a NACK
 	frame, idx atomic.Int32
 	ts         atomic.Uint32
 }
 
 // publisher sends the clip in real time on a peer's tracks: 30 video frames a second, each frame's
-// packets in one burst as an encoder would, and one Opus packet every 20 ms. A PLI or FIR restarts the
-// clip at its first frame, a keyframe: the clip is a loop, so the stream stays decodable. A NACK is
-// answered with the packets asked for, as a browser's sender does.
+// packets in one burst as an encoder would, and one Opus packet every 20 ms (the pacer calls it). A
+// PLI or FIR restarts the clip at its first frame, a keyframe: the clip is a loop, so the stream
+// stays decodable. A NACK is answered with the packets asked for, as a browser's sender does.
 type publisher struct {
 	clip         *clip
 	video, audio *webrtc.TrackLocalStaticRTP
@@ -123,49 +117,60 @@ type publisher struct {
 	keyframes    atomic.Int64
 	frames       atomic.Int64 // video frames sent
 	resent       atomic.Int64 // packets sent again for NACKs
+
+	// the pacer's
+	nextVideo, nextAudio time.Time
+	vseq, aseq           uint16
+	vts, ats             uint32
+	frame, opus          int
+	pkt                  rtp.Packet
 }
 
-func (p *publisher) runVideo(stop <-chan struct{}) {
-	tick := time.NewTicker(time.Second / 30)
-	defer tick.Stop()
-	seq := uint16(rand.Uint32())
-	ts := rand.Uint32()
-	var pkt rtp.Packet
-	frame := 0
-	for {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-		if p.keyframe.Swap(false) || frame >= len(p.clip.frames) {
-			frame = 0
-		}
-		f := &p.clip.frames[frame]
-		if f.key {
-			p.keyframes.Add(1)
-		}
-		for i, pl := range f.payloads {
-			seq++
-			e := &p.ring[seq%ringSize]
-			e.frame.Store(int32(frame))
-			e.idx.Store(int32(i))
-			e.ts.Store(ts)
-			e.fp.Store(f.prints[i])
-			e.at.Store(nowNS())
-			e.seq.Store(uint32(seq)) // last: resend checks it before and after reading the rest
-			p.lastSeq.Store(uint32(seq))
-			pkt.Header = rtp.Header{Version: 2, Marker: i == len(f.payloads)-1, PayloadType: 96, SequenceNumber: seq, Timestamp: ts}
-			pkt.Payload = pl
-			if p.video.WriteRTP(&pkt) == nil {
-				p.packets.Add(1)
-				p.bytes.Add(int64(len(pl) + 12))
-			}
-		}
-		ts += 3000
-		frame++
-		p.frames.Add(1)
+// sendFrame sends the next video frame's packets. The send time kept for each is the wall clock's,
+// as the kernel's receive times are (stampConn).
+func (p *publisher) sendFrame() {
+	if p.keyframe.Swap(false) || p.frame >= len(p.clip.frames) {
+		p.frame = 0
 	}
+	f := &p.clip.frames[p.frame]
+	if f.key {
+		p.keyframes.Add(1)
+	}
+	pkt := &p.pkt
+	for i, pl := range f.payloads {
+		p.vseq++
+		seq := p.vseq
+		e := &p.ring[seq%ringSize]
+		e.frame.Store(int32(p.frame))
+		e.idx.Store(int32(i))
+		e.ts.Store(p.vts)
+		e.fp.Store(f.prints[i])
+		e.at.Store(time.Now().UnixNano())
+		e.seq.Store(uint32(seq)) // last: resend checks it before and after reading the rest
+		p.lastSeq.Store(uint32(seq))
+		pkt.Header = rtp.Header{Version: 2, Marker: i == len(f.payloads)-1, PayloadType: 96, SequenceNumber: seq, Timestamp: p.vts}
+		pkt.Payload = pl
+		if p.video.WriteRTP(pkt) == nil {
+			p.packets.Add(1)
+			p.bytes.Add(int64(len(pl) + 12))
+		}
+	}
+	p.vts += 3000
+	p.frame++
+	p.frames.Add(1)
+}
+
+func (p *publisher) sendAudio() {
+	p.aseq++
+	pl := p.clip.audio[p.opus%len(p.clip.audio)]
+	p.opus++
+	p.pkt.Header = rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: p.aseq, Timestamp: p.ats}
+	p.pkt.Payload = pl
+	if p.audio.WriteRTP(&p.pkt) == nil {
+		p.packets.Add(1)
+		p.bytes.Add(int64(len(pl) + 12))
+	}
+	p.ats += 960
 }
 
 // resend sends a video packet again if it is still in the ring.
@@ -183,30 +188,6 @@ func (p *publisher) resend(seq uint16) {
 		Payload: pls[i]}
 	if p.video.WriteRTP(&pkt) == nil {
 		p.resent.Add(1)
-	}
-}
-
-func (p *publisher) runAudio(stop <-chan struct{}) {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	seq := uint16(rand.Uint32())
-	ts := rand.Uint32()
-	var pkt rtp.Packet
-	for i := 0; ; i++ {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-		seq++
-		pl := p.clip.audio[i%len(p.clip.audio)]
-		pkt.Header = rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: ts}
-		pkt.Payload = pl
-		if p.audio.WriteRTP(&pkt) == nil {
-			p.packets.Add(1)
-			p.bytes.Add(int64(len(pl) + 12))
-		}
-		ts += 960
 	}
 }
 
@@ -367,12 +348,9 @@ func (p *peer) answerOffer(offer string) (string, error) {
 }
 
 func (p *peer) startMedia() {
-	if p.pub == nil {
-		return
+	if p.pub != nil {
+		pace.add(p.pub)
 	}
-	p.wg.Add(2)
-	go func() { defer p.wg.Done(); p.pub.runVideo(p.stop) }()
-	go func() { defer p.wg.Done(); p.pub.runAudio(p.stop) }()
 }
 
 // withRepair makes a receiving peer NACK lost video packets and model a decoder (see peer.repair).
@@ -411,17 +389,19 @@ func (p *peer) readRTCP(s *webrtc.RTPSender, video bool) {
 	}
 }
 
-func (p *peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (p *peer) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 	video := t.Kind() == webrtc.RTPCodecTypeVideo
 	buf := make([]byte, 1600)
 	var pkt rtp.Packet
 	var fm testpeer.FrameModel
-	for {
+	var arr *arrivals // the receive times of this peer's socket
+	for i := 0; ; i++ {
 		n, _, err := t.Read(buf)
 		if err != nil {
 			return
 		}
-		now := nowNS()
+		clock := time.Now()
+		now := int64(clock.Sub(epoch))
 		if pkt.Unmarshal(buf[:n]) != nil {
 			continue
 		}
@@ -445,11 +425,31 @@ func (p *peer) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 				p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}})
 			}
 		}
-		if at, ok := p.sendTime(pkt.SequenceNumber, pkt.Payload); ok {
-			p.latencyOK.Add(1)
-			p.hst.latency.Load().add(now - at)
+		at, ok := p.sendTime(pkt.SequenceNumber, pkt.Payload)
+		if !ok {
+			continue
+		}
+		p.latencyOK.Add(1)
+		p.hst.client.Load().add(clock.UnixNano() - at)
+		if arr == nil && i%64 == 0 {
+			arr = socketArrivals(r)
+		}
+		if arr != nil {
+			if in, ok := arr.at(pkt.SSRC, pkt.SequenceNumber); ok {
+				p.hst.latency.Load().add(in - at)
+			}
 		}
 	}
+}
+
+// socketArrivals finds the receive times of the socket r's media comes in on, nil until ICE has
+// chosen it (or when the socket is not a stampConn: the soak's impaired sockets).
+func socketArrivals(r *webrtc.RTPReceiver) *arrivals {
+	pair, err := r.Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		return nil
+	}
+	return arrivalsAt(pair.Local.Port)
 }
 
 // repairVideo asks for what is missing (NACK) and for a keyframe when the model cannot decode or the
@@ -543,6 +543,9 @@ func (f *frameCheck) complete(pkt *rtp.Packet) bool {
 }
 
 func (p *peer) close() {
+	if p.pub != nil {
+		pace.remove(p.pub)
+	}
 	select {
 	case <-p.stop:
 	default:

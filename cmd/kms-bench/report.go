@@ -78,14 +78,16 @@ func (res *Results) write(dir string) error {
 	w := csv.NewWriter(f)
 	w.Write([]string{"server", "scenario", "n", "streams", "endpoints", "window_s", "server_cpu_core",
 		"cpu_s_per_stream_minute", "rss_mb", "rss_per_endpoint_kb", "packets_expected", "packets_lost", "loss_pct",
-		"latency_p50_ms", "latency_p99_ms", "latency_samples", "first_frame_p50_ms", "first_frame_p99_ms",
+		"latency_p50_ms", "latency_p99_ms", "latency_samples", "latency_method", "client_latency_p50_ms",
+		"client_latency_p99_ms", "first_frame_p50_ms", "first_frame_p99_ms",
 		"first_frame_max_ms", "no_media", "send_kbps_per_publisher", "tool_cpu_core", "pass", "note"})
 	g := func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
 	for _, r := range res.Rows {
 		w.Write([]string{r.Server, r.Scenario, strconv.Itoa(r.N), strconv.Itoa(r.Streams), strconv.Itoa(r.Endpoints),
 			g(r.WindowS), g(r.ServerCPUCore), g(r.CPUSecPerStreamMin), g(r.RSSMB), g(r.RSSPerEndpointKB),
 			strconv.FormatInt(r.PacketsExpected, 10), strconv.FormatInt(r.PacketsLost, 10), g(r.LossPct),
-			g(r.LatencyP50ms), g(r.LatencyP99ms), strconv.FormatUint(r.LatencySamples, 10), g(r.FirstFrameP50ms),
+			g(r.LatencyP50ms), g(r.LatencyP99ms), strconv.FormatUint(r.LatencySamples, 10), r.LatencyMethod,
+			g(r.ClientLatencyP50ms), g(r.ClientLatencyP99ms), g(r.FirstFrameP50ms),
 			g(r.FirstFrameP99ms), g(r.FirstFrameMaxms), strconv.Itoa(r.NoMedia), g(r.SendKbps), g(r.ToolCPUCore),
 			strconv.FormatBool(r.Pass), r.Note})
 	}
@@ -180,10 +182,12 @@ func (res *Results) table(w io.Writer) {
 	if res.Note != "" {
 		fmt.Fprintln(w, res.Note)
 	}
-	fmt.Fprintf(w, "\n%-6s %-9s %5s %7s %6s %9s %7s %8s %7s %8s %8s %9s %9s %6s %7s %5s\n", "server", "scenario", "N", "streams",
-		"cpu", "cpu-s/", "RSS", "RSS/ep", "loss", "lat p50", "lat p99", "1st frame", "1st frame", "tool", "syscall", "pass")
-	fmt.Fprintf(w, "%-6s %-9s %5s %7s %6s %9s %7s %8s %7s %8s %8s %9s %9s %6s %7s %5s\n", "", "", "", "", "cores",
-		"strm-min", "MB", "KB", "%", "ms", "ms", "p50 ms", "p99 ms", "cores", "/packet", "")
+	fmt.Fprintln(w, "\nlat: publisher's send to the kernel's receive time at the viewer's socket (* where the sockets gave none:\n"+
+		"to the viewer's reader); cl p99: to the viewer's reader, the clients' own receive path included")
+	fmt.Fprintf(w, "\n%-6s %-9s %5s %7s %6s %9s %7s %8s %7s %8s %8s %8s %9s %9s %6s %7s %5s\n", "server", "scenario", "N", "streams",
+		"cpu", "cpu-s/", "RSS", "RSS/ep", "loss", "lat p50", "lat p99", "cl p99", "1st frame", "1st frame", "tool", "syscall", "pass")
+	fmt.Fprintf(w, "%-6s %-9s %5s %7s %6s %9s %7s %8s %7s %8s %8s %8s %9s %9s %6s %7s %5s\n", "", "", "", "", "cores",
+		"strm-min", "MB", "KB", "%", "ms", "ms", "ms", "p50 ms", "p99 ms", "cores", "/packet", "")
 	f := func(v float64, prec int) string {
 		if v < 0 {
 			return "-"
@@ -199,9 +203,16 @@ func (res *Results) table(w io.Writer) {
 		if r.Scenario == "join" || r.Scenario == "idle" {
 			tool = "-"
 		}
-		fmt.Fprintf(w, "%-6s %-9s %5d %7d %6s %9s %7s %8s %7s %8s %8s %9s %9s %6s %7s %5v\n", r.Server, r.Scenario, r.N, r.Streams,
+		p99, cl := f(r.LatencyP99ms, 2), "-"
+		if r.LatencyMethod != "socket" && r.LatencyP99ms >= 0 {
+			p99 += "*"
+		}
+		if r.ClientLatencyP99ms > 0 {
+			cl = f(r.ClientLatencyP99ms, 2)
+		}
+		fmt.Fprintf(w, "%-6s %-9s %5d %7d %6s %9s %7s %8s %7s %8s %8s %8s %9s %9s %6s %7s %5v\n", r.Server, r.Scenario, r.N, r.Streams,
 			f(r.ServerCPUCore, 2), f(r.CPUSecPerStreamMin, 3), f(r.RSSMB, 0), f(r.RSSPerEndpointKB, 0), f(r.LossPct, 2),
-			f(r.LatencyP50ms, 2), f(r.LatencyP99ms, 2), f(r.FirstFrameP50ms, 0), f(r.FirstFrameP99ms, 0), tool, sys, r.Pass)
+			f(r.LatencyP50ms, 2), p99, cl, f(r.FirstFrameP50ms, 0), f(r.FirstFrameP99ms, 0), tool, sys, r.Pass)
 	}
 	// Side by side: every scenario at the N both servers ran.
 	type key struct {

@@ -17,13 +17,17 @@ type histogram struct {
 	counts [64 * 32]atomic.Uint64
 }
 
+// histograms of the current window's video latency: latency from the publisher's send to the
+// kernel's receive time at the viewer's socket (what the server and the link add), client to the
+// moment the viewer's reader got the packet (the clients' own receive path and queueing included).
 type histograms struct {
-	latency atomic.Pointer[histogram]
+	latency, client atomic.Pointer[histogram]
 }
 
 func newHistograms() *histograms {
 	h := &histograms{}
 	h.latency.Store(&histogram{})
+	h.client.Store(&histogram{})
 	return h
 }
 
