@@ -6,7 +6,7 @@
 #   bench/run.sh --full          full ramp (≈ 20-40 min), results in bench/results/full/
 #   bench/run.sh --profile       our server built with -tags benchprof (net/http/pprof on :6060): a CPU
 #                                and heap profile of each window of ours is saved next to the results
-#   bench/run.sh --targets       issue 11's targets (≈ 12 min): both servers, loopback N = 20/100/300,
+#   bench/run.sh --targets       issue 11's targets (≈ 13 min): both servers, loopback N = 20/100/200/300,
 #                                one2many 100/300 with joins, group, idle; syscalls per packet; profiles
 #                                of ours at one2many 300; results and targets.md in bench/results/targets/
 #   bench/run.sh --server-rev REV   our server built from commit REV (git archive) instead of the work tree
@@ -230,7 +230,7 @@ elif [ $mode = targets ]; then
   echo "allocations: $allocs"
   go test $ALLOCS_PKGS -run '^$' -bench "$ALLOCS_BENCH" -benchmem -benchtime $ALLOCS_BENCHTIME >"$work/allocs.txt" 2>&1 || cat "$work/allocs.txt"
   rm -f bench/results/targets/*.pprof
-  args+=(-window 15s -idle 500 -loopback-n 20,100,300 -one2many-n 100,300 -group-k 10 -joins 20 -pprof-at one2many:300
+  args+=(-window 15s -idle 500 -loopback-n 20,100,200,300 -one2many-n 100,300 -group-k 10 -joins 20 -pprof-at one2many:300
          -allocs-bench "$work/allocs.txt" -allocs-command "$allocs"
          -before bench/results/full/results.json,bench/results/before-1c7fcb7/results.json -label targets -out bench/results/targets)
 else
