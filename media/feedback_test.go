@@ -90,15 +90,16 @@ func TestSenderSeqMapFollowsCache(t *testing.T) {
 	if small == 0 || small > 4*minVideoSlots {
 		t.Fatalf("sequence map of %d entries for a new cache", small)
 	}
-	// Packets as fast as the test writes them: the measured rate makes the cache grow to its bound.
-	const total = 1500
-	for i := 1; i < total; i++ {
+	// Packets as fast as the test writes them: once the rate is measured (rateSpan), the cache grows
+	// towards its bound, and the map with it.
+	total := 1
+	for deadline := time.Now().Add(20 * time.Second); len(s.seqmap) <= small; total++ {
+		if time.Now().After(deadline) || total == 60000 {
+			t.Fatalf("sequence map stayed at %d entries while the cache grew", len(s.seqmap))
+		}
 		p.SequenceNumber++
 		p.Timestamp += 3000
 		writeSettled(t, source, p)
-	}
-	if len(s.seqmap) <= small {
-		t.Fatalf("sequence map stayed at %d entries while the cache grew", len(s.seqmap))
 	}
 	// Every packet the cache still holds (how many depends on the rate measured) is answered, those
 	// mapped before the map grew among them.

@@ -21,11 +21,13 @@ type PacketCache struct {
 
 	// Store's own, the source's reader goroutine
 	video       bool
-	counted     int   // packets since rateSince
-	rateSince   int64 // monotonic nanos
-	rate        float64
-	lastKeyAt   int64 // monotonic nanos of the last keyframe start
-	keyInterval int64 // nanos between the last two keyframe starts, 0 unknown
+	counted     int     // packets since rateSince
+	lookAt      int     // counted at which the clock is read again
+	rateSince   int64   // monotonic nanos
+	rate        float64 // packets per second, as last measured
+	prevRate    float64 // and the time before
+	lastKeyAt   int64   // monotonic nanos of the last keyframe start
+	keyInterval int64   // nanos between the last two keyframe starts, 0 unknown
 }
 
 // maxSlotPayload is the largest payload a cache keeps (a UDP datagram of a 1500-byte MTU); longer
@@ -48,8 +50,12 @@ const maxCSRC = 4
 const (
 	cacheWindow    = int64(1e9)
 	maxCacheWindow = int64(3e9)
-	// rateEvery is how many stores pass between two measures of the packet rate.
+	// rateEvery is how many stores pass between two looks at the clock; the packet rate is measured
+	// over rateSpan at least. Over fewer packets, a frame's burst, or a reader that was not
+	// scheduled for a while and then gets a backlog at once, reads as a rate change, and each
+	// change makes a new ring (megabytes at the largest, copied).
 	rateEvery = 64
+	rateSpan  = int64(500e6)
 )
 
 type cacheRing struct {
@@ -111,7 +117,7 @@ func (c *PacketCache) Store(p *rtp.Packet, keyStart bool) cacheRef {
 		return cacheRef{}
 	}
 	r := c.ring.Load()
-	if r == nil || n > r.slotSize || c.counted >= rateEvery {
+	if r == nil || n > r.slotSize || c.counted >= c.lookAt {
 		r = c.resize(r, n, keyStart)
 	}
 	c.counted++
@@ -144,12 +150,19 @@ func (c *PacketCache) Store(p *rtp.Packet, keyStart bool) cacheRef {
 // long, or its slots too small for a payload of n bytes. It copies the packets over, so that
 // retransmissions and joins keep being served across the change.
 func (c *PacketCache) resize(old *cacheRing, n int, keyStart bool) *cacheRing {
-	// The rate is measured over rateEvery packets (a resize for a larger payload keeps it).
+	// The rate is measured over rateEvery packets and rateSpan (a resize for a larger payload
+	// keeps it).
+	measured := false
 	if now := monotonic(); c.rateSince == 0 {
 		c.rateSince, c.counted = now, 0
-	} else if c.counted >= rateEvery && now > c.rateSince {
+	} else if c.counted >= rateEvery && now-c.rateSince >= rateSpan {
+		c.prevRate = c.rate
 		c.rate = float64(c.counted) * 1e9 / float64(now-c.rateSince)
-		c.rateSince, c.counted = now, 0
+		c.rateSince, c.counted, measured = now, 0, true
+	}
+	c.lookAt = c.counted + rateEvery
+	if old != nil && n <= old.slotSize && !measured {
+		return old
 	}
 	window := cacheWindow
 	if c.video && c.keyInterval > 0 {
@@ -159,7 +172,14 @@ func (c *PacketCache) resize(old *cacheRing, n int, keyStart bool) *cacheRing {
 	if c.video {
 		least = minVideoSlots
 	}
-	want := min(max(int(c.rate*float64(window)/1e9), least), maxCacheSlots)
+	// The ring follows a rate seen in two measures in a row: it grows to the lower of the last two
+	// and shrinks to the higher, so that one burst does not make two new rings.
+	grow, shrink := c.rate, c.rate
+	if c.prevRate > 0 {
+		grow, shrink = min(c.prevRate, c.rate), max(c.prevRate, c.rate)
+	}
+	slotsFor := func(rate float64) int { return min(max(int(rate*float64(window)/1e9), least), maxCacheSlots) }
+	want, wantShrink := slotsFor(grow), slotsFor(shrink)
 	slots, size := least, roundUp(max(n, 1), 64)
 	if c.video {
 		size = max(size, defaultSlotPayload)
@@ -169,8 +189,8 @@ func (c *PacketCache) resize(old *cacheRing, n int, keyStart bool) *cacheRing {
 		switch {
 		case want > slots:
 			slots = min(want*5/4, maxCacheSlots)
-		case want < slots/2:
-			slots = max(want*5/4, least)
+		case wantShrink < slots/2:
+			slots = max(wantShrink*5/4, least)
 		case size == old.slotSize:
 			return old
 		}

@@ -871,12 +871,13 @@ func firstReceiving(pc *webrtc.PeerConnection, receiver *webrtc.RTPReceiver) boo
 func (e *Endpoint) readRTCP(sender *webrtc.RTPSender, s *media.Sender) {
 	defer e.wg.Done()
 	buf := make([]byte, 1500)
+	var rd rtpengine.RTCPReader
 	for {
 		n, _, err := sender.Read(buf)
 		if err != nil {
 			return
 		}
-		pkts, err := rtcp.Unmarshal(buf[:n])
+		pkts, err := rd.Read(buf[:n])
 		if err != nil {
 			continue
 		}

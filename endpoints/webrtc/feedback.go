@@ -100,6 +100,7 @@ func (e *Endpoint) readReceiverRTCP(r *webrtc.RTPReceiver, rid string, in *incom
 	defer e.wg.Done()
 	buf := make([]byte, 1500)
 	fb := rtpengine.Feedback{Inbound: &in.rx.Stats}
+	var rd rtpengine.RTCPReader
 	for {
 		var n int
 		var err error
@@ -111,7 +112,7 @@ func (e *Endpoint) readReceiverRTCP(r *webrtc.RTPReceiver, rid string, in *incom
 		if err != nil {
 			return
 		}
-		if pkts, err := rtcp.Unmarshal(buf[:n]); err == nil {
+		if pkts, err := rd.Read(buf[:n]); err == nil {
 			fb.Serve(pkts, time.Now())
 		}
 	}

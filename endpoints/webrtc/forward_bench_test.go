@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/egress"
+	"github.com/kurento-go/kms/endpoints/webrtc"
 	"github.com/kurento-go/kms/internal/testpeer"
 	"github.com/kurento-go/kms/internal/testserver"
 )
@@ -27,14 +28,24 @@ const benchPeersEnv = "KMS_BENCH_FORWARD_URL"
 // in a child process (TestForwardBenchPeers), so that -benchmem counts the server's allocations
 // only: socket read (recvmmsg), SRTP, the graph, 100 × (rewrite, SRTP, batched write). One op is
 // one datagram the server sends (at 100 viewers, RTP copies all but a few RTCP ones). Reported:
-// send and receive syscalls of the shared sockets per op, and every syscall of the process per
-// op (perf's raw_syscalls:sys_enter, when perf runs here). Setting up 100 peers is dear: run it
-// with a fixed count,
+// send and receive syscalls of the shared sockets per op, every syscall of the process per op
+// (perf's raw_syscalls:sys_enter, when perf runs here), and the process's CPU per op (cpu-ns/op;
+// -cpu 1 runs the server on one P, as bench/run.sh pins it to one core).
+//
+// Allocations: the timed window counts every allocation of the process (process-allocs/op, from
+// the runtime's statistics). A second window as long, untimed, records every allocation with its
+// stack (MemProfileRate 1, dear per allocation: hence not in the timed one) and sorts them by what
+// made them. allocs/op and B/op are the forwarding path's: everything but the RTCP the endpoints
+// exchange on their timers (rtcp-allocs/op: our reports and feedback, pion's RTCP marshalling,
+// the peers' reports we read) and pion's ICE (stun-allocs/op: STUN keepalives and consent
+// checks). What is neither counts as the path's, whatever made it. The testing package prints
+// allocs/op as a whole number: path-allocs/op is the same figure unrounded.
+// Setting up 100 peers is dear: run it with a fixed count,
 //
 //	go test ./endpoints/webrtc -run '^$' -bench ForwardTo100Viewers -benchmem -benchtime 200000x
 //
-// KMS_BENCH_ALLOC_PROFILE=DIR (with -memprofilerate 1) writes allocation profiles around the
-// measured window, to see where what is left allocates.
+// KMS_BENCH_ALLOC_PROFILE=DIR writes allocation profiles around the measured window (pprof
+// -diff_base), to see where what is left allocates.
 func BenchmarkForwardTo100Viewers(b *testing.B) {
 	if b.N == 1 {
 		return // the framework's probe run: the setup would be made twice
@@ -72,33 +83,54 @@ func BenchmarkForwardTo100Viewers(b *testing.B) {
 	}
 
 	perf := startPerf()
-	profile := os.Getenv("KMS_BENCH_ALLOC_PROFILE")
-	writeAllocs(b, profile, "start")
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
+	cpu0 := webrtc.ProcessCPU()
 	b.ResetTimer()
 	start := egress.Sent()
-	for egress.Sent().Datagrams-start.Datagrams < uint64(b.N) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitDatagrams(start, b.N)
 	b.StopTimer()
 	end := egress.Sent()
+	cpu := webrtc.ProcessCPU() - cpu0
 	runtime.ReadMemStats(&m1)
 	all := perf()
-	writeAllocs(b, profile, "end")
 	ops := float64(end.Datagrams - start.Datagrams)
-	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/ops, "allocs/datagram")
+	b.ReportMetric(float64(cpu)/ops, "cpu-ns/op")
+	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/ops, "process-allocs/op")
 	b.ReportMetric(float64(end.Syscalls-start.Syscalls)/ops, "send-syscalls/op")
 	b.ReportMetric(float64(end.Reads-start.Reads)/ops, "recv-syscalls/op")
 	b.ReportMetric(float64(end.ReadDatagrams-start.ReadDatagrams)/ops, "datagrams-in/op")
 	if all > 0 {
 		b.ReportMetric(float64(all)/ops, "process-syscalls/op")
 	}
+
+	// The allocations' stacks.
+	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+	runtime.MemProfileRate = 1
+	profile := os.Getenv("KMS_BENCH_ALLOC_PROFILE")
+	writeAllocs(b, profile, "start")
+	allocs0 := allocsBySource()
+	start = egress.Sent()
+	waitDatagrams(start, b.N)
+	ops = float64(egress.Sent().Datagrams - start.Datagrams)
+	allocs := allocsBySource().minus(allocs0)
+	writeAllocs(b, profile, "end")
+	b.ReportMetric(float64(allocs.path.objects)/ops, "allocs/op")      // printed as a whole number
+	b.ReportMetric(float64(allocs.path.objects)/ops, "path-allocs/op") // and exactly
+	b.ReportMetric(float64(allocs.path.bytes)/ops, "B/op")
+	b.ReportMetric(float64(allocs.rtcp.objects)/ops, "rtcp-allocs/op")
+	b.ReportMetric(float64(allocs.stun.objects)/ops, "stun-allocs/op")
+}
+
+// waitDatagrams returns once n datagrams more than at start have left the shared sockets.
+func waitDatagrams(start egress.Counts, n int) {
+	for egress.Sent().Datagrams-start.Datagrams < uint64(n) {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // writeAllocs writes the allocation profile to dir/name.pprof when dir is set: the difference
 // between the end and start profiles (pprof -diff_base) is what the measured window allocated.
-// Run with -memprofilerate 1 to see every allocation.
 func writeAllocs(b *testing.B, dir, name string) {
 	if dir == "" {
 		return
@@ -112,6 +144,75 @@ func writeAllocs(b *testing.B, dir, name string) {
 	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// allocCount is what a set of stacks allocated since the process started.
+type allocCount struct{ objects, bytes int64 }
+
+// allocSources are the process's allocations sorted by what made them (BenchmarkForwardTo100Viewers).
+type allocSources struct{ path, rtcp, stun allocCount }
+
+func (a allocSources) minus(b allocSources) allocSources {
+	sub := func(x, y allocCount) allocCount { return allocCount{x.objects - y.objects, x.bytes - y.bytes} }
+	return allocSources{sub(a.path, b.path), sub(a.rtcp, b.rtcp), sub(a.stun, b.stun)}
+}
+
+// Functions whose allocations, and their callees', are the endpoints' RTCP or pion's ICE; anything
+// else is the path's.
+var (
+	rtcpFuncs = []string{"github.com/pion/rtcp.", "webrtc.(*feedbackLoop).", "webrtc.(*Endpoint).readRTCP",
+		"webrtc.(*Endpoint).readReceiverRTCP", "webrtc.(*Endpoint).senderFeedback",
+		"github.com/pion/webrtc/v4.(*PeerConnection).WriteRTCP", "github.com/pion/srtp/v3.(*SessionSRTCP)"}
+	stunFuncs = []string{"github.com/pion/stun/", "github.com/pion/ice/v4.(*Agent).",
+		"github.com/pion/ice/v4.(*candidateBase).handleInboundSTUNMessage", "github.com/pion/ice/v4/internal/taskloop."}
+)
+
+// allocsBySource sums the allocation profile by source, as of now (after a collection: the
+// profile is as of the last one).
+func allocsBySource() allocSources {
+	runtime.GC()
+	var recs []runtime.MemProfileRecord
+	for n, _ := runtime.MemProfile(nil, true); ; n += 64 {
+		recs = make([]runtime.MemProfileRecord, n)
+		if got, ok := runtime.MemProfile(recs, true); ok {
+			recs = recs[:got]
+			break
+		}
+	}
+	var out allocSources
+	for i := range recs {
+		r := &recs[i]
+		c := &out.path
+		frames := runtime.CallersFrames(r.Stack())
+		for more := true; more; {
+			var f runtime.Frame
+			f, more = frames.Next()
+			if strings.HasSuffix(f.Function, ".allocsBySource") {
+				c = &allocCount{} // the measurement's own
+				break
+			}
+			if hasPrefixIn(f.Function, rtcpFuncs) {
+				c = &out.rtcp
+				break
+			}
+			if hasPrefixIn(f.Function, stunFuncs) {
+				c = &out.stun
+				break
+			}
+		}
+		c.objects += r.AllocObjects
+		c.bytes += r.AllocBytes
+	}
+	return out
+}
+
+func hasPrefixIn(fn string, list []string) bool {
+	for _, p := range list {
+		if strings.HasPrefix(fn, p) || strings.Contains(fn, "/"+p) {
+			return true
+		}
+	}
+	return false
 }
 
 // startPerf counts every system call of this process until the returned function is called; it
