@@ -85,13 +85,20 @@ func (o *Outbound) Counts() (packets, octets uint32) {
 // sent. Its RTP time is the newest packet's, advanced by the time since it went out, so that the
 // peer maps both clocks onto each other (lip sync).
 func (o *Outbound) SenderReport(now time.Time, blocks []rtcp.ReceptionReport) (*rtcp.SenderReport, bool) {
+	sr := &rtcp.SenderReport{}
+	return sr, o.FillSenderReport(now, blocks, sr)
+}
+
+// FillSenderReport is SenderReport into sr, for a caller that reuses its packets.
+func (o *Outbound) FillSenderReport(now time.Time, blocks []rtcp.ReceptionReport, sr *rtcp.SenderReport) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if !o.started {
-		return nil, false
+		return false
 	}
 	elapsed := max(now.UnixNano()-o.lastAt, 0)
 	rtpTime := o.lastTS + uint32(elapsed/1000*int64(o.clockRate)/1e6)
-	return &rtcp.SenderReport{SSRC: o.ssrc, NTPTime: NTPTime(now), RTPTime: rtpTime,
-		PacketCount: o.packets, OctetCount: o.octets, Reports: blocks}, true
+	*sr = rtcp.SenderReport{SSRC: o.ssrc, NTPTime: NTPTime(now), RTPTime: rtpTime,
+		PacketCount: o.packets, OctetCount: o.octets, Reports: blocks}
+	return true
 }

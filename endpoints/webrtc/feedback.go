@@ -134,6 +134,15 @@ type feedbackLoop struct {
 	stop chan struct{}
 	kick chan struct{}
 	once sync.Once
+
+	// reports' packets, reused on the loop's goroutine (WriteRTCP marshals them at once)
+	outs      []*rtpengine.Outbound
+	blocks    []rtcp.ReceptionReport
+	pkts      []rtcp.Packet
+	srs       [2]rtcp.SenderReport // audio, video
+	rr        rtcp.ReceiverReport
+	rembs     []rtcp.ReceiverEstimatedMaximumBitrate
+	rembSSRCs []uint32
 }
 
 // reportInterval is KMS's RTCP interval, at which its RembLocal updates (and linealFactorGrade's
@@ -191,13 +200,14 @@ func (f *feedbackLoop) run() {
 }
 
 // reports is the periodic compound: a sender report per stream we send (the first carries the
-// reception reports), else a receiver report, and a REMB per video stream the peer sends us.
+// reception reports), else a receiver report, and a REMB per video stream the peer sends us. The
+// packets are the loop's own, valid until the next call.
 func (f *feedbackLoop) reports(now time.Time) []rtcp.Packet {
 	e := f.e
 	e.mu.Lock()
 	list := e.incoming
-	var outs []*rtpengine.Outbound
-	for _, t := range []media.Type{media.Audio, media.Video} {
+	outs := f.outs[:0]
+	for _, t := range [...]media.Type{media.Audio, media.Video} {
 		if tr := e.tracks[t]; tr != nil {
 			if o := tr.out.Load(); o != nil {
 				outs = append(outs, o)
@@ -205,25 +215,35 @@ func (f *feedbackLoop) reports(now time.Time) []rtcp.Packet {
 		}
 	}
 	e.mu.Unlock()
-	var blocks []rtcp.ReceptionReport
+	f.outs = outs
+	blocks := f.blocks[:0]
 	for _, in := range list {
 		blocks = append(blocks, in.rx.Stats.ReportBlock(in.ssrc, now))
 	}
-	var pkts []rtcp.Packet
-	for _, o := range outs {
-		if sr, ok := o.SenderReport(now, blocks); ok {
-			pkts = append(pkts, sr)
+	f.blocks = blocks
+	pkts := f.pkts[:0]
+	for i, o := range outs {
+		if o.FillSenderReport(now, blocks, &f.srs[i]) {
+			pkts = append(pkts, &f.srs[i])
 			blocks = nil
 		}
 	}
 	if len(blocks) > 0 {
-		pkts = append(pkts, &rtcp.ReceiverReport{SSRC: f.ssrc, Reports: blocks})
+		f.rr = rtcp.ReceiverReport{SSRC: f.ssrc, Reports: blocks}
+		pkts = append(pkts, &f.rr)
 	}
-	for _, in := range list {
+	if len(f.rembs) < len(list) {
+		f.rembs = make([]rtcp.ReceiverEstimatedMaximumBitrate, len(list))
+		f.rembSSRCs = make([]uint32, len(list))
+	}
+	for i, in := range list {
 		if in.remb != nil {
 			target := in.remb.Next(now, &in.rx.Stats, in.src.SinkBitrate())
-			pkts = append(pkts, &rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(target), SSRCs: []uint32{in.ssrc}})
+			f.rembSSRCs[i] = in.ssrc
+			f.rembs[i] = rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(target), SSRCs: f.rembSSRCs[i : i+1]}
+			pkts = append(pkts, &f.rembs[i])
 		}
 	}
+	f.pkts = pkts
 	return pkts
 }
