@@ -2,6 +2,7 @@ package rtpengine
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/pion/rtcp"
@@ -68,6 +69,62 @@ func TestRTCPReaderMatchesUnmarshal(t *testing.T) {
 		}
 		if _, err := r.Read(bad); err == nil {
 			t.Fatalf("read %x without an error", bad)
+		}
+	}
+}
+
+// On damaged compounds RTCPReader never panics, and wherever rtcp.Unmarshal accepts one it reads
+// the same packets of the types it serves (it may accept more: it does not check the types it
+// skips).
+func TestRTCPReaderDamagedCompounds(t *testing.T) {
+	block := rtcp.ReceptionReport{SSRC: 7, FractionLost: 3, LastSequenceNumber: 999}
+	raw, err := rtcp.Marshal([]rtcp.Packet{
+		&rtcp.ReceiverReport{SSRC: 2, Reports: []rtcp.ReceptionReport{block}},
+		&rtcp.TransportLayerNack{SenderSSRC: 2, MediaSSRC: 1, Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{10, 12})},
+		&rtcp.ReceiverEstimatedMaximumBitrate{SenderSSRC: 2, Bitrate: 500000, SSRCs: []uint32{1}},
+		&rtcp.PictureLossIndication{SenderSSRC: 2, MediaSSRC: 1},
+		&rtcp.FullIntraRequest{SenderSSRC: 2, MediaSSRC: 1, FIR: []rtcp.FIREntry{{SSRC: 1}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var r RTCPReader
+	buf := make([]byte, len(raw))
+	for range 20000 {
+		copy(buf, raw)
+		b := buf[:1+rng.IntN(len(raw))]
+		for range 1 + rng.IntN(3) {
+			b[rng.IntN(len(b))] = byte(rng.Uint32())
+		}
+		want, werr := rtcp.Unmarshal(b)
+		got, err := r.Read(b)
+		if werr != nil {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%x: rtcp.Unmarshal read it, RTCPReader: %v", b, err)
+		}
+		i := 0
+		for _, p := range want {
+			switch p.(type) {
+			case *rtcp.SenderReport, *rtcp.ReceiverReport, *rtcp.PictureLossIndication, *rtcp.FullIntraRequest,
+				*rtcp.TransportLayerNack, *rtcp.ReceiverEstimatedMaximumBitrate, *rtcp.Goodbye:
+			default:
+				continue
+			}
+			if i == len(got) {
+				t.Fatalf("%x: %T not read", b, p)
+			}
+			x, _ := got[i].Marshal()
+			y, _ := p.Marshal()
+			if !bytes.Equal(x, y) {
+				t.Fatalf("%x: read %+v, rtcp.Unmarshal %+v", b, got[i], p)
+			}
+			i++
+		}
+		if i != len(got) {
+			t.Fatalf("%x: read %d packets, rtcp.Unmarshal %d of the types served", b, len(got), i)
 		}
 	}
 }
