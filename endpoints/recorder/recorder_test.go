@@ -1,3 +1,5 @@
+//go:build !kmsfuzz
+
 package recorder_test
 
 import (

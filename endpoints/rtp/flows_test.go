@@ -1,3 +1,5 @@
+//go:build !kmsfuzz
+
 package rtp_test
 
 import (
