@@ -458,6 +458,10 @@ func answered(l *localMedia, r *remoteMedia) ([]codec, *sdesKey, string) {
 	return codecs, key, ""
 }
 
+// hostAddresses lists this machine's addresses; a variable so that the fuzz targets list them once
+// instead of once per input (a test-only hook).
+var hostAddresses = netif.Addresses
+
 // startStream connects a negotiated m-line to the network and the graph; the caller holds e.mu.
 func (e *Endpoint) startStream(l *localMedia, r *remoteMedia, remoteKey *sdesKey, codecs []codec) error {
 	st := &stream{
@@ -483,7 +487,7 @@ func (e *Endpoint) startStream(l *localMedia, r *remoteMedia, remoteKey *sdesKey
 	}
 	st.latch = r.comedia || !r.addr.IsValid()
 	if r.addr.IsLoopback() {
-		st.hostAddrs = netif.Addresses(nil)
+		st.hostAddrs = hostAddresses(nil)
 	}
 	if l.key != nil {
 		var err error
