@@ -48,11 +48,14 @@ func FuzzFeedback(f *testing.F) {
 		source.EnableCache()
 		s := senders[0]
 		p := vp8Packet()
+		// One burst, then one wait for the writer: the queue (videoQueueLen) takes all 40, and waiting
+		// for the writer after each packet was most of the target's time.
 		for i := range 40 {
 			p.SequenceNumber = uint16(65520 + i) // across the wrap
 			p.Timestamp += 3000
-			writeSettled(t, source, p)
+			source.WriteRTP(p)
 		}
+		settle(t, s)
 		clear(resent)
 		pkts, err := rtcp.Unmarshal(feedback)
 		if err == nil {
