@@ -46,11 +46,13 @@ bench-targets: deps-test
 	./bench/run.sh --targets
 
 # The cost of GStreamer worker processes: CPU per transcoded and per filtered stream and latency through
-# them, KMS_GST_WORKERS=in-process vs element vs pool:2 (≈ 3 min); results in bench/results/workers/
-# (bench/README.md). In a session of its own at autogroup nice -20 (root), as bench/run.sh does.
-ISOLATION_WINDOW ?= 20
+# them, KMS_GST_WORKERS=in-process vs element vs pool:2, all modes streaming at once and measured over
+# the same ISOLATION_ROUNDS windows (≈ 3.5 min); results in bench/results/workers/ (bench/README.md).
+# In a session of its own at autogroup nice -20 (root), as bench/run.sh does.
+ISOLATION_WINDOW ?= 60
+ISOLATION_ROUNDS ?= 6
 bench-workers: deps-test
-	ISOLATION_WINDOW=$(ISOLATION_WINDOW) ISOLATION_OUT=$(CURDIR)/bench/results/workers setsid sh -c \
+	ISOLATION_WINDOW=$(ISOLATION_WINDOW) ISOLATION_ROUNDS=$(ISOLATION_ROUNDS) ISOLATION_OUT=$(CURDIR)/bench/results/workers setsid sh -c \
 		'echo -20 >/proc/self/autogroup 2>/dev/null; exec $(GO) test -run "^$$" -bench Isolation -benchtime 1x -count 1 -timeout 30m -v ./bench/isolation'
 
 # The soak (root, 2 cores): 50 sessions for SOAK_DURATION on a lossy link (5 % loss, 30 ms jitter,

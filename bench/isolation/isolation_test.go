@@ -5,12 +5,14 @@
 // bench/results/workers/ (bench/README.md).
 //
 // Each mode gets a server of its own (the built binary, so that its CPU is its own and its workers'
-// only). A stream is a publisher (pion, a real VP8 clip at 30 fps) → WebRtcEndpoint → either an
-// RtpEndpoint whose peer takes H.264 only (the server transcodes VP8 → H.264) or a GStreamerFilter
-// (videoflip: decode, flip, encode VP8) → an RtpEndpoint taking VP8; the RTP peer is a UDP socket of
-// the benchmark.
+// only), and all of a scenario's servers stream at once. A stream is a publisher (pion, a real VP8
+// clip at 30 fps) → WebRtcEndpoint → either an RtpEndpoint whose peer takes H.264 only (the server
+// transcodes VP8 → H.264) or a GStreamerFilter (videoflip: decode, flip, encode VP8) → an RtpEndpoint
+// taking VP8; the RTP peer is a UDP socket of the benchmark.
 //
-// CPU: utime + stime of the server and all its descendants (the workers) over the window, per stream.
+// CPU: utime + stime of the server and all its descendants (the workers) per stream, over the whole
+// window and over each of its rounds: the ratio to in-process is the median of the rounds' ratios,
+// with their range. threads.txt splits each server's CPU and context switches by thread name.
 // Latency: the publisher stamps each frame's RTP timestamp with its send time; the server's output
 // timestamps are those plus a constant, which the benchmark finds from gaps it puts in the stream
 // (every second it holds a frame back for 200 ms, with the timestamps going on as for a real pause,
@@ -43,26 +45,38 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Knobs (environment): ISOLATION_STREAMS streams per scenario (2), ISOLATION_WINDOW measured seconds
-// (10), ISOLATION_MODES (in-process,element,pool:2), ISOLATION_SCENARIOS (transcode,filter),
-// ISOLATION_OUT a directory for table.txt and results.json.
-func knobs() (streams int, window time.Duration, modes, scenarios []string) {
-	streams, window = 2, 10*time.Second
+// Knobs (environment): ISOLATION_STREAMS streams per mode and scenario (2 transcode, 1 filter: every
+// mode streams at once, and three modes × two filters would overload two cores), ISOLATION_WINDOW
+// measured seconds (60), ISOLATION_ROUNDS windows it is cut into (6), ISOLATION_MODES
+// (in-process,element,pool:2), ISOLATION_SCENARIOS (transcode,filter), ISOLATION_OUT a directory for
+// table.txt, threads.txt and results.json, ISOLATION_PERF a directory for perf samples.
+type knobs struct {
+	streams   map[string]int
+	window    time.Duration
+	rounds    int
+	modes     []string
+	scenarios []string
+}
+
+func readKnobs() knobs {
+	k := knobs{streams: map[string]int{"transcode": 2, "filter": 1}, window: 60 * time.Second, rounds: 6,
+		modes: []string{"in-process", "element", "pool:2"}, scenarios: []string{"transcode", "filter"}}
 	if n, err := strconv.Atoi(os.Getenv("ISOLATION_STREAMS")); err == nil && n > 0 {
-		streams = n
+		k.streams = map[string]int{"transcode": n, "filter": n}
 	}
 	if s, err := strconv.Atoi(os.Getenv("ISOLATION_WINDOW")); err == nil && s > 0 {
-		window = time.Duration(s) * time.Second
+		k.window = time.Duration(s) * time.Second
 	}
-	modes = []string{"in-process", "element", "pool:2"}
+	if n, err := strconv.Atoi(os.Getenv("ISOLATION_ROUNDS")); err == nil && n > 0 {
+		k.rounds = n
+	}
 	if v := os.Getenv("ISOLATION_MODES"); v != "" {
-		modes = strings.Split(v, ",")
+		k.modes = strings.Split(v, ",")
 	}
-	scenarios = []string{"transcode", "filter"}
 	if v := os.Getenv("ISOLATION_SCENARIOS"); v != "" {
-		scenarios = strings.Split(v, ",")
+		k.scenarios = strings.Split(v, ",")
 	}
-	return
+	return k
 }
 
 const (
@@ -73,12 +87,18 @@ const (
 
 // result is one mode × scenario.
 type result struct {
-	Mode       string  `json:"mode"`
-	Scenario   string  `json:"scenario"`
-	Streams    int     `json:"streams"`
-	WindowS    float64 `json:"window_s"`
-	CPUPerStrm float64 `json:"cpu_core_per_stream"` // cores (1.0 = one core busy) per stream
-	Workers    int     `json:"workers"`             // worker processes during the window
+	Mode       string    `json:"mode"`
+	Scenario   string    `json:"scenario"`
+	Streams    int       `json:"streams"`
+	WindowS    float64   `json:"window_s"`
+	CPUPerStrm float64   `json:"cpu_core_per_stream"` // cores (1.0 = one core busy) per stream, over the whole window
+	Rounds     []float64 `json:"cpu_core_per_stream_rounds"`
+	// Ratio to in-process: the median of the rounds' ratios (each round measures every mode over the
+	// same seconds) and their range, the spread a single figure hides.
+	Ratio      float64 `json:"cpu_ratio_median,omitempty"`
+	RatioMin   float64 `json:"cpu_ratio_min,omitempty"`
+	RatioMax   float64 `json:"cpu_ratio_max,omitempty"`
+	Workers    int     `json:"workers"` // worker processes during the window
 	LatencyP50 float64 `json:"latency_p50_ms"`
 	LatencyP99 float64 `json:"latency_p99_ms"`
 	Samples    int     `json:"latency_samples"`
@@ -87,9 +107,12 @@ type result struct {
 	Load1      float64 `json:"load_average_1min"` // the machine's, at the end of the window (others' work adds noise)
 }
 
+// BenchmarkIsolation runs, per scenario, one server per mode with its streams all at once and
+// measures them over the same seconds: load from elsewhere on the machine hits every mode alike, so
+// the ratios hold on a busy machine where runs one after another swing by ±20 %.
 func BenchmarkIsolation(b *testing.B) {
 	testmedia.NeedFFmpeg(b)
-	streams, window, modes, scenarios := knobs()
+	k := readKnobs()
 	bin := buildServer(b)
 	clip := testmedia.VP8Clip(b, "-f", "lavfi", "-i", "testsrc2=s=320x240:r=30")
 	frames, err := testmedia.IVFFrames(clip)
@@ -97,20 +120,23 @@ func BenchmarkIsolation(b *testing.B) {
 		b.Fatal(err)
 	}
 	var results []result
-	for _, mode := range modes {
-		for _, scenario := range scenarios {
-			b.Run(strings.ReplaceAll(mode, ":", "")+"/"+scenario, func(b *testing.B) {
-				srv := startServer(b, bin, mode)
-				r := run(b, srv, scenario, frames, streams, window)
-				r.Mode = mode
-				results = append(results, r)
-				b.ReportMetric(r.CPUPerStrm*100, "cpu%/stream")
-				b.ReportMetric(r.LatencyP50, "latency-ms")
-			})
-		}
+	var threads strings.Builder
+	for _, scenario := range k.scenarios {
+		b.Run(scenario, func(b *testing.B) {
+			var runs []*modeRun
+			for _, mode := range k.modes {
+				runs = append(runs, setup(b, startServer(b, bin, mode), mode, scenario, frames, k.streams[scenario]))
+			}
+			measure(b, runs, k.window, k.rounds)
+			for _, r := range runs {
+				results = append(results, r.res)
+				fmt.Fprintf(&threads, "%s, %s (%d streams):\n%s\n", r.res.Mode, scenario, r.res.Streams, r.threads)
+				b.ReportMetric(r.res.CPUPerStrm*100, strings.ReplaceAll(r.res.Mode, ":", "")+"-cpu%/stream")
+			}
+		})
 	}
 	table := render(results)
-	b.Log("\n" + table)
+	b.Log("\n" + table + "\nCPU by thread name over the window (x264/vpx threads are named after the element thread that started them):\n" + threads.String())
 	if dir := os.Getenv("ISOLATION_OUT"); dir != "" {
 		js, _ := json.MarshalIndent(results, "", "  ")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -118,6 +144,7 @@ func BenchmarkIsolation(b *testing.B) {
 		}
 		os.WriteFile(filepath.Join(dir, "results.json"), append(js, '\n'), 0o644)
 		os.WriteFile(filepath.Join(dir, "table.txt"), []byte(table), 0o644)
+		os.WriteFile(filepath.Join(dir, "threads.txt"), []byte(threads.String()), 0o644)
 	}
 }
 
@@ -125,13 +152,14 @@ func BenchmarkIsolation(b *testing.B) {
 func render(rs []result) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%-10s %-9s %7s %12s %10s %8s %9s %13s %12s %8s %5s  %s\n", "mode", "scenario", "streams", "cpu%/stream",
-		"cpu ms/fr", "workers", "fps/strm", "latency p50", "latency p99", "samples", "load", "vs in-process (cpu/stream, cpu/frame, p50)")
+		"cpu ms/fr", "workers", "fps/strm", "latency p50", "latency p99", "samples", "load",
+		"vs in-process: cpu/stream median of rounds [min–max], cpu/frame, p50")
 	for _, r := range rs {
 		ratio := "-"
 		for _, base := range rs {
-			if base.Mode == "in-process" && base.Scenario == r.Scenario && r.Mode != "in-process" && base.CPUPerStrm > 0 {
-				ratio = fmt.Sprintf("×%.2f, ×%.2f, %+.1f ms", r.CPUPerStrm/base.CPUPerStrm, r.CPUPerFrm/base.CPUPerFrm,
-					r.LatencyP50-base.LatencyP50)
+			if base.Mode == "in-process" && base.Scenario == r.Scenario && r.Mode != "in-process" && base.CPUPerFrm > 0 {
+				ratio = fmt.Sprintf("×%.2f [%.2f–%.2f], ×%.2f, %+.1f ms", r.Ratio, r.RatioMin, r.RatioMax,
+					r.CPUPerFrm/base.CPUPerFrm, r.LatencyP50-base.LatencyP50)
 			}
 		}
 		fps := float64(r.FramesOut) / r.WindowS / float64(max(r.Streams, 1))
@@ -201,25 +229,33 @@ func startServer(b *testing.B, bin, mode string) *server {
 	}
 }
 
-// run builds streams streams of the scenario, waits for media, settles and measures one window.
-func run(b *testing.B, srv *server, scenario string, frames [][]byte, streams int, window time.Duration) result {
-	ctx, cancel := context.WithTimeout(context.Background(), window+2*time.Minute)
+// modeRun is one server's streams of a scenario, and what was measured of them.
+type modeRun struct {
+	srv     *server
+	outs    []*rtpPeer
+	pubs    []*publisher
+	res     result
+	threads string
+}
+
+// setup builds streams streams of the scenario on srv; the benchmark's cleanup releases them.
+func setup(b *testing.B, srv *server, mode, scenario string, frames [][]byte, streams int) *modeRun {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := client.Dial(ctx, srv.url)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
-	var outs []*rtpPeer
-	var pubs []*publisher
+	b.Cleanup(func() { c.Close() })
+	m := &modeRun{srv: srv, res: result{Mode: mode, Scenario: scenario, Streams: streams}}
 	for range streams {
 		pipeline, err := c.Create(ctx, "MediaPipeline", nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer c.Release(context.Background(), pipeline)
+		b.Cleanup(func() { c.Release(context.Background(), pipeline) })
 		pub := newPublisher(b, frames)
-		defer pub.close()
+		b.Cleanup(pub.close)
 		create := func(typ string, extra map[string]any) string {
 			p := map[string]any{"mediaPipeline": pipeline}
 			for k, v := range extra {
@@ -252,46 +288,104 @@ func run(b *testing.B, srv *server, scenario string, frames [][]byte, streams in
 		if err := pub.peer.Negotiate(ctx, c, false); err != nil {
 			b.Fatal(err)
 		}
-		outs, pubs = append(outs, out), append(pubs, pub)
+		m.outs, m.pubs = append(m.outs, out), append(m.pubs, pub)
 	}
-	for _, p := range pubs {
-		p.start()
+	return m
+}
+
+// measure starts every publisher, waits for media on every stream, settles, and measures all runs
+// over rounds consecutive windows that cover window: each round reads every server's CPU at its
+// start and end, so the rounds' ratios compare modes over the same seconds.
+func measure(b *testing.B, runs []*modeRun, window time.Duration, rounds int) {
+	for _, m := range runs {
+		for _, p := range m.pubs {
+			p.start()
+		}
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for _, o := range outs {
-		for o.frames.Load() == 0 {
-			if time.Now().After(deadline) {
-				b.Fatalf("%s: a stream got no media within 30 s", scenario)
+	for _, m := range runs {
+		for _, o := range m.outs {
+			for o.frames.Load() == 0 {
+				if time.Now().After(deadline) {
+					b.Fatalf("%s %s: a stream got no media within 30 s", m.res.Mode, m.res.Scenario)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
-			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	time.Sleep(settle) // a benchmark's warm-up, not a test's wait
-	for _, o := range outs {
-		o.startWindow()
+	threads0 := make([]map[string]map[int]threadStat, len(runs))
+	cpu := make([][]time.Duration, len(runs)) // per run, the CPU at each round's boundary
+	stopPerf := make([]func(), len(runs))
+	for i, m := range runs {
+		for _, o := range m.outs {
+			o.startWindow()
+		}
+		threads0[i] = threadSnapshot(m.srv.pid)
+		stopPerf[i] = perfRecord(b, m.srv.pid, m.res.Mode+"-"+m.res.Scenario)
+		cpu[i] = []time.Duration{treeCPU(m.srv.pid)}
 	}
-	cpu0, start := treeCPU(srv.pid), time.Now()
-	time.Sleep(window)
-	cpu1, took := treeCPU(srv.pid), time.Since(start)
-	r := result{Scenario: scenario, Streams: streams, WindowS: took.Seconds(), Workers: len(descendants(srv.pid))}
-	r.CPUPerStrm = (cpu1 - cpu0).Seconds() / took.Seconds() / float64(streams)
-	var lat []float64
-	for _, o := range outs {
-		l, n := o.take()
-		lat = append(lat, l...)
-		r.FramesOut += n
+	start := time.Now()
+	for r := 1; r <= rounds; r++ {
+		time.Sleep(time.Until(start.Add(window * time.Duration(r) / time.Duration(rounds))))
+		for i, m := range runs {
+			cpu[i] = append(cpu[i], treeCPU(m.srv.pid))
+		}
 	}
-	if r.FramesOut > 0 {
-		r.CPUPerFrm = float64((cpu1 - cpu0).Microseconds()) / 1000 / float64(r.FramesOut)
-	}
+	took := time.Since(start)
+	round := took.Seconds() / float64(rounds)
+	var load float64
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		r.Load1, _ = strconv.ParseFloat(strings.Fields(string(b))[0], 64)
+		load, _ = strconv.ParseFloat(strings.Fields(string(b))[0], 64)
 	}
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		r.LatencyP50, r.LatencyP99, r.Samples = lat[len(lat)/2], lat[len(lat)*99/100], len(lat)
+	for i, m := range runs {
+		stopPerf[i]()
+		m.threads = threadReport(threads0[i], threadSnapshot(m.srv.pid), took.Seconds())
+		r := &m.res
+		r.WindowS, r.Load1, r.Workers = took.Seconds(), load, len(descendants(m.srv.pid))
+		total := cpu[i][rounds] - cpu[i][0]
+		r.CPUPerStrm = total.Seconds() / took.Seconds() / float64(r.Streams)
+		for j := 1; j <= rounds; j++ {
+			r.Rounds = append(r.Rounds, (cpu[i][j]-cpu[i][j-1]).Seconds()/round/float64(r.Streams))
+		}
+		var lat []float64
+		for _, o := range m.outs {
+			l, n := o.take()
+			lat = append(lat, l...)
+			r.FramesOut += n
+		}
+		if r.FramesOut > 0 {
+			r.CPUPerFrm = float64(total.Microseconds()) / 1000 / float64(r.FramesOut)
+		}
+		slices.Sort(lat)
+		if len(lat) > 0 {
+			r.LatencyP50, r.LatencyP99, r.Samples = lat[len(lat)/2], lat[len(lat)*99/100], len(lat)
+		}
 	}
-	return r
+	for _, m := range runs {
+		if base := runs[0].res; base.Mode == "in-process" && m != runs[0] {
+			m.res.Ratio, m.res.RatioMin, m.res.RatioMax = ratios(m.res.Rounds, base.Rounds)
+		}
+	}
+}
+
+// ratios is the median, minimum and maximum of the per-round ratios of a to base.
+func ratios(a, base []float64) (median, lo, hi float64) {
+	var rs []float64
+	for i := range min(len(a), len(base)) {
+		if base[i] > 0 {
+			rs = append(rs, a[i]/base[i])
+		}
+	}
+	if len(rs) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(rs)
+	median = rs[len(rs)/2]
+	if len(rs)%2 == 0 {
+		median = (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+	}
+	return median, rs[0], rs[len(rs)-1]
 }
 
 func invoke(b *testing.B, ctx context.Context, c *client.Client, obj, op string, params map[string]any) {
