@@ -247,8 +247,10 @@ type AppSrc struct {
 	closed  atomic.Bool
 	dropped atomic.Uint64
 
-	mu         sync.Mutex // one push at a time uses buf and the bound send function
+	mu         sync.Mutex // one push at a time uses buf, batch and the bound send function
 	buf        []byte
+	batch      wp.Batch // packets held by PushPartAt, all of timestamp batchPTS
+	batchPTS   int64
 	frame      []byte                // what send writes
 	werr       error                 // what it got
 	send       func(fd uintptr) bool // bound once: a push allocates nothing
@@ -316,6 +318,42 @@ func (s *AppSrc) PushAt(data []byte, pts time.Duration) error {
 	return s.push(data, int64(pts))
 }
 
+// PushPartAt is PushAt for a packet that more packets of the same timestamp follow (a video frame's
+// RTP packets before the one with the marker bit). With a worker it is held and sent with the next
+// PushAt of that timestamp, the frame in one datagram: the worker's reader then wakes once per frame,
+// not once per packet (on a virtual machine a wake-up costs more than the packet's work), and the
+// depayloader waits for the frame's last packet anyway. A push of another timestamp sends what is
+// held first.
+func (s *AppSrc) PushPartAt(data []byte, pts time.Duration) error {
+	if s.nat != nil {
+		return s.nat.PushAt(data, pts)
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	if s.closed.Load() {
+		return ErrFlow
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.batch.Frames() > 0 && s.batchPTS != int64(pts) {
+		if err := s.sendBatch(); err != nil {
+			return err
+		}
+	}
+	h := wp.Header{Kind: wp.KindPush, Handle: s.id, PTS: int64(pts)}
+	if !s.batch.Add(h, data) { // no room: what is held goes first
+		if err := s.sendBatch(); err != nil {
+			return err
+		}
+		if !s.batch.Add(h, data) {
+			return s.pushLocked(data, int64(pts)) // bigger than a datagram: fragments
+		}
+	}
+	s.batchPTS = int64(pts)
+	return nil
+}
+
 // SetBlocking makes Push wait for room instead of dropping, for data that must arrive whole (an
 // upload, muxed frames) pushed from a goroutine that may wait. A dead worker ends the wait (ErrFlow).
 func (s *AppSrc) SetBlocking() { s.blocking.Store(true) }
@@ -335,12 +373,41 @@ func (s *AppSrc) push(data []byte, pts int64) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.batch.Frames() > 0 {
+		if s.batchPTS == pts && s.batch.Add(wp.Header{Kind: wp.KindPush, Handle: s.id, PTS: pts}, data) {
+			return s.sendBatch() // the frame's last packet, with those held
+		}
+		if err := s.sendBatch(); err != nil {
+			return err
+		}
+	}
+	return s.pushLocked(data, pts)
+}
+
+func (s *AppSrc) pushLocked(data []byte, pts int64) error {
 	err := wp.Fragments(s.buf, wp.Header{Kind: wp.KindPush, Handle: s.id, PTS: pts}, data, s.writeFrame)
+	return s.sent(err, 1)
+}
+
+// sendBatch writes the held packets as one datagram.
+func (s *AppSrc) sendBatch() error {
+	n := s.batch.Frames()
+	if n == 0 {
+		return nil
+	}
+	err := s.write(s.batch.Bytes())
+	s.batch.Reset()
+	return s.sent(err, n)
+}
+
+// sent maps a write's outcome: a full socket drops the buffers (counted), anything else ends the
+// appsrc (the worker is gone).
+func (s *AppSrc) sent(err error, buffers int) error {
 	switch err {
 	case nil:
 		return nil
 	case syscall.EAGAIN:
-		s.dropped.Add(1)
+		s.dropped.Add(uint64(buffers))
 		return nil
 	}
 	s.closed.Store(true)
@@ -371,6 +438,9 @@ func (s *AppSrc) EndOfStream() error {
 	// and waiting for room: an end of stream is never dropped.
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.sendBatch() != nil {
+		return ErrFlow
+	}
 	wp.Header{Kind: wp.KindEOS, Flags: wp.First | wp.Last, Handle: s.id, PTS: wp.NoPTS}.Put(s.buf)
 	s.frame = s.buf[:wp.HeaderSize]
 	if err := s.raw.Write(s.sendWait); err != nil || s.werr != nil {

@@ -3,9 +3,11 @@ package gst
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -297,5 +299,86 @@ func TestCPULimit(t *testing.T) {
 	}
 	if WorkerCrashes()["cpu_limit"] == 0 {
 		t.Errorf("crashes = %v", WorkerCrashes())
+	}
+}
+
+// TestPushPartAtJoinsFrames: packets pushed with PushPartAt reach the appsink whole and in order
+// with their timestamps, whether the frame ends with PushAt of its timestamp, a push of another
+// timestamp sends them on, or they fill more than a datagram.
+func TestPushPartAtJoinsFrames(t *testing.T) {
+	need(t)
+	p, err := NewPipeline("appsrc name=in is-live=true format=time caps=application/x-test ! queue ! appsink name=out sync=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	src, err := p.AppSrc("in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type buffer struct {
+		data string
+		pts  time.Duration
+	}
+	var mu sync.Mutex
+	var got []buffer
+	if err := p.HandleSink("out", func(data []byte, pts time.Duration) {
+		mu.Lock()
+		got = append(got, buffer{string(data), pts})
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var want []buffer
+	push := func(part bool, data string, pts time.Duration) {
+		t.Helper()
+		push := src.PushAt
+		if part {
+			push = src.PushPartAt
+		}
+		if err := push([]byte(data), pts); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, buffer{data, pts})
+	}
+	for frame := range 20 {
+		pts := time.Duration(frame) * 40 * time.Millisecond
+		for i := range 3 {
+			push(true, fmt.Sprintf("frame %d part %d", frame, i), pts)
+		}
+		if frame%2 == 0 { // else its last packet was lost: the next frame's first sends the parts on
+			push(false, fmt.Sprintf("frame %d last", frame), pts)
+		}
+	}
+	big := strings.Repeat("x", 30000) // three of these fill more than a datagram
+	for i := range 3 {
+		push(true, fmt.Sprint(i)+big, time.Second)
+	}
+	push(false, "end", time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != len(want) {
+		t.Fatalf("got %d buffers, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("buffer %d = %.20q at %v, want %.20q at %v", i, got[i].data, got[i].pts, want[i].data, want[i].pts)
+		}
+	}
+	if src.Dropped() != 0 {
+		t.Errorf("%d buffers dropped", src.Dropped())
 	}
 }

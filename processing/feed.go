@@ -55,7 +55,12 @@ func (f *rtpFeed) push(src *media.Source, p *rtp.Packet) {
 		f.buf[1] = f.buf[1]&0x80 | f.pt
 		newStream := src != f.stream || p.SSRC != f.ssrc
 		f.stream, f.ssrc = src, p.SSRC
-		err = f.appsrc.PushAt(f.buf[:n], f.timestamp(p.Timestamp, time.Now(), newStream))
+		pts := f.timestamp(p.Timestamp, time.Now(), newStream)
+		if src.Type == media.Video && !p.Marker {
+			err = f.appsrc.PushPartAt(f.buf[:n], pts) // sent with the frame's last packet
+		} else {
+			err = f.appsrc.PushAt(f.buf[:n], pts)
+		}
 	}
 	f.mu.Unlock()
 	if err != nil {

@@ -143,7 +143,7 @@ static void push(GstElement *appsrc, const guint8 *data, gsize n, gint64 pts) {
 // deliver hands one frame to its appsrc; the entry is only used by the reader thread but may have
 // left the table meanwhile (its pipeline closing: a blocked push returns when it stops).
 static void deliver(src_entry *e, const guint8 *h, const guint8 *payload, gsize n) {
-  int kind = h[0], flags = h[1];
+  int kind = h[0], flags = h[1] & (KB_WIRE_FIRST | KB_WIRE_LAST);
   gint64 pts = 0;
   for (int i = 0; i < 8; i++) pts |= (gint64)h[8 + i] << (8 * i);
   if (kind == KB_WIRE_EOS) {
@@ -172,6 +172,18 @@ static void deliver(src_entry *e, const guint8 *h, const guint8 *payload, gsize 
   }
 }
 
+// deliver_to hands a frame to the appsrc of its handle, if it is still served.
+static void deliver_to(const guint8 *h, gsize len) {
+  guint32 handle = h[4] | h[5] << 8 | h[6] << 16 | (guint32)h[7] << 24;
+  g_mutex_lock(&srcs_mu);
+  src_entry *e = g_hash_table_lookup(srcs, GUINT_TO_POINTER(handle));
+  if (e != NULL) g_atomic_int_inc(&e->refs);
+  g_mutex_unlock(&srcs_mu);
+  if (e == NULL) return;
+  deliver(e, h, h + KB_WIRE_HEADER, len);
+  entry_unref(e);
+}
+
 static gpointer read_loop(gpointer user) {
   int fd = GPOINTER_TO_INT(user);
   guint8 *buf = g_malloc(KB_WIRE_MAX_PACKET);
@@ -184,15 +196,17 @@ static gpointer read_loop(gpointer user) {
       continue;
     }
     if (n <= 0) _exit(0); // the server is gone: nothing is left to serve
-    if (n < KB_WIRE_HEADER || (buf[0] != KB_WIRE_PUSH && buf[0] != KB_WIRE_EOS)) continue;
-    guint32 handle = buf[4] | buf[5] << 8 | buf[6] << 16 | (guint32)buf[7] << 24;
-    g_mutex_lock(&srcs_mu);
-    src_entry *e = g_hash_table_lookup(srcs, GUINT_TO_POINTER(handle));
-    if (e != NULL) g_atomic_int_inc(&e->refs);
-    g_mutex_unlock(&srcs_mu);
-    if (e == NULL) continue;
-    deliver(e, buf, buf + KB_WIRE_HEADER, n - KB_WIRE_HEADER);
-    entry_unref(e);
+    // One frame, or a video frame's packets joined by KB_WIRE_NEXT (AppSrc.PushPartAt).
+    for (const guint8 *h = buf, *end = buf + n; end - h >= KB_WIRE_HEADER;) {
+      gsize len = end - h - KB_WIRE_HEADER;
+      if (h[1] & KB_WIRE_NEXT) {
+        gsize next = h[2] | h[3] << 8;
+        if (next > len) break;
+        len = next;
+      }
+      if (h[0] == KB_WIRE_PUSH || h[0] == KB_WIRE_EOS) deliver_to(h, len);
+      h += KB_WIRE_HEADER + len;
+    }
   }
   return NULL;
 }

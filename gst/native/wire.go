@@ -24,6 +24,7 @@ const (
 	WireKindEOS   = C.KB_WIRE_EOS
 	WireFirst     = C.KB_WIRE_FIRST
 	WireLast      = C.KB_WIRE_LAST
+	WireNext      = C.KB_WIRE_NEXT
 	WireMaxBuffer = maxBuffer
 )
 

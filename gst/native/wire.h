@@ -15,6 +15,7 @@
 #define KB_WIRE_EOS 4
 #define KB_WIRE_FIRST 1
 #define KB_WIRE_LAST 2
+#define KB_WIRE_NEXT 4 // a whole buffer of h[2..3] bytes, another frame follows in the datagram
 
 typedef struct kb_wire_sink kb_wire_sink;
 

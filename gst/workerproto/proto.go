@@ -156,10 +156,14 @@ const (
 	KindEOS                     // server → worker: end of stream on appsrc Handle
 )
 
-// Fragment flags: a whole buffer has both.
+// Fragment flags: a whole buffer has both. Next marks a whole buffer that another frame follows in
+// the same datagram: its payload is Len bytes (else a frame's payload runs to the datagram's end).
+// The server sends a video frame's RTP packets as one datagram of such frames (AppSrc.PushPartAt),
+// so that the worker's reader wakes once per frame, not once per packet.
 const (
 	First uint8 = 1
 	Last  uint8 = 2
+	Next  uint8 = 4
 )
 
 // HeaderSize is the size of a media frame's header; MaxPacket the largest frame sent.
@@ -177,11 +181,13 @@ type Header struct {
 	Flags  uint8
 	Handle uint32
 	PTS    int64
+	Len    uint16 // the payload's length, with Next
 }
 
 // Put writes h into the first HeaderSize bytes of b.
 func (h Header) Put(b []byte) {
-	b[0], b[1], b[2], b[3] = byte(h.Kind), h.Flags, 0, 0
+	b[0], b[1] = byte(h.Kind), h.Flags
+	binary.LittleEndian.PutUint16(b[2:], h.Len)
 	binary.LittleEndian.PutUint32(b[4:], h.Handle)
 	binary.LittleEndian.PutUint64(b[8:], uint64(h.PTS))
 }
@@ -191,10 +197,47 @@ func ParseHeader(b []byte) (h Header, payload []byte, ok bool) {
 	if len(b) < HeaderSize {
 		return h, nil, false
 	}
-	h = Header{Kind: Kind(b[0]), Flags: b[1], Handle: binary.LittleEndian.Uint32(b[4:]),
+	h = Header{Kind: Kind(b[0]), Flags: b[1], Len: binary.LittleEndian.Uint16(b[2:]), Handle: binary.LittleEndian.Uint32(b[4:]),
 		PTS: int64(binary.LittleEndian.Uint64(b[8:]))}
 	return h, b[HeaderSize:], true
 }
+
+// Batch is one datagram of whole buffers for one appsrc, joined by Next.
+type Batch struct {
+	buf    []byte
+	last   int // offset of the last frame's header
+	frames int
+}
+
+// Add appends a whole buffer; false when the datagram has no room for it (send it first).
+func (b *Batch) Add(h Header, data []byte) bool {
+	if len(b.buf)+HeaderSize+len(data) > MaxPacket {
+		return false
+	}
+	if b.buf == nil {
+		b.buf = make([]byte, 0, MaxPacket)
+	}
+	if b.frames > 0 { // the frame before now has one after it
+		prev, _, _ := ParseHeader(b.buf[b.last:])
+		prev.Flags |= Next
+		prev.Len = uint16(len(b.buf) - b.last - HeaderSize)
+		prev.Put(b.buf[b.last:])
+	}
+	h.Flags = First | Last
+	b.last = len(b.buf)
+	b.buf = b.buf[:b.last+HeaderSize]
+	h.Put(b.buf[b.last:])
+	b.buf = append(b.buf, data...)
+	b.frames++
+	return true
+}
+
+// Bytes is the datagram; Frames the number of buffers in it.
+func (b *Batch) Bytes() []byte { return b.buf }
+func (b *Batch) Frames() int   { return b.frames }
+
+// Reset empties the batch, keeping its memory.
+func (b *Batch) Reset() { b.buf, b.frames = b.buf[:0], 0 }
 
 // Fragments calls send for each frame of a buffer (one, or several of MaxPayload bytes), with buf as
 // scratch space of MaxPacket bytes; it stops at the first error.

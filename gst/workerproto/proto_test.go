@@ -93,6 +93,7 @@ func TestWireLayoutOfC(t *testing.T) {
 		{"eos", native.WireKindEOS, int(KindEOS)},
 		{"first", native.WireFirst, int(First)},
 		{"last", native.WireLast, int(Last)},
+		{"next", native.WireNext, int(Next)},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: C has %d, workerproto %d", c.name, c.got, c.want)
