@@ -58,6 +58,7 @@ type Conn struct {
 	reader *batchReader
 	rnext  int
 	rcount int
+	filter func(b []byte, from netip.AddrPort) bool
 }
 
 // New wraps a UDP socket; the Conn owns it from now on.
@@ -220,7 +221,7 @@ func (c *Conn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 		for c.rnext < c.rcount {
 			d, from, ok := c.reader.datagram(c.rnext)
 			c.rnext++
-			if ok {
+			if ok && (c.filter == nil || !c.filter(d, from)) {
 				return copy(b, d), from, nil
 			}
 		}
@@ -232,6 +233,16 @@ func (c *Conn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 			return 0, netip.AddrPort{}, err
 		}
 	}
+}
+
+// SetReadFilter shows each datagram read to filter first; a datagram it returns true for is its
+// own (the direct SRTP receive path, endpoints/webrtc/directrx.go) and ReadFromAddrPort goes on
+// to the next. Set before the Conn is read; filter runs on the reading goroutine, must not block
+// and must not keep b.
+func (c *Conn) SetReadFilter(filter func(b []byte, from netip.AddrPort) bool) {
+	c.rmu.Lock()
+	c.filter = filter
+	c.rmu.Unlock()
 }
 
 // ReadFrom implements net.PacketConn.

@@ -93,6 +93,7 @@ type directSRTP struct {
 	more  bool      // and others, not recorded
 	buf   [egress.SlotSize]byte
 	hdr   rtp.Header
+	rx    directRx // the receive side (directrx.go), keyed and routed with the send side
 }
 
 // newDirectSRTP sets pion up for the direct path: our answers take the DTLS server role where the
@@ -216,6 +217,7 @@ func (d *directSRTP) connected(pc *webrtc.PeerConnection) {
 		return
 	}
 	d.conn, d.to = conn, to
+	d.rx.route(conn, to)
 	d.mode.Store(int32(directOn))
 }
 
@@ -248,6 +250,7 @@ func (d *directSRTP) startContext(cryptex bool) bool {
 		return false
 	}
 	d.ctx = ctx
+	d.rx.keys(&cfg, cryptex)
 	return true
 }
 
@@ -260,8 +263,10 @@ func (d *directSRTP) pairChanged(pair *webrtc.ICECandidatePair) {
 	}
 	if conn, to, ok := directRoute(pair); ok {
 		d.conn, d.to = conn, to
+		d.rx.route(conn, to)
 		return
 	}
+	d.rx.stop()
 	wrapped := d.more
 	for _, ssrc := range d.ssrcs {
 		if roc, ok := d.ctx.ROC(ssrc); ssrc != 0 && ok && roc != 0 {
@@ -279,6 +284,7 @@ func (d *directSRTP) pairChanged(pair *webrtc.ICECandidatePair) {
 func (d *directSRTP) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.rx.stop()
 	if directMode(d.mode.Load()) != directPion {
 		d.mode.Store(int32(directStopped))
 	}

@@ -801,6 +801,7 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRecei
 				if _, _, err := remote.Read(buf); err != nil {
 					return
 				}
+				rxCounts.pion.Add(1)
 			}
 		}()
 		return
@@ -906,7 +907,7 @@ func (e *Endpoint) Close() {
 	}
 	e.closed = true
 	sharedUfrags.Delete(e.sharedUfrag)
-	pc, wasNegotiated := e.pc, e.state == negotiated
+	pc, wasNegotiated, direct := e.pc, e.state == negotiated, e.direct
 	if e.fb != nil {
 		e.fb.close()
 	}
@@ -915,6 +916,9 @@ func (e *Endpoint) Close() {
 		if err := pc.Close(); err != nil {
 			e.log.Debug("closing peer connection", "err", err)
 		}
+	}
+	if direct != nil {
+		direct.stop() // the track readers leave the direct path's rings for pion's closed tracks
 	}
 	e.wg.Wait()
 	if wasNegotiated {

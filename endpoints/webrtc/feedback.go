@@ -56,41 +56,120 @@ func (e *Endpoint) addIncoming(remote *webrtc.TrackRemote, t media.Type, src *me
 }
 
 // readTrack moves packets from the network to the graph and finds what to NACK. The buffer and the
-// packet are reused: the source's inputs do not keep them.
+// packet are reused: the source's inputs do not keep them. It reads pion's track until the direct
+// receive path takes the track's SSRCs (directrx.go), then the track's ring, and pion again if
+// that path stops.
 func (e *Endpoint) readTrack(remote *webrtc.TrackRemote, src *media.Source, in *incoming) {
 	buf := make([]byte, 1500)
 	var p rtp.Packet
-	video := in.t == media.Video
 	e.mu.Lock()
-	fb := e.fb
+	fb, direct := e.fb, e.direct
 	e.mu.Unlock()
+	r := trackReader{e: e, remote: remote, src: src, in: in, fb: fb, direct: direct}
 	for {
+		if r.ring != nil && !r.draining {
+			pkt, arrival, ok := r.ring.next()
+			if !ok {
+				r.ring, r.done = nil, true // the path stopped: pion's for good
+				continue
+			}
+			if p.Unmarshal(pkt) == nil {
+				r.accept(&p, arrival)
+			}
+			r.ring.release()
+			r.bindLateRTX()
+			continue
+		}
 		n, _, err := remote.Read(buf)
 		if err != nil {
+			if r.draining && isTimeout(err) {
+				r.draining = false
+				_ = remote.SetReadDeadline(time.Time{})
+				continue
+			}
 			return
 		}
+		rxCounts.pion.Add(1)
 		if p.Unmarshal(buf[:n]) != nil {
 			continue
 		}
-		now := time.Now().UnixNano()
-		if in.twccID != 0 && fb != nil {
-			if ext := p.GetExtension(in.twccID); len(ext) >= 2 {
-				fb.twcc.Record(in.ssrc, uint16(ext[0])<<8|uint16(ext[1]), now)
-			}
-		}
-		restart := in.rx.Push(p.SequenceNumber, p.Timestamp, len(p.Payload), now)
-		src.WriteRTP(&p)
-		if !video {
-			continue
-		}
-		seqs, gaveUp := in.rx.Due(now)
-		if len(seqs) > 0 && fb != nil {
-			fb.write(&rtcp.TransportLayerNack{MediaSSRC: in.ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
-		}
-		if gaveUp || restart {
-			src.RequestKeyframe() // hopeless loss: the decoder needs a new start
+		r.accept(&p, time.Now().UnixNano())
+		r.bind()
+	}
+}
+
+// rxDrain is how long a track's reader keeps reading pion once its SSRCs are bound to the direct
+// path: what pion's goroutines still carry arrives within it.
+const rxDrain = 20 * time.Millisecond
+
+// trackReader is the state of readTrack.
+type trackReader struct {
+	e        *Endpoint
+	remote   *webrtc.TrackRemote
+	src      *media.Source
+	in       *incoming
+	fb       *feedbackLoop
+	direct   *directSRTP
+	ring     *rxRing // the direct path's, once bound
+	draining bool    // bound, and pion's leftovers are still read
+	done     bool    // the direct path stopped: it is not tried again
+	rtx      bool    // the repair SSRC is bound too
+	count    uint32
+}
+
+// accept gives one packet to the RTP engine and the graph.
+func (r *trackReader) accept(p *rtp.Packet, now int64) {
+	in, fb := r.in, r.fb
+	if in.twccID != 0 && fb != nil {
+		if ext := p.GetExtension(in.twccID); len(ext) >= 2 {
+			fb.twcc.Record(in.ssrc, uint16(ext[0])<<8|uint16(ext[1]), now)
 		}
 	}
+	restart := in.rx.Push(p.SequenceNumber, p.Timestamp, len(p.Payload), now)
+	r.src.WriteRTP(p)
+	if in.t != media.Video {
+		return
+	}
+	seqs, gaveUp := in.rx.Due(now)
+	if len(seqs) > 0 && fb != nil {
+		fb.write(&rtcp.TransportLayerNack{MediaSSRC: in.ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
+	}
+	if gaveUp || restart {
+		r.src.RequestKeyframe() // hopeless loss: the decoder needs a new start
+	}
+}
+
+// bind moves the track to the direct receive path once it runs; pion's leftovers are read first,
+// for rxDrain.
+func (r *trackReader) bind() {
+	if r.ring != nil || r.done || r.direct == nil {
+		return
+	}
+	rtxSSRC := uint32(r.remote.RtxSSRC())
+	roc := r.in.rx.Stats.HighestSeq.Load() >> 16
+	r.ring = r.direct.rx.bind(r.in.ssrc, rtxSSRC, uint8(r.remote.PayloadType()), roc, r.in.t == media.Video)
+	if r.ring != nil {
+		r.rtx = rtxSSRC != 0
+		r.draining = true
+		_ = r.remote.SetReadDeadline(time.Now().Add(rxDrain))
+	}
+}
+
+// bindLateRTX binds a repair SSRC pion learned after the media SSRC was bound (rid simulcast
+// names it in its packets' rrid), looked for every 128 packets.
+func (r *trackReader) bindLateRTX() {
+	r.count++
+	if r.rtx || r.count%128 != 0 {
+		return
+	}
+	if rtxSSRC := uint32(r.remote.RtxSSRC()); rtxSSRC != 0 {
+		r.rtx = r.direct.rx.bindRTX(r.ring, rtxSSRC, r.in.ssrc, uint8(r.remote.PayloadType()))
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // readReceiverRTCP takes the peer's RTCP about a stream it sends us: its sender reports, which our

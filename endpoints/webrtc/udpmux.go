@@ -102,6 +102,7 @@ func sharedUDPMux(minPort, maxPort uint16, interfaces []string, includeLoopback 
 			m.err = err
 			return nil, err
 		}
+		filterDirectRx(ec) // before pion reads it: the direct SRTP path reads from it (directrx.go)
 		muxes[i] = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: ec, Logger: logs.NewLogger("udpmux")})
 		registerSharedConn(ec) // the direct SRTP path writes to it (direct.go)
 	}
@@ -132,6 +133,7 @@ func CloseSharedSockets() {
 		delete(sharedUDP.byKey, key)
 	}
 	sharedConns.Clear()
+	rxTables.Clear()
 }
 
 func interfaceNames() []string {
