@@ -21,6 +21,7 @@ type Snapshot struct {
 	EgressSyscalls                   uint64                // send system calls on media sockets so far
 	EgressDatagrams                  uint64                // datagrams those calls carried
 	RTPSentDirect, RTPSentPion       uint64                // WebRTC RTP packets by send path so far
+	RTPRecvDirect, RTPRecvPion       uint64                // and by receive path
 	Figures                          []Figures             // one per element that counts media
 }
 
@@ -113,6 +114,7 @@ var (
 	egressCallsDesc   = prometheus.NewDesc("kms_egress_syscalls_total", "Send system calls on the WebRTC media sockets (one sendmmsg carries many datagrams).", nil, nil)
 	egressDgramsDesc  = prometheus.NewDesc("kms_egress_datagrams_total", "Datagrams sent on the WebRTC media sockets.", nil, nil)
 	rtpPathDesc       = prometheus.NewDesc("kms_webrtc_rtp_sent_total", "RTP packets WebRtcEndpoints sent, by path: direct (own SRTP context on the shared socket) or pion.", []string{"path"}, nil)
+	rtpRecvPathDesc   = prometheus.NewDesc("kms_webrtc_rtp_received_total", "RTP packets WebRtcEndpoints received, by path: direct (own SRTP context on the shared socket) or pion.", []string{"path"}, nil)
 )
 
 // liveCollector turns snapshots into metrics. The counters it exports are its own running totals:
@@ -196,7 +198,7 @@ func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	for _, d := range []*prometheus.Desc{sessionsDesc, connectionsDesc, pipelinesDesc, elementsDesc,
 		endpointsDesc, transcodersDesc, filesOpenDesc, recordedBytesDesc, droppedDesc, gstErrorsDesc, gstWorkersDesc, gstCrashesDesc,
-		gstRestartsDesc, egressCallsDesc, egressDgramsDesc, rtpPathDesc} {
+		gstRestartsDesc, egressCallsDesc, egressDgramsDesc, rtpPathDesc, rtpRecvPathDesc} {
 		ch <- d
 	}
 	c.rtt.Describe(ch)
@@ -252,6 +254,8 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(egressDgramsDesc, prometheus.CounterValue, float64(snap.EgressDatagrams))
 	ch <- prometheus.MustNewConstMetric(rtpPathDesc, prometheus.CounterValue, float64(snap.RTPSentDirect), "direct")
 	ch <- prometheus.MustNewConstMetric(rtpPathDesc, prometheus.CounterValue, float64(snap.RTPSentPion), "pion")
+	ch <- prometheus.MustNewConstMetric(rtpRecvPathDesc, prometheus.CounterValue, float64(snap.RTPRecvDirect), "direct")
+	ch <- prometheus.MustNewConstMetric(rtpRecvPathDesc, prometheus.CounterValue, float64(snap.RTPRecvPion), "pion")
 
 	for _, f := range snap.Figures {
 		for m := range numMedia {

@@ -29,6 +29,8 @@ func Snapshot(r *objects.Registry, connections int) metrics.Snapshot {
 	snap.EgressSyscalls, snap.EgressDatagrams = egressed.Syscalls, egressed.Datagrams
 	rtp := webrtc.SentRTP()
 	snap.RTPSentDirect, snap.RTPSentPion = rtp.Direct, rtp.Pion
+	rtp = webrtc.ReceivedRTP()
+	snap.RTPRecvDirect, snap.RTPRecvPion = rtp.Direct, rtp.Pion
 	for _, p := range Pipelines(r) {
 		snap.Pipelines++
 		for _, e := range p.Elements {

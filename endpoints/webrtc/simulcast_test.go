@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/client"
+	kms "github.com/kurento-go/kms/endpoints/webrtc"
 	"github.com/kurento-go/kms/internal/testpeer"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
@@ -293,12 +294,17 @@ func TestSimulcastRidOffer(t *testing.T) {
 	defer cancel()
 	// As a browser does, each packet names its m-line and layer (pion's sender leaves that to us).
 	midID, ridID := extmapID(t, offer.SDP, sdp.SDESMidURI), extmapID(t, offer.SDP, sdp.SDESRTPStreamIDURI)
+	before := kms.ReceivedRTP()
 	go sendLayers(ctx, func(i int, p *rtp.Packet) error {
 		p.Header.SetExtension(midID, []byte("0"))
 		p.Header.SetExtension(ridID, []byte(tracks[i].RID()))
 		return tracks[i].WriteRTP(p)
 	}, simulcastLayers)
 	assertOneLayer(t, v, 1)
+	// The forwarded layer comes by the direct receive path once its track is made.
+	if got := kms.ReceivedRTP().Direct - before.Direct; got < 60 {
+		t.Errorf("%d RTP packets received by the direct path, want the forwarded layer's", got)
+	}
 }
 
 // extmapID is the id an SDP gives a header extension.
