@@ -18,7 +18,7 @@ import (
 
 // session is one in-process server, one client connected to it and one pipeline.
 type session struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	c        *client.Client
 	pipeline string
@@ -26,7 +26,7 @@ type session struct {
 }
 
 // newSession starts a server (env as testserver.Start takes it) and gives the test a hard deadline.
-func newSession(t *testing.T, timeout time.Duration, env ...string) *session {
+func newSession(t testing.TB, timeout time.Duration, env ...string) *session {
 	t.Helper()
 	ss := testserver.StartSession(t, timeout, env...)
 	return &session{t: t, ctx: ss.Ctx, c: ss.Client, pipeline: ss.Pipeline, srv: ss.Server}
