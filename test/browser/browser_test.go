@@ -42,6 +42,13 @@ func TestHelloWorld(t *testing.T) {
 	if direct == 0 || pion != 0 {
 		t.Errorf("RTP sent direct %v, through pion %v: want every packet direct", direct, pion)
 	}
+	// Received: each SSRC's first packets make pion's tracks, the rest comes by the direct path.
+	direct = r.kms.counter(t, `kms_webrtc_rtp_received_total{path="direct"}`)
+	pion = r.kms.counter(t, `kms_webrtc_rtp_received_total{path="pion"}`)
+	if direct == 0 || pion > direct/10 {
+		t.Errorf("RTP received direct %v, through pion %v: want nearly every packet direct", direct, pion)
+	}
+	t.Logf("RTP received direct %v, through pion %v", direct, pion)
 }
 
 // TestOneToOneCall is Kurento's one2one-call tutorial with two users in one page (each with
