@@ -29,13 +29,13 @@ import (
 // tried. Replay protection is ours from then on. When the path stops (the pair moves where the
 // shared socket cannot reach, DTLS ends), the rings close and the readers go back to pion.
 
-// rxRingSize is the ring of a track: a video keyframe burst (≈ 50 packets) while its reader
-// waits for a core; audio packets are small.
-func rxRingSize(video bool) int {
+// A track's ring starts small and grows, when its reader did not keep up, to what a video keyframe
+// burst (≈ 100 packets) needs while the reader waits for a core; audio packets are small.
+func rxRingSizes(video bool) (initial, maxSize int) {
 	if video {
-		return 64 << 10
+		return 16 << 10, 128 << 10
 	}
-	return 8 << 10
+	return 4 << 10, 16 << 10
 }
 
 // maxRxStreams bounds the SSRCs an endpoint binds: media and RTX of audio and video.
@@ -185,7 +185,8 @@ func (rx *directRx) bind(ssrc, rtxSSRC uint32, pt uint8, roc uint32, video bool)
 	if rx.ctx == nil || rx.table == nil || rx.stopped || rx.n+need > maxRxStreams {
 		return nil
 	}
-	ring := newRxRing(rxRingSize(video))
+	ring := newRxRing(rxRingSizes(video))
+	ring.mu = &rx.mu
 	rx.addLocked(rxStream{ssrc: ssrc, ring: ring}, roc)
 	if rtxSSRC != 0 {
 		rx.addLocked(rxStream{ssrc: rtxSSRC, ring: ring, mediaSSRC: ssrc, pt: pt}, 0)

@@ -3,6 +3,7 @@ package webrtc
 import (
 	"bytes"
 	"net/netip"
+	"sync"
 	"testing"
 
 	"github.com/pion/rtp"
@@ -170,6 +171,14 @@ func TestDirectRxRingFullDrops(t *testing.T) {
 	for ring.head.Load() != ring.tail.Load() {
 		nextPacket(t, ring)
 	}
+	size := len(ring.buf)
+	if !ring.grow.Load() {
+		t.Fatal("a ring found full is not to grow")
+	}
+	ring.double() // what next does when it finds the ring empty
+	if len(ring.buf) != 2*size {
+		t.Fatalf("the ring grew from %d to %d bytes", size, len(ring.buf))
+	}
 	if !p.table.filter(p.packet(rxTestSSRC, payload), p.from) || nextPacket(t, ring).SequenceNumber != p.seq {
 		t.Fatal("the ring did not take packets again once read")
 	}
@@ -202,7 +211,8 @@ func TestDirectRxAllocatesNothing(t *testing.T) {
 
 // The reader's side of the ring: a closed ring gives what it holds, then reports the end.
 func TestRxRingClose(t *testing.T) {
-	r := newRxRing(256)
+	r := newRxRing(256, 256)
+	r.mu = &sync.Mutex{}
 	for i := range 3 {
 		b, ok := r.reserve(10)
 		if !ok {

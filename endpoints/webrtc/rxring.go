@@ -2,13 +2,16 @@ package webrtc
 
 import (
 	"encoding/binary"
+	"sync"
 	"sync/atomic"
 )
 
 // rxRing hands the decrypted RTP of one incoming track from the socket's reading goroutine (the
 // producer, under its directRx's mutex) to the track's reader goroutine (the one consumer). It is
-// a byte ring of variable-length records, allocated once: a packet costs its own length, not a
-// slot of the largest size. It never blocks the producer: a packet that does not fit is dropped.
+// a byte ring of variable-length records: a packet costs its own length, not a slot of the
+// largest size. It never blocks the producer: a packet that does not fit is dropped, and the ring
+// doubles (up to its maximum) the next time its consumer finds it empty, so that a stream whose
+// reader keeps up holds the smallest ring.
 //
 // A record is a 4-byte length, the 8-byte arrival time (unix ns) and the packet, padded to 4
 // bytes. A record never wraps: where the end's room is too short, a skip mark sends the consumer
@@ -20,7 +23,9 @@ type rxRing struct {
 	waiting atomic.Bool   // the consumer is about to sleep, or sleeps
 	closed  atomic.Bool
 	wake    chan struct{}
-	dropped atomic.Uint64
+	grow    atomic.Bool // the producer found it full: double it once empty
+	max     int
+	mu      *sync.Mutex // the producer's: held to replace buf
 	// the consumer's record being read, released by release
 	cur uint64
 	// the producer's reservation: where the record goes, and the skip to reach it
@@ -32,9 +37,10 @@ const (
 	rxSkipMark     = ^uint32(0)
 )
 
-// newRxRing makes a ring of size bytes, a multiple of 4.
-func newRxRing(size int) *rxRing {
-	return &rxRing{buf: make([]byte, size), wake: make(chan struct{}, 1)}
+// newRxRing makes a ring of size bytes (a multiple of 4) that may grow to maxSize; its mu must be
+// set to what the producer holds while it writes.
+func newRxRing(size, maxSize int) *rxRing {
+	return &rxRing{buf: make([]byte, size), max: maxSize, wake: make(chan struct{}, 1)}
 }
 
 func pad4(n int) int { return (n + 3) &^ 3 }
@@ -52,7 +58,9 @@ func (r *rxRing) reserve(n int) ([]byte, bool) {
 		skip, pos = size-pos, 0
 	}
 	if free < skip+need {
-		r.dropped.Add(1)
+		if size < r.max {
+			r.grow.Store(true)
+		}
 		return nil, false
 	}
 	r.pos, r.skip = pos, skip
@@ -107,6 +115,10 @@ func (r *rxRing) next() (pkt []byte, arrival int64, ok bool) {
 		if r.closed.Load() {
 			return nil, 0, false
 		}
+		if r.grow.Load() {
+			r.double()
+			continue
+		}
 		r.waiting.Store(true)
 		if r.head.Load() != t || r.closed.Load() {
 			r.waiting.Store(false)
@@ -114,6 +126,19 @@ func (r *rxRing) next() (pkt []byte, arrival int64, ok bool) {
 		}
 		<-r.wake
 	}
+}
+
+// double replaces the ring, empty, by one twice as large, holding the producer off meanwhile.
+func (r *rxRing) double() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.grow.Store(false)
+	if r.head.Load() != r.tail.Load() {
+		return
+	}
+	r.buf = make([]byte, min(2*len(r.buf), r.max))
+	r.head.Store(0)
+	r.tail.Store(0)
 }
 
 // release gives the room of the packet next returned back to the producer.
