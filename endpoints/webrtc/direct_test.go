@@ -58,15 +58,7 @@ func TestDirectSRTPRetransmits(t *testing.T) {
 // Where the direct path does not apply, pion's path carries the media, which decodes: the endpoint
 // as DTLS client (it cannot see the server random), a pair over ICE-TCP, the setting off.
 func TestDirectSRTPFallsBack(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts testpeer.Options
-		env  []string
-	}{
-		{"dtls-client", testpeer.Options{PassiveOffer: true}, nil},
-		{"ice-tcp", testpeer.Options{TCPOnly: true}, nil},
-		{"disabled", testpeer.Options{}, []string{"KMS_WEBRTC_DIRECT_SRTP=false"}},
-	} {
+	for _, tc := range directFallbacks {
 		t.Run(tc.name, func(t *testing.T) {
 			_, sent := directOneToMany(t, tc.opts, 20, tc.env...)
 			if sent.Direct != 0 || sent.Pion == 0 {

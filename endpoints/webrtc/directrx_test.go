@@ -63,18 +63,22 @@ func TestDirectRxRetransmissions(t *testing.T) {
 	t.Logf("decoded %d of %d frames, %d RTX received", p.DecodedFrames.Load(), p.FramesReceived.Load(), p.RTXReceived.Load())
 }
 
+// directFallbacks are where the direct SRTP path does not apply, in both directions: the endpoint
+// as DTLS client (it cannot see the server random), a pair over ICE-TCP, the setting off.
+var directFallbacks = []struct {
+	name string
+	opts testpeer.Options
+	env  []string
+}{
+	{"dtls-client", testpeer.Options{PassiveOffer: true}, nil},
+	{"ice-tcp", testpeer.Options{TCPOnly: true}, nil},
+	{"disabled", testpeer.Options{}, []string{"KMS_WEBRTC_DIRECT_SRTP=false"}},
+}
+
 // Where the direct path does not apply, pion receives everything, and the media still decodes:
 // the endpoint as DTLS client, a pair over ICE-TCP, the setting off.
 func TestDirectRxFallsBack(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts testpeer.Options
-		env  []string
-	}{
-		{"dtls-client", testpeer.Options{PassiveOffer: true}, nil},
-		{"ice-tcp", testpeer.Options{TCPOnly: true}, nil},
-		{"disabled", testpeer.Options{}, []string{"KMS_WEBRTC_DIRECT_SRTP=false"}},
-	} {
+	for _, tc := range directFallbacks {
 		t.Run(tc.name, func(t *testing.T) {
 			_, got := loopbackSession(t, tc.opts, 20, tc.env...)
 			if got.Direct != 0 || got.Pion == 0 {
