@@ -1,6 +1,7 @@
 package media
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -39,6 +40,10 @@ func FuzzFeedback(f *testing.F) {
 	for _, s := range rtcpSeeds() {
 		f.Add(s)
 	}
+	// One thread while it runs: waiting for the writer is then a yield to it, not a spin beside it
+	// on another thread that has to be woken.
+	procs := runtime.GOMAXPROCS(1)
+	f.Cleanup(func() { runtime.GOMAXPROCS(procs) })
 	f.Fuzz(func(t *testing.T, feedback []byte) {
 		resent := map[uint16]int{}
 		source, senders := fanout(t, 1, func(h *rtp.Header, payload []byte) error {
