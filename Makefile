@@ -77,7 +77,10 @@ FUZZ_TARGETS := protocol:FuzzRequest config:FuzzLoad media:FuzzFeedback uriguard
 	endpoints/rtp:FuzzProcessOffer endpoints/rtp:FuzzStreamPackets endpoints/recorder:FuzzMuxers \
 	endpoints/webrtc:FuzzProcessOffer endpoints/webrtc:FuzzAddIceCandidate endpoints/webrtc:FuzzSenderFeedback \
 	rtpengine:FuzzIncomingFeedback
+FUZZ_LEAN := ./endpoints/rtp ./endpoints/webrtc ./endpoints/recorder
 fuzz:
+	@left=$$($(GO) list -tags kmsfuzz -f '{{if .XTestGoFiles}}{{.Dir}}: {{.XTestGoFiles}}{{end}}' $(FUZZ_LEAN)); \
+	if [ -n "$$left" ]; then echo "make fuzz: these tests need //go:build !kmsfuzz: $$left"; exit 1; fi
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== $${t%%:*} $${t#*:} ($(FUZZTIME))"; \
 		$(GO) test ./$${t%%:*} -run '^$$' -tags kmsfuzz -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -parallel 1; \

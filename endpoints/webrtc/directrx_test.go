@@ -1,3 +1,5 @@
+//go:build !kmsfuzz
+
 package webrtc_test
 
 import (
