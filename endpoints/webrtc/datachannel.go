@@ -60,7 +60,33 @@ func (d *dataInput) WriteData(src *media.Source, m *media.DataMessage) {
 	}
 }
 
-func (e *Endpoint) onDataChannel(dc *webrtc.DataChannel) { e.setupChannel(dc) }
+// onDataChannel takes a channel the peer opened. pion acknowledged it to the peer before calling
+// this, and runs OnOpen later on a goroutine of its own, so the peer may see the channel open, and
+// messages for it may come from the graph, before OnOpen: the channel joins the graph now, and what
+// the graph sends goes out once pion marks it open, right after this returns.
+func (e *Endpoint) onDataChannel(dc *webrtc.DataChannel) {
+	e.data.join(dc)
+	e.setupChannel(dc)
+}
+
+// join makes dc one of the endpoint's channels, the one data from the graph goes out on (once only).
+func (d *dataState) join(dc *webrtc.DataChannel) {
+	id := dc.ID()
+	if id == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.channels[*id] == dc {
+		return
+	}
+	if d.channels == nil {
+		d.channels = map[uint16]*webrtc.DataChannel{}
+	}
+	d.channels[*id] = dc
+	d.order = append(d.order, dc)
+	d.pickOut()
+}
 
 // setupChannel follows a channel's life and joins it to the graph once open.
 func (e *Endpoint) setupChannel(dc *webrtc.DataChannel) {
@@ -69,15 +95,7 @@ func (e *Endpoint) setupChannel(dc *webrtc.DataChannel) {
 		if id == nil {
 			return
 		}
-		d := &e.data
-		d.mu.Lock()
-		if d.channels == nil {
-			d.channels = map[uint16]*webrtc.DataChannel{}
-		}
-		d.channels[*id] = dc
-		d.order = append(d.order, dc)
-		d.pickOut()
-		d.mu.Unlock()
+		e.data.join(dc)
 		// KMS 7.x reports each opening twice; applications written against it see the same.
 		e.el.Emit(DataChannelOpened{ChannelID: int(*id)})
 		e.el.Emit(DataChannelOpened{ChannelID: int(*id)})
