@@ -2,6 +2,8 @@ package elements_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,17 +204,28 @@ func TestAlphaBlendingPlacesPorts(t *testing.T) {
 		"relativeWidth": 0.5, "relativeHeight": 0.5, "port": other}, nil); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second) // both ports' video seen, the layout settled
-	n := sub.frames.Load()
-	waitUntil(ctx, t, "30 blended frames", func() bool { return sub.frames.Load() >= n+30 })
-	sub.close()
-	got := testmedia.LastRGB(t, sub.path, 800, 600)
-	for _, s := range []struct {
-		x, y int
-		want string
-	}{{100, 300, "blue"}, {300, 220, "red"}, {400, 60, "green"}, {600, 450, "white"}} {
-		if c := testmedia.ColorAt(got, 800, s.x, s.y); c != s.want {
-			t.Errorf("pixel (%d,%d) is %s, want %s", s.x, s.y, c, s.want)
+	// The layout settles once both ports' video reached the mixer: poll the latest frame until it
+	// shows every region, and report the last frame's mismatches if it never does.
+	want := []struct {
+		x, y  int
+		color string
+	}{{100, 300, "blue"}, {300, 220, "red"}, {400, 60, "green"}, {600, 450, "white"}}
+	var wrong []string
+	for {
+		n := sub.frames.Load()
+		waitUntil(ctx, t, "30 more blended frames", func() bool { return sub.frames.Load() >= n+30 })
+		got := sub.snapshot(t, 800, 600)
+		wrong = wrong[:0]
+		for _, w := range want {
+			if c := testmedia.ColorAt(got, 800, w.x, w.y); c != w.color {
+				wrong = append(wrong, fmt.Sprintf("pixel (%d,%d) is %s, want %s", w.x, w.y, c, w.color))
+			}
+		}
+		if len(wrong) == 0 {
+			return
+		}
+		if deadline, _ := ctx.Deadline(); time.Until(deadline) < 5*time.Second {
+			t.Fatalf("the blended frames never showed the layout: %s", strings.Join(wrong, "; "))
 		}
 	}
 }

@@ -150,7 +150,9 @@ func (p *Peer) recordAudio(path string) error {
 	return nil
 }
 
-// sendLoop writes one sample per period once connected, looping over the clip.
+// sendLoop writes one sample per period once connected, looping over the clip. It keeps to the
+// wall clock as a capturing browser does: a late tick (a loaded machine) sends the samples it missed
+// at once, so the media's timestamps do not fall behind the time it was sent for.
 func (p *Peer) sendLoop(tr *webrtc.TrackLocalStaticSample, samples [][]byte, period time.Duration, video bool) {
 	defer p.wg.Done()
 	select {
@@ -160,7 +162,8 @@ func (p *Peer) sendLoop(tr *webrtc.TrackLocalStaticSample, samples [][]byte, per
 	}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
-	for i := 0; ; i++ {
+	start := time.Now()
+	for sent := 0; ; {
 		select {
 		case <-p.stop:
 			return
@@ -168,11 +171,13 @@ func (p *Peer) sendLoop(tr *webrtc.TrackLocalStaticSample, samples [][]byte, per
 			return
 		case <-tick.C:
 		}
-		if err := tr.WriteSample(media.Sample{Data: samples[i%len(samples)], Duration: period}); err != nil && errors.Is(err, io.ErrClosedPipe) {
-			return
-		}
-		if video {
-			p.FramesSent.Add(1)
+		for due := int(time.Since(start) / period); sent < due; sent++ {
+			if err := tr.WriteSample(media.Sample{Data: samples[sent%len(samples)], Duration: period}); err != nil && errors.Is(err, io.ErrClosedPipe) {
+				return
+			}
+			if video {
+				p.FramesSent.Add(1)
+			}
 		}
 	}
 }
