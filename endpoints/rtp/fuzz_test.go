@@ -104,34 +104,23 @@ func FuzzStreamPackets(f *testing.F) {
 	// The peer never reads: once its socket buffer is full the kernel drops what the endpoint sends
 	// it, which costs the endpoint's writer nothing. A reader woke a thread per datagram, and these
 	// wake-ups were most of the target's time; one thread (GOMAXPROCS 1) leaves no hand-off between
-	// threads either, and the wait below a yield to the endpoint's writer rather than a spin.
+	// threads either, and the wait for the writer a yield to it rather than a spin.
 	_ = peer.SetReadBuffer(1)
 	procs := runtime.GOMAXPROCS(1)
 	f.Cleanup(func() { runtime.GOMAXPROCS(procs) })
 	port := peer.LocalAddr().(*net.UDPAddr).Port
 	offer := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
 		"m=video %d RTP/AVPF 96\r\na=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\na=rtcp-fb:96 ccm fir\r\na=rtcp-fb:96 goog-remb\r\na=rtcp-mux\r\n", port)
+	// A datagram the stream drops unparsed goes to one stream kept for such datagrams: it never
+	// changes that stream's state (checked after each input), so every input finds it as a fresh
+	// one and a finding fails again alone. Any other datagram gets a fresh stream, as a stream
+	// follows what it parsed (the retransmission budget, the sender's and receiver's state).
+	pristine := sentVideoStream(f, offer)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p := media.NewPipeline()
-		defer p.Close()
-		ep, el, _ := newEndpoint(t, p)
-		producer := p.NewElement(nil, nil)
-		src := producer.Source(media.Video, media.DefaultPad)
-		src.SetCodec(&media.Codec{MimeType: "video/VP8", ClockRate: 90000})
-		src.EnableCache() // as every producer of video
-		if err := media.Connect(producer, el, media.Video, media.DefaultPad, media.DefaultPad); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ep.ProcessOffer(offer, loopbackSettings()); err != nil {
-			t.Fatal(err)
-		}
-		sendFramesFast(src, 40)
-		st := ep.streams[0]
-		for deadline := time.Now().Add(10 * time.Second); !st.sender.Settled(); { // its writer has sent the 40 before the peer's feedback comes
-			if time.Now().After(deadline) {
-				t.Fatal("the writer did not send the 40 packets")
-			}
-			runtime.Gosched()
+		st := pristine
+		before := st.ep.lastActivity.Load()
+		if !dropsUnparsed(st, data) {
+			st = sentVideoStream(t, offer)
 		}
 		from := peer.LocalAddr().(*net.UDPAddr).AddrPort()
 		dec := make([]byte, 0, maxPacket+100)
@@ -144,11 +133,58 @@ func FuzzStreamPackets(f *testing.F) {
 				st.handleRTP(data, from, dec, &pkt, &h)
 			}
 		}
+		if st == pristine && (st.ep.lastActivity.Load() != before || st.receiving.Load() || st.sender.Stats.RetransmitBytes.Load() != 0) {
+			t.Fatal("the stream took a datagram dropsUnparsed says it drops: the shared stream is no longer fresh")
+		}
 		// Retransmissions stay within the budget: half of what was sent (all packets the same size).
 		if resent, sent := st.sender.Stats.RetransmitBytes.Load(), uint64(40*len(framePayload)); resent > sent/2 {
 			t.Fatalf("%d bytes retransmitted after %d sent", resent, sent)
 		}
 	})
+}
+
+// sentVideoStream is an endpoint that negotiated offer (one video m-line) and sent 40 one-packet
+// keyframes to its peer, released when tb ends.
+func sentVideoStream(tb testing.TB, offer string) *stream {
+	tb.Helper()
+	p := media.NewPipeline()
+	el := p.NewElement(nil, nil)
+	ep := New(el, quiet)
+	tb.Cleanup(func() { ep.Close(); el.Release(); p.Close() })
+	producer := p.NewElement(nil, nil)
+	src := producer.Source(media.Video, media.DefaultPad)
+	src.SetCodec(&media.Codec{MimeType: "video/VP8", ClockRate: 90000})
+	src.EnableCache() // as every producer of video
+	if err := media.Connect(producer, el, media.Video, media.DefaultPad, media.DefaultPad); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := ep.ProcessOffer(offer, loopbackSettings()); err != nil {
+		tb.Fatal(err)
+	}
+	sendFramesFast(src, 40)
+	st := ep.streams[0]
+	for deadline := time.Now().Add(10 * time.Second); !st.sender.Settled(); { // its writer has sent the 40 before the peer's feedback comes
+		if time.Now().After(deadline) {
+			tb.Fatal("the writer did not send the 40 packets")
+		}
+		runtime.Gosched()
+	}
+	return st
+}
+
+// dropsUnparsed tells whether a plain, non-latching stream drops data before it changes any of
+// its state: what handleRTCP and handleRTP check first (version 2, a length, a packet that
+// unmarshals, a negotiated payload type).
+func dropsUnparsed(st *stream, data []byte) bool {
+	if isRTCP(data) {
+		if len(data) < 8 || data[0]>>6 != 2 {
+			return true
+		}
+		_, err := rtcp.Unmarshal(data)
+		return err != nil
+	}
+	var p rtp.Packet
+	return len(data) < 12 || data[0]>>6 != 2 || p.Unmarshal(data) != nil || st.recvCodecs[p.PayloadType&0x7f] == nil
 }
 
 // framePayload is a one-packet VP8 keyframe.
