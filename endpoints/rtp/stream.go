@@ -1,6 +1,7 @@
 package rtp
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -246,11 +247,38 @@ func (s *stream) handleRTCP(data []byte, from netip.AddrPort, dec []byte) {
 		}
 		data = plain
 	}
-	pkts, err := rtcp.Unmarshal(data)
+	pkts, err := rtcp.Unmarshal(withoutTransportCC(data))
 	if err != nil {
 		return
 	}
 	s.ep.rtcpReceived(s.feedback().Serve(pkts, time.Now()))
+}
+
+// withoutTransportCC is a compound RTCP packet without its transport-wide congestion control
+// feedback, which an RtpEndpoint never negotiates. pion spends ~5 ms and 1.1 MB (22,602
+// allocations) on a 52-byte one that claims 12,336 received packets before it finds it short: a
+// cheap way for a hostile peer to keep a core busy. It returns data itself when there is none.
+func withoutTransportCC(data []byte) []byte {
+	var out []byte // nil until a transport-cc packet is found
+	off := 0
+	for off+4 <= len(data) {
+		n := 4 * (int(binary.BigEndian.Uint16(data[off+2:])) + 1)
+		if off+n > len(data) {
+			break // rtcp.Unmarshal rejects a length past the end before it looks at the type
+		}
+		tcc := data[off+1] == byte(rtcp.TypeTransportSpecificFeedback) && data[off]&0x1f == rtcp.FormatTCC
+		switch {
+		case tcc && out == nil:
+			out = append(make([]byte, 0, len(data)), data[:off]...)
+		case !tcc && out != nil:
+			out = append(out, data[off:off+n]...)
+		}
+		off += n
+	}
+	if out == nil {
+		return data
+	}
+	return append(out, data[off:]...)
 }
 
 // feedback routes the peer's RTCP: about what we send to our sender (NACKs answered from its
