@@ -4,11 +4,9 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
-
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 const (
@@ -28,17 +26,12 @@ const (
 	maxGSOBytes    = 65000
 )
 
-// batcher is what ipv4.PacketConn and ipv6.PacketConn have in common.
-type batcher interface {
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
 // Conn is a net.PacketConn over a UDP socket that batches writes made between Hold and Release
 // and reads through recvmmsg. It also offers the allocation-free ReadFromAddrPort and
 // WriteToAddrPort that pion's UDP mux looks for. One goroutine reads; any may write.
 type Conn struct {
-	udp   *net.UDPConn
-	batch batcher
+	udp    *net.UDPConn
+	writer *batchWriter
 
 	// The send queue and GSO state are guarded by hold's mutex: Release flushes every Conn.
 	gso    bool
@@ -48,11 +41,8 @@ type Conn struct {
 	data   []byte   // Slots * SlotSize
 	bufs   [][]byte // the queued datagrams, slices of data
 	to     []netip.AddrPort
-	msgs   []ipv4.Message
 	first  []int // the first queued datagram of each message
-	addrs  []net.UDPAddr
-	ips    [][16]byte
-	oob    [][]byte
+	nbufs  []int // and how many it carries
 
 	rmu    sync.Mutex
 	reader *batchReader
@@ -67,28 +57,25 @@ func New(udp *net.UDPConn) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{
+	hold.Lock()
+	hold.conns++
+	if cap(hold.dirty) < hold.conns {
+		hold.dirty = slices.Grow(hold.dirty, hold.conns) // the packet path's append never grows it
+	}
+	hold.Unlock()
+	a, _ := udp.LocalAddr().(*net.UDPAddr)
+	v6 := a != nil && a.IP.To4() == nil && len(a.IP) == net.IPv6len
+	return &Conn{
 		reader: newBatchReader(rc),
+		writer: newBatchWriter(rc, v6),
 		udp:    udp,
 		gso:    gsoSupported(udp),
 		data:   make([]byte, Slots*SlotSize),
 		bufs:   make([][]byte, Slots),
 		to:     make([]netip.AddrPort, Slots),
-		msgs:   make([]ipv4.Message, Slots),
 		first:  make([]int, Slots),
-		addrs:  make([]net.UDPAddr, Slots),
-		ips:    make([][16]byte, Slots),
-		oob:    make([][]byte, Slots),
-	}
-	if a, ok := udp.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil && len(a.IP) == net.IPv6len {
-		c.batch = ipv6.NewPacketConn(udp)
-	} else {
-		c.batch = ipv4.NewPacketConn(udp)
-	}
-	for i := range c.oob {
-		c.oob[i] = make([]byte, 0, segmentCmsgSpace)
-	}
-	return c, nil
+		nbufs:  make([]int, Slots),
+	}, nil
 }
 
 // WriteToAddrPort sends b to addr now, or queues a copy while a batching window is open.
@@ -141,9 +128,9 @@ func (c *Conn) flushLocked() {
 	for next := 0; next < c.queued; {
 		nmsgs := c.pack(next)
 		sent.syscalls.Add(1)
-		n, err := c.batch.WriteBatch(c.msgs[:nmsgs], 0)
+		n, err := c.writer.send(nmsgs)
 		if n > 0 {
-			done := c.first[n-1] + len(c.msgs[n-1].Buffers)
+			done := c.first[n-1] + c.nbufs[n-1]
 			sent.datagrams.Add(uint64(done - next))
 			next = done
 			continue
@@ -151,19 +138,19 @@ func (c *Conn) flushLocked() {
 		if err == nil {
 			break // sent nothing and said nothing: leave it rather than spin
 		}
-		if c.gso && len(c.msgs[0].Buffers) > 1 && gsoRefused(err) {
+		if c.gso && c.nbufs[0] > 1 && gsoRefused(err) {
 			c.gso = false // retried one datagram per message
 			continue
 		}
-		sent.dropped.Add(uint64(len(c.msgs[0].Buffers)))
-		next += len(c.msgs[0].Buffers)
+		sent.dropped.Add(uint64(c.nbufs[0]))
+		next += c.nbufs[0]
 	}
 	c.queued = 0
 	c.dirty = false
 	clear(c.bufs)
 }
 
-// pack fills c.msgs from the queued datagrams from first on and returns how many messages it
+// pack sets the writer's messages from the queued datagrams from first on and returns how many it
 // made: with GSO, a run of datagrams to one address, all of one size but the last which may be
 // shorter, is one message.
 func (c *Conn) pack(from int) int {
@@ -181,35 +168,11 @@ func (c *Conn) pack(from int) int {
 				}
 			}
 		}
-		msg := &c.msgs[m]
-		msg.Buffers = c.bufs[i:j]
-		msg.OOB = c.oob[m][:0]
-		if j-i > 1 {
-			msg.OOB = appendSegmentSize(msg.OOB, len(c.bufs[i]))
-		}
-		msg.Addr = c.setAddr(m, c.to[i])
-		c.first[m] = i
+		c.writer.setMessage(m, i, c.bufs[i:j], c.to[i])
+		c.first[m], c.nbufs[m] = i, j-i
 		i = j
 	}
 	return m
-}
-
-// setAddr writes addr into message m's preallocated address, so that no datagram allocates one.
-func (c *Conn) setAddr(m int, addr netip.AddrPort) *net.UDPAddr {
-	a := &c.addrs[m]
-	ip := addr.Addr().Unmap()
-	if ip.Is4() {
-		b := ip.As4()
-		a.IP = c.ips[m][:4]
-		copy(a.IP, b[:])
-	} else {
-		b := ip.As16()
-		a.IP = c.ips[m][:16]
-		copy(a.IP, b[:])
-	}
-	a.Port = int(addr.Port())
-	a.Zone = ""
-	return a
 }
 
 // ReadFromAddrPort returns the next datagram, reading a new batch with recvmmsg when the last one
@@ -268,6 +231,9 @@ func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
 // Close drops what is queued and closes the socket.
 func (c *Conn) Close() error {
 	hold.Lock()
+	if !c.closed {
+		hold.conns--
+	}
 	c.closed = true
 	c.queued = 0
 	clear(c.bufs)

@@ -19,7 +19,8 @@ import (
 var hold struct {
 	sync.Mutex
 	count  int
-	dirty  []*Conn   // conns with queued datagrams
+	dirty  []*Conn   // conns with queued datagrams, room for every Conn made
+	conns  int       // Conns made (New)
 	oldest time.Time // when the oldest queued datagram was queued
 }
 

@@ -56,6 +56,9 @@ type lagLog struct {
 	pending atomic.Bool
 	logged  uint64 // drops already logged, the timer's
 	log     atomic.Pointer[slog.Logger]
+	// the timer of the line, made by Bind and reset for each interval: a lagging peer costs the
+	// packet path no allocation
+	timer atomic.Pointer[time.Timer]
 }
 
 // lagLogInterval is the period of the lag log lines.
@@ -66,8 +69,18 @@ func (s *Sender) SetLogger(l *slog.Logger) { s.lag.log.Store(l) }
 
 // noteLag schedules the log line of the drops of this interval, unless one is already due.
 func (s *Sender) noteLag() {
-	if s.lag.pending.CompareAndSwap(false, true) {
-		time.AfterFunc(lagLogInterval, s.logLag)
+	if !s.lag.pending.CompareAndSwap(false, true) {
+		return
+	}
+	s.lag.timer.Load().Reset(lagLogInterval) // it fired, or never ran: logLag cleared pending
+}
+
+// makeLagTimer makes the lag log line's timer, stopped, on the control path (Bind).
+func (s *Sender) makeLagTimer() {
+	if s.lag.timer.Load() == nil {
+		t := time.AfterFunc(time.Hour, s.logLag)
+		t.Stop()
+		s.lag.timer.Store(t)
 	}
 }
 

@@ -210,28 +210,29 @@ const defaultSlotPayload = 1216
 
 func roundUp(n, to int) int { return (n + to - 1) / to * to }
 
-// copyFrom copies the newest packets of old that fit. Only the reader goroutine writes old.
+// copyFrom copies the newest packets of old that fit, straight from its slots (view): only the
+// reader goroutine, ours, writes old.
 func (r *cacheRing) copyFrom(old *cacheRing) {
 	newest := old.newest.Load()
 	if newest == 0 {
 		return
 	}
 	count := min(len(old.slots), len(r.slots))
-	buf := make([]byte, old.slotSize)
-	var p cachedPacket
+	var p rtp.Packet
 	for i := count - 1; i >= 0; i-- {
 		seq := uint16(newest) - uint16(i)
-		if !old.read(seq, 0, buf, &p) {
+		o := &old.slots[int(seq)%len(old.slots)]
+		if _, ok := old.view(seq, &p); !ok {
 			continue
 		}
 		j := int(seq) % len(r.slots)
 		s := &r.slots[j]
 		s.gen++
-		s.seq, s.valid, s.keyStart, s.marker = seq, true, p.keyStart, p.marker
-		s.padding, s.paddingSize, s.ts, s.n = p.padding, p.paddingSize, p.ts, uint16(len(p.payload))
-		s.ncsrc = uint8(copy(s.csrc[:], p.csrc))
-		copy(r.data[j*r.slotSize:], p.payload)
-		if p.keyStart {
+		s.seq, s.valid, s.keyStart, s.marker = seq, true, o.keyStart, p.Marker
+		s.padding, s.paddingSize, s.ts, s.n = p.Padding, p.PaddingSize, p.Timestamp, uint16(len(p.Payload))
+		s.ncsrc = uint8(copy(s.csrc[:], p.CSRC))
+		copy(r.data[j*r.slotSize:], p.Payload)
+		if o.keyStart {
 			r.lastKey.Store(1<<16 | uint32(seq))
 		}
 	}

@@ -127,6 +127,7 @@ func (s *Sender) Bind(ssrc uint32, payloadType uint8, c Codec, write WriteFunc) 
 	s.ssrc, s.payloadType, s.mimeType, s.clockRate, s.write = ssrc, payloadType, c.MimeType, c.ClockRate, write
 	s.channels, s.fmtp = c.Channels, c.Fmtp
 	s.rebind()
+	s.makeLagTimer()
 	s.reached.Store(false)
 	s.codecChecked = false // check the source's codec against the new one
 	// Video starts at a keyframe: the last one in the source's cache, or one asked for (accept).

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pion/rtcp"
 )
 
 // nackWindow is how far back (in packets) a receiver tracks missing packets.
@@ -85,7 +87,7 @@ type missEntry struct {
 
 // NewReceiver follows a stream of the given clock rate (for jitter).
 func NewReceiver(clockRate uint32) *Receiver {
-	return &Receiver{clockRate: clockRate, scratch: make([]uint16, 0, 64)}
+	return &Receiver{clockRate: clockRate}
 }
 
 // Push records a packet that arrived at now (unix nanos). It returns true when the gap before it is
@@ -127,7 +129,10 @@ func (r *Receiver) Push(seq uint16, ts uint32, payloadLen int, now int64) (keyfr
 			keyframe = true
 		} else {
 			if r.missing == nil && d > 1 {
+				// With the first loss; Due's slice holds a window, so that it never grows on the
+				// packet path.
 				r.missing = new([nackWindow]missEntry)
+				r.scratch = make([]uint16, 0, nackWindow)
 			}
 			// The window moves on: the slot of this packet may still hold a loss from a window ago
 			// that was never recovered (audio, which is not NACKed, or one Due never reached).
@@ -219,6 +224,21 @@ func (r *Receiver) Due(now int64) (seqs []uint16, gaveUp bool) {
 		r.Stats.NACKedPackets.Add(uint64(len(out)))
 	}
 	return out, gaveUp
+}
+
+// AppendNackPairs appends the generic NACK items (RFC 4585 §6.2.1) asking for seqs, ascending as Due
+// returns them: what rtcp.NackPairsFromSequenceNumbers makes, into the caller's slice.
+func AppendNackPairs(pairs []rtcp.NackPair, seqs []uint16) []rtcp.NackPair {
+	for _, seq := range seqs {
+		if n := len(pairs); n > 0 {
+			if d := seq - pairs[n-1].PacketID; d >= 1 && d <= 16 {
+				pairs[n-1].LostPackets |= 1 << (d - 1)
+				continue
+			}
+		}
+		pairs = append(pairs, rtcp.NackPair{PacketID: seq})
+	}
+	return pairs
 }
 
 // Interval returns the fraction of packets lost (1/256) since the previous call, as RTCP reports it.

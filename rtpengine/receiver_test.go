@@ -1,8 +1,11 @@
 package rtpengine
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/pion/rtcp"
 )
 
 // TestReceiverForgetsOldLosses: a loss nobody recovered leaves the window when the stream moves a
@@ -106,5 +109,16 @@ func BenchmarkReceiverPush(b *testing.B) {
 		now += 1000
 		r.Push(uint16(i), uint32(i)*3000, 1100, now)
 		r.Due(now)
+	}
+}
+
+// AppendNackPairs makes the items pion's NackPairsFromSequenceNumbers makes, into the caller's slice,
+// across a sequence number wrap too.
+func TestAppendNackPairs(t *testing.T) {
+	for _, seqs := range [][]uint16{{5}, {1, 2, 3, 17, 18, 40}, {65530, 65535, 0, 4, 30}, {100, 116, 117, 133}} {
+		got := AppendNackPairs(make([]rtcp.NackPair, 0, 1), seqs)
+		if want := rtcp.NackPairsFromSequenceNumbers(seqs); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%v: %v, want %v", seqs, got, want)
+		}
 	}
 }

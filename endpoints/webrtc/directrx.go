@@ -123,6 +123,30 @@ type rxStream struct {
 	mediaSSRC uint32 // for an RTX stream, the SSRC it repairs; 0 for media
 	pt        uint8  // for an RTX stream, the media's payload type
 	confirmed bool   // a packet authenticated: the rollover counter is right
+	// the highest sequence number authenticated, and which of the srtpReplayWindow before it were
+	// (bit i: top-i), so that a replay (a retransmission of a packet that was only late), or a
+	// packet older than the window, is dropped before decryption: pion's context would refuse it,
+	// after allocating its error
+	top  uint16
+	seen uint64
+}
+
+// replayed tells whether the packet seq authenticated already, or is too old to tell.
+func (s *rxStream) replayed(seq uint16) bool {
+	d := int16(s.top - seq)
+	return s.seen != 0 && d >= 0 && (d >= srtpReplayWindow || s.seen&(1<<d) != 0)
+}
+
+// authenticated records that the packet seq authenticated.
+func (s *rxStream) authenticated(seq uint16) {
+	switch d := int16(seq - s.top); {
+	case s.seen == 0 || d >= srtpReplayWindow:
+		s.top, s.seen = seq, 1
+	case d > 0:
+		s.top, s.seen = seq, s.seen<<d|1
+	case d > -srtpReplayWindow:
+		s.seen |= 1 << -d
+	}
 }
 
 // keys makes the peer's context from the DTLS-SRTP keys; called once, holding directSRTP's mu.
@@ -227,6 +251,11 @@ func (rx *directRx) receive(b []byte) bool {
 	if s == nil || rx.stopped {
 		return false
 	}
+	seq := binary.BigEndian.Uint16(b[2:4])
+	if s.replayed(seq) {
+		rxCounts.rejected.Add(1)
+		return true
+	}
 	dst, ok := s.ring.reserve(len(b))
 	if !ok {
 		rxCounts.full.Add(1)
@@ -247,6 +276,7 @@ func (rx *directRx) receive(b []byte) bool {
 		return true
 	}
 	s.confirmed = true
+	s.authenticated(seq)
 	if s.mediaSSRC != 0 {
 		if out = unwrapRTX(out, s.mediaSSRC, s.pt); out == nil {
 			return true // padding only: a bandwidth probe

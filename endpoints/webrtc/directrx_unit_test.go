@@ -184,8 +184,8 @@ func TestDirectRxRingFullDrops(t *testing.T) {
 	}
 }
 
-// Taking a packet from the socket to the reader allocates nothing; a forged one costs pion's
-// error value (garbage, nothing kept).
+// Taking a packet from the socket to the reader allocates nothing, nor does dropping a replay; a
+// forged one costs pion's error value (garbage, nothing kept).
 func TestDirectRxAllocatesNothing(t *testing.T) {
 	p, ring := newRxPeer(t, 0)
 	pkts := make([][]byte, 200)
@@ -201,6 +201,28 @@ func TestDirectRxAllocatesNothing(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per packet", allocs)
+	}
+	// Replays (retransmissions of packets that were only late): the newest, one inside the replay
+	// window, one older than it. Dropped before decryption, counted, and at no cost.
+	_, rejected0 := DirectRxDropped()
+	replays := [][]byte{pkts[len(pkts)-1], pkts[len(pkts)-10], pkts[len(pkts)-100]}
+	if allocs := testing.AllocsPerRun(100, func() {
+		for _, b := range replays {
+			p.table.filter(b, p.from)
+		}
+	}); allocs != 0 {
+		t.Fatalf("%.1f allocations per 3 replays", allocs)
+	}
+	if _, rejected := DirectRxDropped(); rejected-rejected0 != 3*101 || ring.head.Load() != ring.tail.Load() {
+		t.Fatalf("%d replays rejected, want %d, nothing queued", rejected-rejected0, 3*101)
+	}
+	// A packet that is late but new is taken.
+	late := [2][]byte{p.packet(rxTestSSRC, []byte{1}), p.packet(rxTestSSRC, []byte{2})}
+	for _, b := range [][]byte{late[1], late[0]} {
+		p.table.filter(b, p.from)
+	}
+	if a, b := nextPacket(t, ring).SequenceNumber, nextPacket(t, ring).SequenceNumber; a != p.seq || b != p.seq-1 {
+		t.Fatalf("late packets came out as %d, %d; want %d, %d", a, b, p.seq, p.seq-1)
 	}
 	garbage := bytes.Clone(pkts[0])
 	garbage[20] ^= 0xff

@@ -811,10 +811,12 @@ func (e *Endpoint) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRecei
 	src.SetCodec(&media.Codec{MimeType: c.MimeType, ClockRate: c.ClockRate, Channels: c.Channels, Fmtp: c.SDPFmtpLine})
 	in := e.addIncoming(remote, t, src, receiver)
 	if t == media.Video {
-		ssrc := uint32(remote.SSRC())
+		// Made once: the packet path asks for keyframes (a joining or lagging peer), and pion only
+		// reads the packet.
+		pli := []rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(remote.SSRC())}}
 		src.SetKeyframeRequester(func() {
 			in.rx.Stats.PLIs.Add(1)
-			if err := pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := pc.WriteRTCP(pli); err != nil && !errors.Is(err, net.ErrClosed) {
 				e.log.Debug("cannot send PLI", "err", err)
 			}
 		})

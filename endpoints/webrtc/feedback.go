@@ -66,6 +66,8 @@ func (e *Endpoint) readTrack(remote *webrtc.TrackRemote, src *media.Source, in *
 	fb, direct := e.fb, e.direct
 	e.mu.Unlock()
 	r := trackReader{e: e, remote: remote, src: src, in: in, fb: fb, direct: direct}
+	r.nackPkt = []rtcp.Packet{&r.nack}
+	r.nack.Nacks = r.nackPairs[:0]
 	for {
 		if r.ring != nil && !r.draining {
 			pkt, arrival, ok := r.ring.next()
@@ -115,6 +117,10 @@ type trackReader struct {
 	done     bool    // the direct path stopped: it is not tried again
 	rtx      bool    // the repair SSRC is bound too
 	count    uint32
+	// the NACK the reader sends, reused: its items are in nackPairs unless more are needed at once
+	nack      rtcp.TransportLayerNack
+	nackPkt   []rtcp.Packet
+	nackPairs [32]rtcp.NackPair
 }
 
 // accept gives one packet to the RTP engine and the graph.
@@ -132,7 +138,8 @@ func (r *trackReader) accept(p *rtp.Packet, now int64) {
 	}
 	seqs, gaveUp := in.rx.Due(now)
 	if len(seqs) > 0 && fb != nil {
-		fb.write(&rtcp.TransportLayerNack{MediaSSRC: in.ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
+		r.nack.MediaSSRC, r.nack.Nacks = in.ssrc, rtpengine.AppendNackPairs(r.nack.Nacks[:0], seqs)
+		fb.write(r.nackPkt...) // marshalled at once: the reader's to reuse
 	}
 	if gaveUp || restart {
 		r.src.RequestKeyframe() // hopeless loss: the decoder needs a new start

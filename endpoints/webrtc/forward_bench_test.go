@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,8 +40,11 @@ const benchPeersEnv = "KMS_BENCH_FORWARD_URL"
 // stack (MemProfileRate 1, dear per allocation: hence not in the timed one) and sorts them by what
 // made them. allocs/op and B/op are the forwarding path's: everything but the RTCP the endpoints
 // exchange on their timers (rtcp-allocs/op: our reports and feedback, pion's RTCP marshalling,
-// the peers' reports we read) and pion's ICE (stun-allocs/op: STUN keepalives and consent
-// checks). What is neither counts as the path's, whatever made it. The testing package prints
+// the peers' reports we read), pion's ICE (stun-allocs/op: STUN keepalives and consent checks) and
+// pion's receive chain for the datagrams the direct receive path leaves to it (pion-rx-allocs/op:
+// STUN, DTLS, SRTCP; the path's if pion carried RTP in the window); other-allocs/op are the lag
+// log lines (a timer's) and the runtime's own (goroutines for timers). What is none of these counts
+// as the path's, whatever made it, and its stacks are logged. The testing package prints
 // allocs/op as a whole number: allocs/datagram is the same figure unrounded (kms-bench's targets
 // table takes it).
 // Setting up 100 peers is dear: run it with a fixed count,
@@ -53,37 +57,7 @@ func BenchmarkForwardTo100Viewers(b *testing.B) {
 	if b.N == 1 {
 		return // the framework's probe run: the setup would be made twice
 	}
-	const viewers = 100
-	srv := testserver.Start(b, "KMS_MIN_PORT=48200", "KMS_MAX_PORT=48299")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestForwardBenchPeers$", "-test.timeout=10m")
-	cmd.Env = append(os.Environ(), benchPeersEnv+"="+srv.URL, fmt.Sprintf("KMS_BENCH_VIEWERS=%d", viewers))
-	cmd.Stderr = os.Stderr
-	stdin, _ := cmd.StdinPipe() // the child runs until it closes
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if sc.Text() == "viewers ready" {
-				ready <- true
-			} else {
-				fmt.Fprintln(os.Stderr, "peers:", sc.Text())
-			}
-		}
-		ready <- false
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			b.Fatal("the peers' process ended before its viewers had video")
-		}
-	case <-time.After(5 * time.Minute):
-		b.Fatal("the viewers got no video in 5 minutes")
-	}
+	startForwardPeers(b, 100, "KMS_MIN_PORT=48200", "KMS_MAX_PORT=48299")
 
 	perf := startPerf()
 	var m0, m1 runtime.MemStats
@@ -108,21 +82,78 @@ func BenchmarkForwardTo100Viewers(b *testing.B) {
 	}
 
 	// The allocations' stacks.
-	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
-	runtime.MemProfileRate = 1
-	profile := os.Getenv("KMS_BENCH_ALLOC_PROFILE")
-	writeAllocs(b, profile, "start")
-	allocs0 := allocsBySource()
-	start = egress.Sent()
-	waitDatagrams(start, b.N)
-	ops = float64(egress.Sent().Datagrams - start.Datagrams)
-	allocs := allocsBySource().minus(allocs0)
-	writeAllocs(b, profile, "end")
+	allocs, datagrams := pathAllocs(b, b.N, os.Getenv("KMS_BENCH_ALLOC_PROFILE"))
+	ops = float64(datagrams)
 	b.ReportMetric(float64(allocs.path.objects)/ops, "allocs/op")       // printed as a whole number
 	b.ReportMetric(float64(allocs.path.objects)/ops, "allocs/datagram") // and exactly
 	b.ReportMetric(float64(allocs.path.bytes)/ops, "B/op")
 	b.ReportMetric(float64(allocs.rtcp.objects)/ops, "rtcp-allocs/op")
 	b.ReportMetric(float64(allocs.stun.objects)/ops, "stun-allocs/op")
+	b.ReportMetric(float64(allocs.pionRx.objects)/ops, "pion-rx-allocs/op")
+	b.ReportMetric(float64(allocs.other.objects)/ops, "other-allocs/op")
+	b.ReportMetric(float64(allocs.growth.objects)/ops, "growth-allocs/op")
+	if allocs.path.objects > 0 { // on stderr: a benchmark's log is cut to a few lines
+		fmt.Fprintf(os.Stderr, "the forwarding path allocated:\n%s", allocs.pathStacks())
+	}
+}
+
+// pathAllocs records every allocation of the process while n datagrams leave the shared sockets,
+// sorted by what made them, and returns them with the datagrams sent. A collection runs in the
+// middle: it empties the sync.Pools, whose refill allocates. profile, when set, is the directory
+// the window's allocation profiles go to.
+func pathAllocs(tb testing.TB, n int, profile string) (allocSources, uint64) {
+	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+	runtime.MemProfileRate = 1
+	writeAllocs(tb, profile, "start")
+	allocs0 := allocsBySource(false)
+	rx0, tx0 := webrtc.ReceivedRTP(), webrtc.SentRTP()
+	start := egress.Sent()
+	waitDatagrams(start, n/2)
+	runtime.GC()
+	waitDatagrams(start, n)
+	datagrams := egress.Sent().Datagrams - start.Datagrams
+	// What pion receives is STUN, DTLS and SRTCP while the direct paths carry the RTP both ways;
+	// if pion carried RTP too, its receive chain is the path's.
+	rx, tx := webrtc.ReceivedRTP(), webrtc.SentRTP()
+	pionRTP := rx.Pion != rx0.Pion || tx.Pion != tx0.Pion
+	allocs := allocsBySource(pionRTP).minus(allocs0)
+	writeAllocs(tb, profile, "end")
+	return allocs, datagrams
+}
+
+// startForwardPeers starts a server (env its settings) and, in a child process, a publisher and
+// viewers of a one-to-many on it (TestForwardBenchPeers); it returns once every viewer has video.
+func startForwardPeers(tb testing.TB, viewers int, env ...string) {
+	srv := testserver.Start(tb, env...)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestForwardBenchPeers$", "-test.timeout=10m")
+	cmd.Env = append(os.Environ(), benchPeersEnv+"="+srv.URL, fmt.Sprintf("KMS_BENCH_VIEWERS=%d", viewers))
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe() // the child runs until it closes
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "viewers ready" {
+				ready <- true
+			} else {
+				fmt.Fprintln(os.Stderr, "peers:", sc.Text())
+			}
+		}
+		ready <- false
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			tb.Fatal("the peers' process ended before its viewers had video")
+		}
+	case <-time.After(5 * time.Minute):
+		tb.Fatal("the viewers got no video in 5 minutes")
+	}
 }
 
 // waitDatagrams returns once n datagrams more than at start have left the shared sockets.
@@ -134,45 +165,87 @@ func waitDatagrams(start egress.Counts, n int) {
 
 // writeAllocs writes the allocation profile to dir/name.pprof when dir is set: the difference
 // between the end and start profiles (pprof -diff_base) is what the measured window allocated.
-func writeAllocs(b *testing.B, dir, name string) {
+func writeAllocs(tb testing.TB, dir, name string) {
 	if dir == "" {
 		return
 	}
 	runtime.GC() // the profile is as of the last collection
 	f, err := os.Create(filepath.Join(dir, name+".pprof"))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer f.Close()
 	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 }
 
 // allocCount is what a set of stacks allocated since the process started.
 type allocCount struct{ objects, bytes int64 }
 
-// allocSources are the process's allocations sorted by what made them (BenchmarkForwardTo100Viewers).
-type allocSources struct{ path, rtcp, stun allocCount }
+// allocSources are the process's allocations sorted by what made them (BenchmarkForwardTo100Viewers),
+// and the path's by stack.
+type allocSources struct {
+	path, rtcp, stun, pionRx, other allocCount
+	growth                          allocCount // part of path: see growthFuncs
+	stacks                          map[string]int64
+}
 
 func (a allocSources) minus(b allocSources) allocSources {
 	sub := func(x, y allocCount) allocCount { return allocCount{x.objects - y.objects, x.bytes - y.bytes} }
-	return allocSources{sub(a.path, b.path), sub(a.rtcp, b.rtcp), sub(a.stun, b.stun)}
+	stacks := map[string]int64{}
+	for k, n := range a.stacks {
+		if d := n - b.stacks[k]; d != 0 {
+			stacks[k] = d
+		}
+	}
+	return allocSources{sub(a.path, b.path), sub(a.rtcp, b.rtcp), sub(a.stun, b.stun), sub(a.pionRx, b.pionRx),
+		sub(a.other, b.other), sub(a.growth, b.growth), stacks}
 }
 
-// Functions whose allocations, and their callees', are the endpoints' RTCP or pion's ICE; anything
-// else is the path's.
+// pathStacks lists the path's allocations by stack, most first.
+func (a allocSources) pathStacks() string {
+	keys := make([]string, 0, len(a.stacks))
+	for k := range a.stacks {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return a.stacks[keys[i]] > a.stacks[keys[j]] })
+	var out strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&out, "%d objects:\n%s\n", a.stacks[k], k)
+	}
+	return out.String()
+}
+
+// Functions whose allocations, and their callees', are the endpoints' RTCP, pion's ICE, or pion's
+// receive chain (its UDP mux's queues, the candidates' read loops, the DTLS/SRTP mux, the SRTP
+// sessions' readers: what the direct receive path leaves to pion); anything else is the path's,
+// and so is serving a viewer's NACKs (loss recovery), though its RTCP reader calls it. The frame
+// nearest the allocation decides. Others are neither: the lag log line (a timer's, every 5 s per
+// peer that lags) and the runtime's own (the sudogs of a goroutine that blocks in a select or on a
+// channel, whose cache every collection empties).
 var (
 	rtcpFuncs = []string{"github.com/pion/rtcp.", "webrtc.(*feedbackLoop).", "webrtc.(*Endpoint).readRTCP",
 		"webrtc.(*Endpoint).readReceiverRTCP", "webrtc.(*Endpoint).senderFeedback",
 		"github.com/pion/webrtc/v4.(*PeerConnection).WriteRTCP", "github.com/pion/srtp/v3.(*SessionSRTCP)"}
 	stunFuncs = []string{"github.com/pion/stun/", "github.com/pion/ice/v4.(*Agent).",
 		"github.com/pion/ice/v4.(*candidateBase).handleInboundSTUNMessage", "github.com/pion/ice/v4/internal/taskloop."}
+	pionRxFuncs = []string{"github.com/pion/ice/v4.(*udpMuxedConn).writePacket", "github.com/pion/ice/v4.(*candidateBase).recvLoop",
+		"github.com/pion/webrtc/v4/internal/mux.(*Mux).readLoop", "github.com/pion/srtp/v3.(*session)."}
+	pathFuncs = []string{"media.(*Sender).HandleNACK"}
+	// The path's growth: made once, or on a lasting change of the stream, never per packet. A
+	// source's cache takes a new ring when its packet rate changes for a second (and its senders'
+	// sequence maps follow it), a track's receive ring doubles up to its bound when its reader
+	// fell behind, a receiver makes its NACK window with the stream's first loss, and the
+	// runtime's timer heap grows to the most timers a core has had.
+	growthFuncs = []string{"media.(*PacketCache).resize", "media.(*Sender).seqMapFor", "webrtc.(*rxRing).double",
+		"rtpengine.(*Receiver).Push", "runtime.(*timers).addHeap"}
+	otherFuncs = []string{"media.(*Sender).logLag", "runtime.acquireSudog"}
 )
 
 // allocsBySource sums the allocation profile by source, as of now (after a collection: the
-// profile is as of the last one).
-func allocsBySource() allocSources {
+// profile is as of the last one); pionRxIsPath counts pion's receive chain as the path's.
+func allocsBySource(pionRxIsPath bool) allocSources {
 	runtime.GC()
 	var recs []runtime.MemProfileRecord
 	for n, _ := runtime.MemProfile(nil, true); ; n += 64 {
@@ -182,16 +255,39 @@ func allocsBySource() allocSources {
 			break
 		}
 	}
-	var out allocSources
+	out := allocSources{stacks: map[string]int64{}}
 	for i := range recs {
 		r := &recs[i]
 		c := &out.path
 		frames := runtime.CallersFrames(r.Stack())
+		var stack strings.Builder
+		runtimeOnly := true
+		var growth *allocCount
 		for more := true; more; {
 			var f runtime.Frame
 			f, more = frames.Next()
+			fmt.Fprintf(&stack, "\t%s:%d\n", f.Function, f.Line)
 			if strings.HasSuffix(f.Function, ".allocsBySource") {
 				c = &allocCount{} // the measurement's own
+				break
+			}
+			runtimeOnly = runtimeOnly && (strings.HasPrefix(f.Function, "runtime.") || f.Function == "time.goFunc")
+			if growth == nil && hasPrefixIn(f.Function, growthFuncs) {
+				growth = &out.growth
+			}
+			if !more && runtimeOnly {
+				c = &out.other // the runtime's own (a goroutine for a timer's function): no caller to blame
+				break
+			}
+			if hasPrefixIn(f.Function, otherFuncs) {
+				c = &out.other
+				break
+			}
+			if hasPrefixIn(f.Function, pathFuncs) {
+				break
+			}
+			if !pionRxIsPath && hasPrefixIn(f.Function, pionRxFuncs) {
+				c = &out.pionRx
 				break
 			}
 			if hasPrefixIn(f.Function, rtcpFuncs) {
@@ -205,6 +301,13 @@ func allocsBySource() allocSources {
 		}
 		c.objects += r.AllocObjects
 		c.bytes += r.AllocBytes
+		if c == &out.path {
+			out.stacks[stack.String()] += r.AllocObjects
+			if growth != nil {
+				growth.objects += r.AllocObjects
+				growth.bytes += r.AllocBytes
+			}
+		}
 	}
 	return out
 }
@@ -239,6 +342,28 @@ func startPerf() func() int64 {
 		}
 		return 0
 	}
+}
+
+// The forwarding path allocates nothing in steady state: socket read (recvmmsg), SRTP decryption,
+// the track's ring and reader, NACK generation, the fan-out's accept and send steps, SRTP, the
+// batched write, with garbage collections in between. BenchmarkForwardTo100Viewers's setup with 8
+// viewers; after a warm-up (the caches and rings reach their size), every allocation of a window
+// is recorded with its stack, and any on the path fails the test, but the growth growthFuncs
+// lists (once, or on a lasting change of the stream: the benchmark counts it).
+func TestForwardingPathAllocatesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a one-to-many of 8 viewers")
+	}
+	startForwardPeers(t, 8, "KMS_MIN_PORT=48400", "KMS_MAX_PORT=48419")
+	// 8 viewers get about 4000 datagrams/s: 5 s of warm-up, then a 5 s window.
+	waitDatagrams(egress.Sent(), 20000)
+	allocs, datagrams := pathAllocs(t, 20000, "")
+	if n := allocs.path.objects - allocs.growth.objects; n != 0 {
+		t.Fatalf("the forwarding path allocated %d objects (%d bytes) for %d datagrams:\n%s",
+			n, allocs.path.bytes-allocs.growth.bytes, datagrams, allocs.pathStacks())
+	}
+	t.Logf("%d datagrams, no allocation on the path but growth (%d objects); RTCP %d, STUN %d, pion's receive chain %d, others %d objects",
+		datagrams, allocs.growth.objects, allocs.rtcp.objects, allocs.stun.objects, allocs.pionRx.objects, allocs.other.objects)
 }
 
 // TestForwardBenchPeers is BenchmarkForwardTo100Viewers's peers, run in a process of their own:
