@@ -237,9 +237,12 @@ var (
 	// source's cache takes a new ring when its packet rate changes for a second (and its senders'
 	// sequence maps follow it), a track's receive ring doubles up to its bound when its reader
 	// fell behind, a receiver makes its NACK window with the stream's first loss, and the
-	// runtime's timer heap grows to the most timers a core has had.
+	// runtime's timer heap grows to the most timers a core has had. A sender makes its
+	// retransmission buffers with its first retransmission, and pion's SRTP context the state of
+	// an SSRC with its first packet (the RTX stream's: the first retransmission).
 	growthFuncs = []string{"media.(*PacketCache).resize", "media.(*Sender).seqMapFor", "webrtc.(*rxRing).double",
-		"rtpengine.(*Receiver).Push", "runtime.(*timers).addHeap"}
+		"rtpengine.(*Receiver).Push", "runtime.(*timers).addHeap", "media.(*Sender).Resend",
+		"github.com/pion/srtp/v3.(*Context).getSRTPSSRCState"}
 	otherFuncs = []string{"media.(*Sender).logLag", "runtime.acquireSudog"}
 )
 
@@ -263,6 +266,7 @@ func allocsBySource(pionRxIsPath bool) allocSources {
 		var stack strings.Builder
 		runtimeOnly := true
 		var growth *allocCount
+		pastRuntime := false
 		for more := true; more; {
 			var f runtime.Frame
 			f, more = frames.Next()
@@ -272,8 +276,11 @@ func allocsBySource(pionRxIsPath bool) allocSources {
 				break
 			}
 			runtimeOnly = runtimeOnly && (strings.HasPrefix(f.Function, "runtime.") || f.Function == "time.goFunc")
-			if growth == nil && hasPrefixIn(f.Function, growthFuncs) {
-				growth = &out.growth
+			if !pastRuntime { // growth is what the function nearest the allocation makes itself
+				if hasPrefixIn(f.Function, growthFuncs) {
+					growth = &out.growth
+				}
+				pastRuntime = !strings.HasPrefix(f.Function, "runtime.")
 			}
 			if !more && runtimeOnly {
 				c = &out.other // the runtime's own (a goroutine for a timer's function): no caller to blame
