@@ -74,6 +74,11 @@ func TestShortRun(t *testing.T) {
 			t.Errorf("no %s row", s)
 		}
 	}
+	// The publishers' RTP took the direct path (direct.go), with the keys of the DTLS handshake,
+	// as the DTLS client (our server) and as the server (the direct pairs' publishers).
+	if d, p := rtpPaths.direct.Load(), rtpPaths.pion.Load(); d == 0 || p != 0 {
+		t.Errorf("RTP sent by the direct path: %d, by pion's: %d; want all direct", d, p)
+	}
 	for _, f := range []string{"results.csv", "loopback.png", "one2many.png", "group.png"} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s not written: %v", f, err)

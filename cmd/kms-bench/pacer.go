@@ -20,6 +20,7 @@ const pacerTick = 2 * time.Millisecond
 // publisher (timers and the scheduler were a tenth of the tool's CPU at 300 sessions). Its
 // goroutine runs while there are publishers.
 type pacer struct {
+	batch   *sendBatch // the direct path's packets of the publisher being served
 	mu      sync.Mutex
 	pubs    []*publisher
 	running bool
@@ -33,6 +34,9 @@ func (pc *pacer) add(p *publisher) {
 	p.vseq, p.aseq = uint16(rand.Uint32()), uint16(rand.Uint32())
 	p.vts, p.ats = rand.Uint32(), rand.Uint32()
 	pc.pubs = append(pc.pubs, p)
+	if pc.batch == nil {
+		pc.batch = newSendBatch()
+	}
 	if !pc.running {
 		pc.running = true
 		go pc.run()
@@ -68,6 +72,7 @@ func (pc *pacer) run() {
 				p.sendAudio()
 				p.nextAudio = nextDue(p.nextAudio, now, 20*time.Millisecond)
 			}
+			p.flush() // one sendmmsg for what was due
 		}
 		pc.mu.Unlock()
 	}

@@ -109,6 +109,8 @@ type sentPacket struct {
 type publisher struct {
 	clip         *clip
 	video, audio *webrtc.TrackLocalStaticRTP
+	senders      [2]*webrtc.RTPSender // audio, video
+	tx           directTx
 	ring         [ringSize]sentPacket
 	lastSeq      atomic.Uint32
 	keyframe     atomic.Bool
@@ -150,7 +152,7 @@ func (p *publisher) sendFrame() {
 		p.lastSeq.Store(uint32(seq))
 		pkt.Header = rtp.Header{Version: 2, Marker: i == len(f.payloads)-1, PayloadType: 96, SequenceNumber: seq, Timestamp: p.vts}
 		pkt.Payload = pl
-		if p.video.WriteRTP(pkt) == nil {
+		if p.write(true) {
 			p.packets.Add(1)
 			p.bytes.Add(int64(len(pl) + 12))
 		}
@@ -166,7 +168,7 @@ func (p *publisher) sendAudio() {
 	p.opus++
 	p.pkt.Header = rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: p.aseq, Timestamp: p.ats}
 	p.pkt.Payload = pl
-	if p.audio.WriteRTP(&p.pkt) == nil {
+	if p.write(false) {
 		p.packets.Add(1)
 		p.bytes.Add(int64(len(pl) + 12))
 	}
@@ -186,8 +188,53 @@ func (p *publisher) resend(seq uint16) {
 	pls := p.clip.frames[f].payloads
 	pkt := rtp.Packet{Header: rtp.Header{Version: 2, Marker: i == len(pls)-1, PayloadType: 96, SequenceNumber: seq, Timestamp: ts},
 		Payload: pls[i]}
-	if p.video.WriteRTP(&pkt) == nil {
+	var ok bool
+	switch directMode(p.tx.mode.Load()) {
+	case directOn:
+		ok = p.tx.resend(&pkt)
+	case directPion:
+		ok = p.video.WriteRTP(&pkt) == nil
+	}
+	if ok {
 		p.resent.Add(1)
+	}
+}
+
+// write sends p.pkt on the video or the audio stream: queued in the pacer's batch on the direct
+// path, else by pion. It reports whether the packet counts as sent.
+func (p *publisher) write(video bool) bool {
+	switch directMode(p.tx.mode.Load()) {
+	case directOn:
+		b := pace.batch
+		buf, full := b.slot()
+		if full {
+			p.flush()
+			buf, _ = b.slot()
+		}
+		p.tx.mu.Lock()
+		out, err := p.tx.encrypt(buf, &p.pkt, video)
+		p.tx.mu.Unlock()
+		if err != nil {
+			return false
+		}
+		b.add(len(out))
+		rtpPaths.direct.Add(1)
+		return true
+	case directPion:
+		rtpPaths.pion.Add(1)
+		t := p.audio
+		if video {
+			t = p.video
+		}
+		return t.WriteRTP(&p.pkt) == nil
+	}
+	return true // not connected yet: dropped, as pion drops RTP before its SRTP starts
+}
+
+// flush sends what write queued on the direct path (the pacer's, after each publisher's turn).
+func (p *publisher) flush() {
+	if b := pace.batch; b.n > 0 {
+		b.flush(p.tx.conn, p.tx.to)
 	}
 }
 
@@ -262,6 +309,9 @@ func newPeer(api *webrtc.API, c *clip, send, receive bool, ref *publisher, h *hi
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
 			p.connOnce.Do(func() { close(p.connected) })
+			if p.pub != nil {
+				p.pub.tx.start(pc, p.pub.senders[1], p.pub.senders[0])
+			}
 		case webrtc.PeerConnectionStateFailed:
 			p.failed.Store(true)
 		}
@@ -287,12 +337,13 @@ func newPeer(api *webrtc.API, c *clip, send, receive bool, ref *publisher, h *hi
 			pc.Close()
 			return nil, err
 		}
-		for _, tr := range []*webrtc.TrackLocalStaticRTP{p.pub.audio, p.pub.video} {
+		for i, tr := range []*webrtc.TrackLocalStaticRTP{p.pub.audio, p.pub.video} {
 			t, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: dir})
 			if err != nil {
 				pc.Close()
 				return nil, err
 			}
+			p.pub.senders[i] = t.Sender()
 			p.wg.Add(1)
 			go p.readRTCP(t.Sender(), tr == p.pub.video)
 		}

@@ -256,3 +256,95 @@ func arrivalsAt(port uint16) *arrivals {
 	}
 	return nil
 }
+
+// sendBatch is a batch of datagrams to one address, sent with one sendmmsg (the pacer's: a
+// publisher's due packets).
+type sendBatch struct {
+	hdrs  [sendSlots]mmsghdr
+	iovs  [sendSlots]unix.Iovec
+	bufs  [sendSlots][stampSlotSize]byte
+	name  unix.RawSockaddrInet6 // room for either family
+	n     int                   // datagrams in the batch
+	from  int                   // the first not sent yet
+	sent  int                   // of them, sent by the last sendmmsg
+	errno syscall.Errno
+	send  func(fd uintptr) bool // bound once: a method value allocates
+}
+
+const sendSlots = 64 // more than a keyframe's packets
+
+func newSendBatch() *sendBatch {
+	b := &sendBatch{}
+	for i := range b.hdrs {
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.hdrs[i].hdr.Iov = &b.iovs[i]
+		b.hdrs[i].hdr.SetIovlen(1)
+		b.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&b.name))
+	}
+	b.send = b.sendmmsg
+	return b
+}
+
+// slot is the buffer of the next datagram; full when there is none.
+func (b *sendBatch) slot() (buf []byte, full bool) {
+	if b.n == sendSlots {
+		return nil, true
+	}
+	return b.bufs[b.n][:], false
+}
+
+// add takes the datagram written into slot()'s buffer, n bytes long.
+func (b *sendBatch) add(n int) {
+	b.iovs[b.n].SetLen(n)
+	b.n++
+}
+
+// flush sends the batch on c to addr, and empties it.
+func (b *sendBatch) flush(c *stampConn, addr netip.AddrPort) error {
+	defer func() { b.n = 0 }()
+	if b.n == 0 {
+		return nil
+	}
+	namelen := b.setName(addr)
+	for i := range b.n {
+		b.hdrs[i].hdr.Namelen = namelen
+	}
+	for b.from = 0; b.from < b.n; b.from += b.sent {
+		b.sent, b.errno = 0, 0
+		if err := c.rc.Write(b.send); err != nil {
+			return err
+		}
+		if b.errno != 0 {
+			return os.NewSyscallError("sendmmsg", b.errno)
+		}
+	}
+	return nil
+}
+
+func (b *sendBatch) sendmmsg(fd uintptr) bool {
+	n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.from])), uintptr(b.n-b.from), 0, 0, 0)
+	if errno == unix.EAGAIN || errno == unix.EINTR {
+		return false // the runtime waits until the socket is writable
+	}
+	b.sent, b.errno = int(n), errno
+	if errno == 0 && n == 0 {
+		b.errno = unix.EIO // sendmmsg sent nothing and said nothing: do not spin
+	}
+	return true
+}
+
+// setName writes addr as the batch's destination, returning its length.
+func (b *sendBatch) setName(addr netip.AddrPort) uint32 {
+	port := addr.Port()
+	if a := addr.Addr(); a.Is4() {
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&b.name))
+		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.As4()}
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		p[0], p[1] = byte(port>>8), byte(port)
+		return unix.SizeofSockaddrInet4
+	}
+	b.name = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: addr.Addr().As16()}
+	p := (*[2]byte)(unsafe.Pointer(&b.name.Port))
+	p[0], p[1] = byte(port>>8), byte(port)
+	return unix.SizeofSockaddrInet6
+}
