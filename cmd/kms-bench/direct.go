@@ -26,7 +26,7 @@ import (
 //
 // All RTP of an SSRC must go through one SRTP context, so a publisher sends nothing until the
 // choice is made (pion drops RTP before its SRTP starts, too); when the direct path cannot be used
-// (the soak's impaired sockets, cryptex on one side only) pion's path is used for good.
+// (the soak's impaired sockets, a relayed pair) pion's path is used for good.
 
 // directMode is where a publisher's RTP goes.
 type directMode int32
@@ -68,19 +68,11 @@ func (d *directTx) start(pc *webrtc.PeerConnection, video, audio *webrtc.RTPSend
 	}
 	mode := directPion
 	defer func() { d.mode.Store(int32(mode)) }()
-	cryptex, known := cryptexNegotiated(pc.LocalDescription(), pc.RemoteDescription())
-	if !known {
-		return
-	}
-	cfg, err := srtpKeys(pc)
+	cfg, cryptex, err := srtpKeys(pc)
 	if err != nil {
 		return
 	}
-	var opts []srtp.ContextOption
-	if cryptex {
-		opts = append(opts, srtp.Cryptex(srtp.CryptexModeEnabled))
-	}
-	ctx, err := srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, cfg.Profile, opts...)
+	ctx, err := srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, cfg.Profile, srtp.Cryptex(cryptex))
 	if err != nil {
 		return
 	}
@@ -141,31 +133,34 @@ func (d *directTx) resend(pkt *rtp.Packet) bool {
 }
 
 // srtpKeys derives the SRTP master keys of a connected peer connection from its DTLS connection
-// state, as pion's own SRTP start does. pion does not export that state, and as the DTLS client
-// the tool sees no ServerHello to rebuild it from (the server's hook, endpoints/webrtc/direct.go);
-// so it is read from the transport's private fields, checked for their types: a pion upgrade that
-// renames them makes every peer take pion's path (and TestShortRun fail), never bad keys.
-func srtpKeys(pc *webrtc.PeerConnection) (*srtp.Config, error) {
+// state, as pion's own SRTP start does, and tells the header encryption (RFC 9335) pion's SRTP
+// applies to what it sends. pion does not export that state, and as the DTLS client the tool sees
+// no ServerHello to rebuild it from (the server's hook, endpoints/webrtc/direct.go); so it is read
+// from the transport's private fields, checked for their types: a pion upgrade that renames them
+// makes every peer take pion's path (and TestShortRun fail), never bad keys.
+func srtpKeys(pc *webrtc.PeerConnection) (*srtp.Config, srtp.CryptexMode, error) {
 	t := reflect.ValueOf(pc.SCTP().Transport()).Elem()
 	connField, profileField := t.FieldByName("conn"), t.FieldByName("srtpProtectionProfile")
+	cryptexField := t.FieldByName("localCryptexMode")
 	if !connField.IsValid() || connField.Type() != reflect.TypeOf((*dtls.Conn)(nil)) || connField.IsNil() ||
-		!profileField.IsValid() || profileField.Type() != reflect.TypeOf(srtp.ProtectionProfile(0)) {
-		return nil, errNoKeys
+		!profileField.IsValid() || profileField.Type() != reflect.TypeOf(srtp.ProtectionProfile(0)) ||
+		!cryptexField.IsValid() || cryptexField.Type() != reflect.TypeOf(srtp.CryptexMode(0)) {
+		return nil, 0, errNoKeys
 	}
 	conn := (*dtls.Conn)(unsafe.Pointer(connField.Pointer()))
 	state, ok := conn.ConnectionState()
 	if !ok {
-		return nil, errNoKeys
+		return nil, 0, errNoKeys
 	}
 	client, ok := dtlsClient(pc.LocalDescription(), pc.RemoteDescription())
 	if !ok {
-		return nil, errNoKeys
+		return nil, 0, errNoKeys
 	}
 	cfg := &srtp.Config{Profile: srtp.ProtectionProfile(profileField.Uint())}
 	if err := cfg.ExtractSessionKeysFromDTLS(&state, client); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return cfg, nil
+	return cfg, srtp.CryptexMode(cryptexField.Int()), nil
 }
 
 // dtlsClient tells whether this side is the DTLS client (RFC 5763): active in its own description,
@@ -194,14 +189,4 @@ func setupOf(sdp string) string {
 	}
 	v, _, _ = strings.Cut(v, "\n")
 	return strings.TrimSpace(v)
-}
-
-// cryptexNegotiated tells whether both descriptions declare RFC 9335 header encryption; known is
-// false when only one does, a case left to pion.
-func cryptexNegotiated(local, remote *webrtc.SessionDescription) (cryptex, known bool) {
-	if local == nil || remote == nil {
-		return false, false
-	}
-	l, r := strings.Contains(local.SDP, "\na=cryptex"), strings.Contains(remote.SDP, "\na=cryptex")
-	return l && r, l == r
 }
