@@ -7,8 +7,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
+	"github.com/kurento-go/kms/internal/testpeer"
 	"github.com/pion/dtls/v3"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -50,8 +52,9 @@ type directTx struct {
 	buf          [stampSlotSize]byte // resend's
 }
 
-// rtpPaths counts the RTP packets the publishers sent by each path, for TestShortRun.
-var rtpPaths struct{ direct, pion atomic.Uint64 }
+// rtpPaths counts the RTP packets the publishers sent by each path, and those the receivers took
+// on the direct path, for the run's log and TestShortRun.
+var rtpPaths struct{ direct, pion, directRx atomic.Uint64 }
 
 // sendStream is what pion's track binding would write in a packet's header.
 type sendStream struct {
@@ -68,21 +71,12 @@ func (d *directTx) start(pc *webrtc.PeerConnection, video, audio *webrtc.RTPSend
 	}
 	mode := directPion
 	defer func() { d.mode.Store(int32(mode)) }()
-	cfg, cryptex, err := srtpKeys(pc)
+	k, err := directKeys(pc)
 	if err != nil {
 		return
 	}
-	ctx, err := srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, cfg.Profile, srtp.Cryptex(cryptex))
+	ctx, err := srtp.CreateContext(k.cfg.Keys.LocalMasterKey, k.cfg.Keys.LocalMasterSalt, k.cfg.Profile, srtp.Cryptex(k.localCryptex))
 	if err != nil {
-		return
-	}
-	pair, err := pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil || pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Local.Typ != webrtc.ICECandidateTypeHost {
-		return
-	}
-	c, ok := stampConns.Load(pair.Local.Port)
-	addr, err := netip.ParseAddr(pair.Remote.Address)
-	if !ok || err != nil {
 		return
 	}
 	vs, as := sendStreamOf(video), sendStreamOf(audio)
@@ -90,10 +84,38 @@ func (d *directTx) start(pc *webrtc.PeerConnection, video, audio *webrtc.RTPSend
 		return
 	}
 	d.mu.Lock()
-	d.ctx, d.conn, d.to = ctx, c.(*stampConn), netip.AddrPortFrom(addr.Unmap(), pair.Remote.Port)
+	d.ctx, d.conn, d.to = ctx, k.conn, k.remote
 	d.video, d.audio = vs, as
 	d.mu.Unlock()
 	mode = directOn
+}
+
+// peerKeys is what both directions of the direct path need of a connected peer connection.
+type peerKeys struct {
+	cfg                         *srtp.Config
+	localCryptex, remoteCryptex srtp.CryptexMode
+	conn                        *stampConn     // the selected pair's socket
+	remote                      netip.AddrPort // and its remote address
+}
+
+// directKeys finds the SRTP keys and the selected pair of a connected peer connection; an error
+// when the pair is not a host UDP candidate on a stampConn (the soak's impaired sockets) or the
+// keys cannot be had.
+func directKeys(pc *webrtc.PeerConnection) (*peerKeys, error) {
+	pair, err := pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Local.Typ != webrtc.ICECandidateTypeHost {
+		return nil, errNoKeys
+	}
+	c, ok := stampConns.Load(pair.Local.Port)
+	addr, err := netip.ParseAddr(pair.Remote.Address)
+	if !ok || err != nil {
+		return nil, errNoKeys
+	}
+	k := &peerKeys{conn: c.(*stampConn), remote: netip.AddrPortFrom(addr.Unmap(), pair.Remote.Port)}
+	if k.cfg, k.localCryptex, k.remoteCryptex, err = srtpKeys(pc); err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 func sendStreamOf(s *webrtc.RTPSender) sendStream {
@@ -138,29 +160,30 @@ func (d *directTx) resend(pkt *rtp.Packet) bool {
 // no ServerHello to rebuild it from (the server's hook, endpoints/webrtc/direct.go); so it is read
 // from the transport's private fields, checked for their types: a pion upgrade that renames them
 // makes every peer take pion's path (and TestShortRun fail), never bad keys.
-func srtpKeys(pc *webrtc.PeerConnection) (*srtp.Config, srtp.CryptexMode, error) {
+func srtpKeys(pc *webrtc.PeerConnection) (cfg *srtp.Config, local, remote srtp.CryptexMode, err error) {
 	t := reflect.ValueOf(pc.SCTP().Transport()).Elem()
 	connField, profileField := t.FieldByName("conn"), t.FieldByName("srtpProtectionProfile")
-	cryptexField := t.FieldByName("localCryptexMode")
+	localField, remoteField := t.FieldByName("localCryptexMode"), t.FieldByName("remoteCryptexMode")
+	cryptexType := reflect.TypeOf(srtp.CryptexMode(0))
 	if !connField.IsValid() || connField.Type() != reflect.TypeOf((*dtls.Conn)(nil)) || connField.IsNil() ||
 		!profileField.IsValid() || profileField.Type() != reflect.TypeOf(srtp.ProtectionProfile(0)) ||
-		!cryptexField.IsValid() || cryptexField.Type() != reflect.TypeOf(srtp.CryptexMode(0)) {
-		return nil, 0, errNoKeys
+		!localField.IsValid() || localField.Type() != cryptexType || !remoteField.IsValid() || remoteField.Type() != cryptexType {
+		return nil, 0, 0, errNoKeys
 	}
 	conn := (*dtls.Conn)(unsafe.Pointer(connField.Pointer()))
 	state, ok := conn.ConnectionState()
 	if !ok {
-		return nil, 0, errNoKeys
+		return nil, 0, 0, errNoKeys
 	}
 	client, ok := dtlsClient(pc.LocalDescription(), pc.RemoteDescription())
 	if !ok {
-		return nil, 0, errNoKeys
+		return nil, 0, 0, errNoKeys
 	}
-	cfg := &srtp.Config{Profile: srtp.ProtectionProfile(profileField.Uint())}
+	cfg = &srtp.Config{Profile: srtp.ProtectionProfile(profileField.Uint())}
 	if err := cfg.ExtractSessionKeysFromDTLS(&state, client); err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	return cfg, srtp.CryptexMode(cryptexField.Int()), nil
+	return cfg, srtp.CryptexMode(localField.Int()), srtp.CryptexMode(remoteField.Int()), nil
 }
 
 // dtlsClient tells whether this side is the DTLS client (RFC 5763): active in its own description,
@@ -189,4 +212,71 @@ func setupOf(sdp string) string {
 	}
 	v, _, _ = strings.Cut(v, "\n")
 	return strings.TrimSpace(v)
+}
+
+// directRx is a receiving client's direct path: the selected pair's socket reader (stampConn)
+// decrypts the RTP from the server's address with an SRTP context of its own and counts it
+// (peer.received) right there, instead of handing it through pion's ICE connection, mux, SRTP
+// session and track buffer to a track reader, three goroutine hand-offs a packet. Whatever it
+// does not take (STUN, DTLS, RTCP, an unknown payload type, a packet its context cannot decrypt)
+// still goes to pion, whose own SRTP context decrypts it as before: a stream whose first packets
+// pion decrypted is never lost to a rollover counter guessed wrong here, it only stays on pion's
+// path. Used by one goroutine, the socket's reader.
+type directRx struct {
+	p     *peer
+	from  netip.AddrPort
+	ctx   *srtp.Context
+	video map[uint8]bool // payload type → video (else audio)
+	buf   [stampSlotSize]byte
+	hdr   rtp.Header
+	pkt   rtp.Packet
+	fm    testpeer.FrameModel // unused: peers with repair are on impaired sockets, never direct
+}
+
+// startRx puts a receiving peer's RTP on the direct path, once connected; without a stampConn, or
+// for a peer with repair (its decoder model is per track), pion's path stays.
+func (p *peer) startRx() {
+	if p.repair {
+		return
+	}
+	k, err := directKeys(p.pc)
+	if err != nil {
+		return
+	}
+	ctx, err := srtp.CreateContext(k.cfg.Keys.RemoteMasterKey, k.cfg.Keys.RemoteMasterSalt, k.cfg.Profile,
+		srtp.Cryptex(k.remoteCryptex), srtp.SRTPNoReplayProtection())
+	if err != nil {
+		return
+	}
+	rx := &directRx{p: p, from: k.remote, ctx: ctx, video: map[uint8]bool{}}
+	for _, t := range p.pc.GetTransceivers() {
+		if r := t.Receiver(); r != nil {
+			for _, c := range r.GetParameters().Codecs {
+				rx.video[uint8(c.PayloadType)] = t.Kind() == webrtc.RTPCodecTypeVideo
+			}
+		}
+	}
+	k.conn.rx.Store(rx)
+}
+
+// receive takes the datagram d from address from, which reached the socket at in (Unix
+// nanoseconds, 0: unknown), if it is RTP it can decrypt; false leaves it to pion.
+func (rx *directRx) receive(d []byte, from netip.AddrPort, in int64) bool {
+	if from != rx.from || len(d) < 12 || d[0]>>6 != 2 || d[1] >= 192 && d[1] <= 223 {
+		return false
+	}
+	video, ok := rx.video[d[1]&0x7f]
+	if !ok {
+		return false
+	}
+	out, err := rx.ctx.DecryptRTP(rx.buf[:0], d, &rx.hdr)
+	if err != nil || rx.pkt.Unmarshal(out) != nil {
+		return false
+	}
+	clock := time.Now()
+	rx.p.rxMu.Lock()
+	rx.p.received(&rx.pkt, len(out), video, clock, in, &rx.fm)
+	rx.p.rxMu.Unlock()
+	rtpPaths.directRx.Add(1)
+	return true
 }

@@ -295,7 +295,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "\nRTP sent by the clients' direct path: %d packets, by pion's: %d\n", rtpPaths.direct.Load(), rtpPaths.pion.Load())
+	fmt.Fprintf(stdout, "\nRTP sent by the clients' direct path: %d packets, by pion's: %d; received by the direct path: %d\n",
+		rtpPaths.direct.Load(), rtpPaths.pion.Load(), rtpPaths.directRx.Load())
 	fmt.Fprintf(stdout, "results: %s/results.json, results.csv, *.png (%.0f s)\n", cfg.out, res.DurationS)
 	return ctx.Err()
 }

@@ -76,8 +76,12 @@ func TestShortRun(t *testing.T) {
 	}
 	// The publishers' RTP took the direct path (direct.go), with the keys of the DTLS handshake,
 	// as the DTLS client (our server) and as the server (the direct pairs' publishers).
+	// The receivers took RTP on their direct path too.
 	if d, p := rtpPaths.direct.Load(), rtpPaths.pion.Load(); d == 0 || p != 0 {
 		t.Errorf("RTP sent by the direct path: %d, by pion's: %d; want all direct", d, p)
+	}
+	if rtpPaths.directRx.Load() == 0 {
+		t.Error("no RTP received on the direct path")
 	}
 	for _, f := range []string{"results.csv", "loopback.png", "one2many.png", "group.png"} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {

@@ -277,6 +277,7 @@ type peer struct {
 	ref *publisher
 	hst *histograms
 
+	rxMu         sync.Mutex // what received counts: pion's track readers and the direct path
 	video, audio streamStats
 	frames       atomic.Int64
 	latencyOK    atomic.Int64 // received video packets matched to their send time
@@ -311,6 +312,9 @@ func newPeer(api *webrtc.API, c *clip, send, receive bool, ref *publisher, h *hi
 			p.connOnce.Do(func() { close(p.connected) })
 			if p.pub != nil {
 				p.pub.tx.start(pc, p.pub.senders[1], p.pub.senders[0])
+			}
+			if receive {
+				p.startRx()
 			}
 		case webrtc.PeerConnectionStateFailed:
 			p.failed.Store(true)
@@ -452,44 +456,56 @@ func (p *peer) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 			return
 		}
 		clock := time.Now()
-		now := int64(clock.Sub(epoch))
 		if pkt.Unmarshal(buf[:n]) != nil {
 			continue
 		}
-		if !video {
-			p.audio.add(pkt.SequenceNumber)
-			continue
-		}
-		p.video.add(pkt.SequenceNumber)
-		if p.repair {
-			p.repairVideo(t, &pkt, &fm, n)
-		}
-		if pkt.Marker {
-			p.frames.Add(1)
-		}
-		if p.firstFrame.Load() == 0 && !p.repair { // with repair, the decoder model says (repairVideo)
-			if p.first.complete(&pkt) {
-				p.firstFrame.Store(now)
-			} else if pkt.Marker && now-p.first.pli >= int64(250*time.Millisecond) {
-				// A frame it cannot show yet: ask for a keyframe, as a browser's receiver does.
-				p.first.pli = now
-				p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())}})
-			}
-		}
-		at, ok := p.sendTime(pkt.SequenceNumber, pkt.Payload)
-		if !ok {
-			continue
-		}
-		p.latencyOK.Add(1)
-		p.hst.client.Load().add(clock.UnixNano() - at)
 		if arr == nil && i%64 == 0 {
 			arr = socketArrivals(r)
 		}
+		var in int64 // when it reached the socket, 0 = unknown
 		if arr != nil {
-			if in, ok := arr.at(pkt.SSRC, pkt.SequenceNumber); ok {
-				p.hst.latency.Load().add(in - at)
-			}
+			in, _ = arr.at(pkt.SSRC, pkt.SequenceNumber)
 		}
+		p.rxMu.Lock()
+		p.received(&pkt, n, video, clock, in, &fm)
+		p.rxMu.Unlock()
+	}
+}
+
+// received counts one RTP packet of the stream and measures it: clock is when the tool's receive
+// path handed it over, in when it reached the socket (Unix nanoseconds; 0: unknown). pion's track
+// readers and the direct receive path (directRx) both call it, under rxMu. fm is the stream's decoder
+// model (with repair).
+func (p *peer) received(pkt *rtp.Packet, n int, video bool, clock time.Time, in int64, fm *testpeer.FrameModel) {
+	now := int64(clock.Sub(epoch))
+	if !video {
+		p.audio.add(pkt.SequenceNumber)
+		return
+	}
+	p.video.add(pkt.SequenceNumber)
+	if p.repair {
+		p.repairVideo(pkt.SSRC, pkt, fm, n)
+	}
+	if pkt.Marker {
+		p.frames.Add(1)
+	}
+	if p.firstFrame.Load() == 0 && !p.repair { // with repair, the decoder model says (repairVideo)
+		if p.first.complete(pkt) {
+			p.firstFrame.Store(now)
+		} else if pkt.Marker && now-p.first.pli >= int64(250*time.Millisecond) {
+			// A frame it cannot show yet: ask for a keyframe, as a browser's receiver does.
+			p.first.pli = now
+			p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: pkt.SSRC}})
+		}
+	}
+	at, ok := p.sendTime(pkt.SequenceNumber, pkt.Payload)
+	if !ok {
+		return
+	}
+	p.latencyOK.Add(1)
+	p.hst.client.Load().add(clock.UnixNano() - at)
+	if in != 0 {
+		p.hst.latency.Load().add(in - at)
 	}
 }
 
@@ -505,7 +521,7 @@ func socketArrivals(r *webrtc.RTPReceiver) *arrivals {
 
 // repairVideo asks for what is missing (NACK) and for a keyframe when the model cannot decode or the
 // gap is beyond repair, and counts the decodable frames.
-func (p *peer) repairVideo(t *webrtc.TrackRemote, pkt *rtp.Packet, fm *testpeer.FrameModel, size int) {
+func (p *peer) repairVideo(ssrc uint32, pkt *rtp.Packet, fm *testpeer.FrameModel, size int) {
 	now := time.Now()
 	key := p.rx.Push(pkt.SequenceNumber, pkt.Timestamp, size, now.UnixNano())
 	decoded, pli := fm.Push(pkt, now)
@@ -515,10 +531,10 @@ func (p *peer) repairVideo(t *webrtc.TrackRemote, pkt *rtp.Packet, fm *testpeer.
 	}
 	var out []rtcp.Packet
 	if seqs, _ := p.rx.Due(now.UnixNano()); len(seqs) > 0 {
-		out = append(out, &rtcp.TransportLayerNack{MediaSSRC: uint32(t.SSRC()), Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
+		out = append(out, &rtcp.TransportLayerNack{MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
 	}
 	if key || pli {
-		out = append(out, &rtcp.PictureLossIndication{MediaSSRC: uint32(t.SSRC())})
+		out = append(out, &rtcp.PictureLossIndication{MediaSSRC: ssrc})
 	}
 	if len(out) > 0 {
 		p.pc.WriteRTCP(out)

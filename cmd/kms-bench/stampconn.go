@@ -35,6 +35,7 @@ type stampConn struct {
 	read        func(fd uintptr) bool // bound once: a method value allocates
 
 	arrivals arrivals
+	rx       atomic.Pointer[directRx] // the receiving peer's direct path, once connected
 }
 
 const (
@@ -114,7 +115,11 @@ func (c *stampConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 				continue
 			}
 			d := c.bufs[i][:h.len]
-			if at, ok := stampOf(c.oob[i][:h.hdr.Controllen]); ok {
+			at, ok := stampOf(c.oob[i][:h.hdr.Controllen])
+			if rx := c.rx.Load(); rx != nil && rx.receive(d, from, at) {
+				continue
+			}
+			if ok {
 				c.arrivals.record(d, at)
 			}
 			return copy(b, d), from, nil
