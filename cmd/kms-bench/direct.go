@@ -12,6 +12,7 @@ import (
 
 	"github.com/kurento-go/kms/internal/testpeer"
 	"github.com/pion/dtls/v3"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
@@ -233,8 +234,8 @@ type directRx struct {
 	fm    testpeer.FrameModel // unused: peers with repair are on impaired sockets, never direct
 }
 
-// startRx puts a receiving peer's RTP on the direct path, once connected; without a stampConn, or
-// for a peer with repair (its decoder model is per track), pion's path stays.
+// startRx puts a peer's RTP, and the RTCP for its publisher, on the direct path once connected;
+// without a stampConn, or for a peer with repair (its decoder model is per track), pion's path stays.
 func (p *peer) startRx() {
 	if p.repair {
 		return
@@ -244,7 +245,7 @@ func (p *peer) startRx() {
 		return
 	}
 	ctx, err := srtp.CreateContext(k.cfg.Keys.RemoteMasterKey, k.cfg.Keys.RemoteMasterSalt, k.cfg.Profile,
-		srtp.Cryptex(k.remoteCryptex), srtp.SRTPNoReplayProtection())
+		srtp.Cryptex(k.remoteCryptex), srtp.SRTPNoReplayProtection(), srtp.SRTCPNoReplayProtection())
 	if err != nil {
 		return
 	}
@@ -262,8 +263,11 @@ func (p *peer) startRx() {
 // receive takes the datagram d from address from, which reached the socket at in (Unix
 // nanoseconds, 0: unknown), if it is RTP it can decrypt; false leaves it to pion.
 func (rx *directRx) receive(d []byte, from netip.AddrPort, in int64) bool {
-	if from != rx.from || len(d) < 12 || d[0]>>6 != 2 || d[1] >= 192 && d[1] <= 223 {
+	if from != rx.from || len(d) < 12 || d[0]>>6 != 2 {
 		return false
+	}
+	if d[1] >= 192 && d[1] <= 223 {
+		return rx.feedback(d)
 	}
 	video, ok := rx.video[d[1]&0x7f]
 	if !ok {
@@ -278,5 +282,28 @@ func (rx *directRx) receive(d []byte, from netip.AddrPort, in int64) bool {
 	rx.p.received(&rx.pkt, len(out), video, clock, in, &rx.fm)
 	rx.p.rxMu.Unlock()
 	rtpPaths.directRx.Add(1)
+	return true
+}
+
+// feedback takes an SRTCP datagram for a publisher that sends on the direct path (so that a NACK
+// can be told to be for its video stream) and acts on it as the RTCP reader does.
+func (rx *directRx) feedback(d []byte) bool {
+	pub := rx.p.pub
+	if pub == nil || directMode(pub.tx.mode.Load()) != directOn {
+		return false
+	}
+	out, err := rx.ctx.DecryptRTCP(rx.buf[:0], d, nil)
+	if err != nil {
+		return false
+	}
+	pkts, err := rtcp.Unmarshal(out)
+	if err != nil {
+		return true // pion's reader skips these too
+	}
+	video := pub.tx.video.ssrc // set before the mode
+	for _, pkt := range pkts {
+		n, ok := pkt.(*rtcp.TransportLayerNack)
+		pub.feedback(pkt, ok && n.MediaSSRC == video)
+	}
 	return true
 }

@@ -313,9 +313,7 @@ func newPeer(api *webrtc.API, c *clip, send, receive bool, ref *publisher, h *hi
 			if p.pub != nil {
 				p.pub.tx.start(pc, p.pub.senders[1], p.pub.senders[0])
 			}
-			if receive {
-				p.startRx()
-			}
+			p.startRx()
 		case webrtc.PeerConnectionStateFailed:
 			p.failed.Store(true)
 		}
@@ -428,16 +426,22 @@ func (p *peer) readRTCP(s *webrtc.RTPSender, video bool) {
 			continue
 		}
 		for _, pkt := range pkts {
-			switch pkt := pkt.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				p.pub.keyframe.Store(true)
-			case *rtcp.TransportLayerNack:
-				if video {
-					for _, pair := range pkt.Nacks {
-						for _, seq := range pair.PacketList() {
-							p.pub.resend(seq)
-						}
-					}
+			p.pub.feedback(pkt, video)
+		}
+	}
+}
+
+// feedback acts on an RTCP packet for one of the publisher's streams: a PLI or FIR restarts the clip
+// at a keyframe, a NACK of the video stream is answered.
+func (p *publisher) feedback(pkt rtcp.Packet, video bool) {
+	switch pkt := pkt.(type) {
+	case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+		p.keyframe.Store(true)
+	case *rtcp.TransportLayerNack:
+		if video {
+			for _, pair := range pkt.Nacks {
+				for _, seq := range pair.PacketList() {
+					p.resend(seq)
 				}
 			}
 		}
