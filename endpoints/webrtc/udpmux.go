@@ -151,6 +151,9 @@ func listenUDP(ip netip.Addr, port int) (*net.UDPConn, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	// The shared port takes every session's media on one socket: the default buffer (≈ 100
+	// datagrams) overflowed under 300 loopback sessions' bursts (kms-bench, issue 11).
+	_ = c.SetReadBuffer(4 << 20)
 	return c, c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
