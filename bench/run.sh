@@ -240,5 +240,10 @@ setsid ip netns exec "$CLI" nice -n $NICE taskset -c $CLI_CPU "$work/kms-bench" 
 tool_pid=$!; pids+=($tool_pid); prio $tool_pid
 status=0
 wait $tool_pid || status=$?
+# The kernel's UDP counters of each namespace over the whole run: RcvbufErrors are datagrams a socket
+# had no room for (a server or the tool not reading fast enough), loss the rows cannot tell apart.
+for ns in "$SRV:servers'" "$CLI:tool's"; do
+  ip netns exec "${ns%%:*}" awk -v who="${ns#*:}" '/^Udp:/ { if (seen) { for (i = 2; i <= NF; i++) if (h[i] ~ /^(InDatagrams|RcvbufErrors|InErrors)$/) printf " %s=%s", h[i], $i; print "" } else { seen = 1; split($0, h); printf "UDP in the %s namespace:", who } }' /proc/net/snmp
+done
 if grep -qiE "panic|fatal error" "$work/kms.log"; then echo "our server logged a panic:"; grep -iE -A20 "panic|fatal error" "$work/kms.log" | head -40; fi
 exit $status
