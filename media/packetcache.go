@@ -28,6 +28,7 @@ type PacketCache struct {
 	prevRate    float64 // and the time before
 	lastKeyAt   int64   // monotonic nanos of the last keyframe start
 	keyInterval int64   // nanos between the last two keyframe starts, 0 unknown
+	lowSince    int64   // monotonic nanos since the rate has been low enough to shrink, 0 not
 }
 
 // maxSlotPayload is the largest payload a cache keeps (a UDP datagram of a 1500-byte MTU); longer
@@ -56,6 +57,10 @@ const (
 	// change makes a new ring (megabytes at the largest, copied).
 	rateEvery = 64
 	rateSpan  = int64(500e6)
+	// shrinkAfter is how long the rate stays below half of what the ring holds before it shrinks:
+	// a publisher starved of CPU for a moment, or pausing, does not cost two new rings (one down,
+	// one back up) and its senders' sequence maps.
+	shrinkAfter = int64(5e9)
 )
 
 type cacheRing struct {
@@ -153,7 +158,8 @@ func (c *PacketCache) resize(old *cacheRing, n int, keyStart bool) *cacheRing {
 	// The rate is measured over rateEvery packets and rateSpan (a resize for a larger payload
 	// keeps it).
 	measured := false
-	if now := monotonic(); c.rateSince == 0 {
+	now := monotonic()
+	if c.rateSince == 0 {
 		c.rateSince, c.counted = now, 0
 	} else if c.counted >= rateEvery && now-c.rateSince >= rateSpan {
 		c.prevRate = c.rate
@@ -186,11 +192,17 @@ func (c *PacketCache) resize(old *cacheRing, n int, keyStart bool) *cacheRing {
 	}
 	if old != nil {
 		slots, size = len(old.slots), max(size, old.slotSize)
+		if low := wantShrink < slots/2; !low {
+			c.lowSince = 0
+		} else if c.lowSince == 0 {
+			c.lowSince = now
+		}
 		switch {
 		case want > slots:
 			slots = min(want*5/4, maxCacheSlots)
-		case wantShrink < slots/2:
+		case c.lowSince != 0 && now-c.lowSince >= shrinkAfter:
 			slots = max(wantShrink*5/4, least)
+			c.lowSince = 0
 		case size == old.slotSize:
 			return old
 		}
