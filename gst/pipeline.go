@@ -2,6 +2,7 @@ package gst
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -190,6 +191,7 @@ func (p *Pipeline) Close() {
 	p.mu.Unlock()
 	for _, s := range srcs {
 		s.closed.Store(true)
+		s.conn.Close()
 	}
 	for _, s := range sinks {
 		s.mu.Lock()
@@ -257,6 +259,7 @@ type AppSrc struct {
 	sendWait   func(fd uintptr) bool
 	blocking   atomic.Bool
 	writeFrame func([]byte) error
+	conn       *net.UnixConn // the appsrc's socket, which its streaming thread in the worker reads
 	raw        syscall.RawConn
 }
 
@@ -276,10 +279,16 @@ func (p *Pipeline) AppSrc(name string) (*AppSrc, error) {
 		return s, nil
 	}
 	id := p.w.handle()
-	if _, err := p.call(wp.Request{Op: wp.OpAppSrc, Name: name, Handle: id}); err != nil {
+	conn, err := p.w.streamSocket(id)
+	if err != nil {
 		return nil, err
 	}
-	s = &AppSrc{p: p, id: id, buf: make([]byte, wp.MaxPacket), raw: p.w.raw}
+	if _, err := p.call(wp.Request{Op: wp.OpAppSrc, Name: name, Handle: id}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	s = &AppSrc{p: p, id: id, buf: make([]byte, wp.MaxPacket), conn: conn}
+	s.raw, _ = conn.SyscallConn()
 	s.send = func(fd uintptr) bool {
 		_, s.werr = syscall.Write(int(fd), s.frame)
 		return true // never wait: a full socket drops the packet

@@ -31,7 +31,8 @@ func init() {
 }
 
 // served is the worker's state: the native objects under the handles the server numbered. Media
-// never passes through it: C threads serve the media socket (native.StartWireReader, SinkToWire).
+// never passes through it: C threads serve the media sockets (native.StartWireReader, ServeWire,
+// SinkToWire).
 type served struct {
 	enc     *gob.Encoder
 	encMu   sync.Mutex
@@ -158,11 +159,15 @@ func (s *served) do(r wp.Request) (rep wp.Reply, err error) {
 	case wp.OpAppSrc:
 		var src *native.AppSrc
 		if src, err = p.AppSrc(r.Name); err == nil {
-			s.mu.Lock()
-			s.srcs[r.Handle], s.owner[r.Handle] = src, r.Pipe
-			s.mu.Unlock()
-			src.ServeWire(r.Handle)
+			err = src.ServeWire(r.Handle)
 		}
+		if err != nil {
+			native.ForgetWire(r.Handle) // the socket, if it came
+			break
+		}
+		s.mu.Lock()
+		s.srcs[r.Handle], s.owner[r.Handle] = src, r.Pipe
+		s.mu.Unlock()
 	case wp.OpWatchKeyUnit:
 		s.mu.Lock()
 		src := s.srcs[r.Handle]

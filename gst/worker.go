@@ -241,6 +241,38 @@ func (w *worker) readMedia() {
 	}
 }
 
+// streamSocket makes the socket of appsrc handle: the worker's end goes to it over the media socket
+// (before the request that names the appsrc, which waits for it), the other end is returned.
+func (w *worker) streamSocket(handle uint32) (*net.UnixConn, error) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, fd := range pair {
+		sizeBuffers(fd)
+	}
+	var hdr [wp.HeaderSize]byte
+	wp.Header{Kind: wp.KindSocket, Flags: wp.First | wp.Last, Handle: handle, PTS: wp.NoPTS}.Put(hdr[:])
+	rights := unix.UnixRights(pair[1])
+	var serr error
+	err = w.raw.Write(func(fd uintptr) bool {
+		serr = unix.Sendmsg(int(fd), hdr[:], rights, nil, 0)
+		return serr != unix.EAGAIN
+	})
+	unix.Close(pair[1])
+	if err = errors.Join(err, serr); err != nil {
+		unix.Close(pair[0])
+		return nil, fmt.Errorf("%w: cannot pass an appsrc's socket to the worker: %v", ErrClosed, err)
+	}
+	f := os.NewFile(uintptr(pair[0]), "appsrc")
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.UnixConn), nil
+}
+
 // errWorkerGone is what calls on a dead worker's objects return.
 type errWorkerGone struct{ cause *Error }
 

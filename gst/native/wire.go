@@ -8,11 +8,12 @@ import "C"
 
 import "errors"
 
-// The media socket of a worker process is served by C threads (wire.c), for the cost of isolation:
+// The media sockets of a worker process are served by C threads (wire.c), for the cost of isolation:
 // a goroutine per direction would wake the worker's Go scheduler for every packet, and an appsink
 // pulled from a goroutine keeps that goroutine in a cgo call between buffers, which makes the Go
 // runtime's monitor thread poll every 20 µs. With these, the worker's Go runtime sleeps while media
-// flows: a packet costs one system call on each side and nothing else.
+// flows. An appsrc's streaming thread reads a socket of its own (not a reader thread that hands each
+// frame over, one more wake-up per frame): a frame costs one system call on each side and nothing else.
 
 // Frame layout the C side writes (gst/workerproto defines it; a test checks that both agree).
 const (
@@ -22,13 +23,14 @@ const (
 	WireKindSink  = C.KB_WIRE_SINK
 	WireKindEnd   = C.KB_WIRE_SINK_END
 	WireKindEOS   = C.KB_WIRE_EOS
+	WireKindSock  = C.KB_WIRE_SOCKET
 	WireFirst     = C.KB_WIRE_FIRST
 	WireLast      = C.KB_WIRE_LAST
 	WireNext      = C.KB_WIRE_NEXT
 	WireMaxBuffer = maxBuffer
 )
 
-// StartWireReader reads buffers for appsrcs (ServeWire) from the media socket fd on a thread of its
+// StartWireReader receives the appsrcs' sockets (ServeWire) on the media socket fd on a thread of its
 // own, for the life of the process: when the server closes the socket the process exits.
 func StartWireReader(fd int) error {
 	if C.kb_wire_reader_start(C.int(fd), C.gsize(maxBuffer)) == 0 {
@@ -37,16 +39,21 @@ func StartWireReader(fd int) error {
 	return nil
 }
 
-// ServeWire makes the frames for handle on the media socket go into the appsrc, until ForgetWire.
-func (s *AppSrc) ServeWire(handle uint32) {
+// ServeWire makes the frames on handle's socket (sent by the server on the media socket) go into the
+// appsrc, until ForgetWire.
+func (s *AppSrc) ServeWire(handle uint32) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.ptr != nil {
-		C.kb_wire_src_add(C.guint32(handle), s.ptr)
+	if s.ptr == nil {
+		return ErrClosed
 	}
+	if C.kb_wire_src_add(C.guint32(handle), s.ptr) == 0 {
+		return errors.New("gst: the appsrc's socket did not arrive")
+	}
+	return nil
 }
 
-// ForgetWire drops the appsrc of handle from the media socket's reader.
+// ForgetWire stops the reading of handle's socket (before its pipeline stops) and drops it.
 func ForgetWire(handle uint32) { C.kb_wire_src_remove(C.guint32(handle)) }
 
 // SinkToWire sends every buffer of the named appsink to the media socket fd as frames of handle,

@@ -150,16 +150,17 @@ type Kind uint8
 
 // Media frame kinds.
 const (
-	KindPush    Kind = iota + 1 // server → worker: a buffer for appsrc Handle
+	KindPush    Kind = iota + 1 // server → worker on the appsrc's socket: a buffer for appsrc Handle
 	KindSink                    // worker → server: a buffer of sink Handle
 	KindSinkEnd                 // worker → server: sink Handle reached end of stream, every buffer sent
-	KindEOS                     // server → worker: end of stream on appsrc Handle
+	KindEOS                     // server → worker on the appsrc's socket: its end of stream
+	KindSocket                  // server → worker on the media socket: appsrc Handle's socket (SCM_RIGHTS)
 )
 
 // Fragment flags: a whole buffer has both. Next marks a whole buffer that another frame follows in
 // the same datagram: its payload is Len bytes (else a frame's payload runs to the datagram's end).
 // The server sends a video frame's RTP packets as one datagram of such frames (AppSrc.PushPartAt),
-// so that the worker's reader wakes once per frame, not once per packet.
+// so that the appsrc's streaming thread wakes once per frame, not once per packet.
 const (
 	First uint8 = 1
 	Last  uint8 = 2

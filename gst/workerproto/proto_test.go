@@ -91,6 +91,7 @@ func TestWireLayoutOfC(t *testing.T) {
 		{"sink", native.WireKindSink, int(KindSink)},
 		{"sink end", native.WireKindEnd, int(KindSinkEnd)},
 		{"eos", native.WireKindEOS, int(KindEOS)},
+		{"socket", native.WireKindSock, int(KindSocket)},
 		{"first", native.WireFirst, int(First)},
 		{"last", native.WireLast, int(Last)},
 		{"next", native.WireNext, int(Next)},
