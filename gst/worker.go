@@ -217,27 +217,29 @@ func (w *worker) readControl(dec *gob.Decoder, hello chan<- error) {
 func (w *worker) readMedia() {
 	defer w.readers.Done()
 	buf := make([]byte, wp.MaxPacket)
+	frame := w.mediaFrame // bound once: a datagram allocates nothing
 	for {
 		n, err := w.media.Read(buf)
 		if err != nil {
 			return
 		}
-		h, payload, ok := wp.ParseHeader(buf[:n])
-		if !ok {
-			continue
-		}
-		w.mu.Lock()
-		s := w.sinks[h.Handle]
-		w.mu.Unlock()
-		if s == nil {
-			continue
-		}
-		switch h.Kind {
-		case wp.KindSink:
-			s.deliver(h, payload)
-		case wp.KindSinkEnd:
-			s.end()
-		}
+		wp.Split(buf[:n], frame)
+	}
+}
+
+// mediaFrame gives a frame from the worker to its sink.
+func (w *worker) mediaFrame(h wp.Header, payload []byte) {
+	w.mu.Lock()
+	s := w.sinks[h.Handle]
+	w.mu.Unlock()
+	if s == nil {
+		return
+	}
+	switch h.Kind {
+	case wp.KindSink:
+		s.deliver(h, payload)
+	case wp.KindSinkEnd:
+		s.end()
 	}
 }
 

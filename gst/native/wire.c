@@ -24,13 +24,26 @@ struct kb_wire_sink {
   gint closing;
 };
 
-// send_frame writes one frame, waiting for room as a blocking write would, but giving up once the
+// A datagram of whole buffers joined by KB_WIRE_NEXT, gathered from their mapped memory: a buffer
+// list (a payloader's packets of one frame) goes in one datagram, so the server's reader wakes once
+// per frame, not once per packet.
+#define BATCH_MAX 32
+
+typedef struct {
+  guint8 hdr[BATCH_MAX][KB_WIRE_HEADER];
+  struct iovec iov[2 * BATCH_MAX];
+  GstBuffer *buf[BATCH_MAX];
+  GstMapInfo map[BATCH_MAX];
+  int n;
+  gsize bytes;
+} batch;
+
+// send_frame writes one datagram, waiting for room as a blocking write would, but giving up once the
 // pipeline closes (a server that stopped reading must not hold its streaming threads forever).
-static int send_frame(kb_wire_sink *l, const guint8 *hdr, const guint8 *data, gsize n) {
-  struct iovec iov[2] = {{(void *)hdr, KB_WIRE_HEADER}, {(void *)data, n}};
+static int send_frame(kb_wire_sink *l, struct iovec *iov, int iovlen) {
   struct msghdr m = {0};
   m.msg_iov = iov;
-  m.msg_iovlen = n > 0 ? 2 : 1;
+  m.msg_iovlen = iovlen;
   for (;;) {
     if (sendmsg(l->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) return 0;
     if (errno == EINTR) continue;
@@ -40,31 +53,86 @@ static int send_frame(kb_wire_sink *l, const guint8 *hdr, const guint8 *data, gs
   }
 }
 
+static int batch_flush(kb_wire_sink *l, batch *b) {
+  if (b->n == 0) return 0;
+  for (int i = 0; i < b->n - 1; i++) { // a frame that another follows says its length
+    b->hdr[i][1] |= KB_WIRE_NEXT;
+    b->hdr[i][2] = b->map[i].size;
+    b->hdr[i][3] = b->map[i].size >> 8;
+  }
+  int err = send_frame(l, b->iov, 2 * b->n);
+  for (int i = 0; i < b->n; i++) gst_buffer_unmap(b->buf[i], &b->map[i]);
+  b->n = 0;
+  b->bytes = 0;
+  return err;
+}
+
+// send_big sends a buffer too big for a datagram in fragments, as workerproto.Fragments cuts them.
+static int send_big(kb_wire_sink *l, const guint8 *data, gsize left, gint64 pts) {
+  guint8 hdr[KB_WIRE_HEADER];
+  int flags = KB_WIRE_FIRST;
+  for (;;) {
+    gsize n = MIN(left, KB_WIRE_MAX_PACKET - KB_WIRE_HEADER);
+    if (n == left) flags |= KB_WIRE_LAST;
+    put_header(hdr, KB_WIRE_SINK, flags, l->handle, pts);
+    struct iovec iov[2] = {{hdr, KB_WIRE_HEADER}, {(void *)data, n}};
+    if (send_frame(l, iov, 2) != 0) return -1;
+    if (n == left) return 0;
+    data += n;
+    left -= n;
+    flags = 0;
+  }
+}
+
+// batch_add sends b (mapped until then) in the batch, or alone when too big for a datagram.
+static int batch_add(kb_wire_sink *l, batch *bt, GstBuffer *b) {
+  GstMapInfo mi;
+  if (!gst_buffer_map(b, &mi, GST_MAP_READ)) return 0;
+  if (mi.size > l->max_buffer) {
+    gst_buffer_unmap(b, &mi);
+    return 0;
+  }
+  gint64 pts = GST_BUFFER_PTS_IS_VALID(b) ? (gint64)GST_BUFFER_PTS(b) : -1;
+  if (mi.size > KB_WIRE_MAX_PACKET - KB_WIRE_HEADER) {
+    int err = batch_flush(l, bt);
+    if (err == 0) err = send_big(l, mi.data, mi.size, pts);
+    gst_buffer_unmap(b, &mi);
+    return err;
+  }
+  if (bt->n == BATCH_MAX || bt->bytes + KB_WIRE_HEADER + mi.size > KB_WIRE_MAX_PACKET) {
+    if (batch_flush(l, bt) != 0) {
+      gst_buffer_unmap(b, &mi);
+      return -1;
+    }
+  }
+  int i = bt->n++;
+  put_header(bt->hdr[i], KB_WIRE_SINK, KB_WIRE_FIRST | KB_WIRE_LAST, l->handle, pts);
+  bt->iov[2 * i] = (struct iovec){bt->hdr[i], KB_WIRE_HEADER};
+  bt->iov[2 * i + 1] = (struct iovec){mi.data, mi.size};
+  bt->buf[i] = b;
+  bt->map[i] = mi;
+  bt->bytes += KB_WIRE_HEADER + mi.size;
+  return 0;
+}
+
 static GstFlowReturn on_sample(GstAppSink *sink, gpointer user) {
   kb_wire_sink *l = user;
   GstSample *s = gst_app_sink_try_pull_sample(sink, 0);
   if (s == NULL) return GST_FLOW_OK;
+  batch bs, *bt = &bs; // ≈ 5 KB of stack on the streaming thread
+  bt->n = 0;
+  bt->bytes = 0;
+  GstBufferList *list = gst_sample_get_buffer_list(s);
   GstBuffer *b = gst_sample_get_buffer(s);
-  GstMapInfo mi;
-  if (b != NULL && gst_buffer_map(b, &mi, GST_MAP_READ)) {
-    if (mi.size <= l->max_buffer) {
-      guint8 hdr[KB_WIRE_HEADER];
-      gint64 pts = GST_BUFFER_PTS_IS_VALID(b) ? (gint64)GST_BUFFER_PTS(b) : -1;
-      const guint8 *data = mi.data;
-      gsize left = mi.size;
-      int flags = KB_WIRE_FIRST;
-      for (;;) { // fragments of at most a packet, as workerproto.Fragments cuts them
-        gsize n = MIN(left, KB_WIRE_MAX_PACKET - KB_WIRE_HEADER);
-        if (n == left) flags |= KB_WIRE_LAST;
-        put_header(hdr, KB_WIRE_SINK, flags, l->handle, pts);
-        if (send_frame(l, hdr, data, n) != 0 || n == left) break;
-        data += n;
-        left -= n;
-        flags = 0;
-      }
-    }
-    gst_buffer_unmap(b, &mi);
+  int err = 0;
+  if (list != NULL) {
+    for (guint i = 0, n = gst_buffer_list_length(list); i < n && err == 0; i++)
+      err = batch_add(l, bt, gst_buffer_list_get(list, i));
+  } else if (b != NULL) {
+    err = batch_add(l, bt, b);
   }
+  if (err == 0) batch_flush(l, bt);
+  else for (int i = 0; i < bt->n; i++) gst_buffer_unmap(bt->buf[i], &bt->map[i]);
   gst_sample_unref(s);
   return GST_FLOW_OK;
 }
@@ -75,7 +143,8 @@ static void on_eos(GstAppSink *sink, gpointer user) {
   if (g_atomic_int_get(&l->closing)) return;
   guint8 hdr[KB_WIRE_HEADER];
   put_header(hdr, KB_WIRE_SINK_END, 0, l->handle, 0);
-  send_frame(l, hdr, NULL, 0);
+  struct iovec iov = {hdr, KB_WIRE_HEADER};
+  send_frame(l, &iov, 1);
 }
 
 // kb_wire_sink_attach sends every buffer of appsink to fd; the link lives as long as the appsink.
@@ -84,6 +153,7 @@ kb_wire_sink *kb_wire_sink_attach(GstElement *appsink, int fd, guint32 handle, g
   l->fd = fd;
   l->handle = handle;
   l->max_buffer = max_buffer;
+  g_object_set(appsink, "buffer-list", TRUE, NULL); // a payloader's packets of a frame, together
   GstAppSinkCallbacks cb = {0};
   cb.eos = on_eos;
   cb.new_sample = on_sample;

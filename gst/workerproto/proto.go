@@ -160,7 +160,8 @@ const (
 // Fragment flags: a whole buffer has both. Next marks a whole buffer that another frame follows in
 // the same datagram: its payload is Len bytes (else a frame's payload runs to the datagram's end).
 // The server sends a video frame's RTP packets as one datagram of such frames (AppSrc.PushPartAt),
-// so that the appsrc's streaming thread wakes once per frame, not once per packet.
+// so that the appsrc's streaming thread wakes once per frame, not once per packet; a worker sends a
+// sink's buffer list (a payloader's packets of a frame) so.
 const (
 	First uint8 = 1
 	Last  uint8 = 2
@@ -203,7 +204,26 @@ func ParseHeader(b []byte) (h Header, payload []byte, ok bool) {
 	return h, b[HeaderSize:], true
 }
 
-// Batch is one datagram of whole buffers for one appsrc, joined by Next.
+// Split calls fn for each frame of a datagram: one, or several joined by Next.
+func Split(datagram []byte, fn func(h Header, payload []byte)) {
+	for {
+		h, payload, ok := ParseHeader(datagram)
+		if !ok {
+			return
+		}
+		if h.Flags&Next == 0 {
+			fn(h, payload)
+			return
+		}
+		if int(h.Len) > len(payload) {
+			return
+		}
+		fn(h, payload[:h.Len])
+		datagram = payload[h.Len:]
+	}
+}
+
+// Batch is one datagram of whole buffers for one appsrc (or of a sink's buffer list), joined by Next.
 type Batch struct {
 	buf    []byte
 	last   int // offset of the last frame's header

@@ -101,3 +101,35 @@ func TestWireLayoutOfC(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchSplit: the buffers of a batch come back whole, in order, with their headers; a datagram
+// whose Next length runs past its end yields what came before, never a slice out of bounds.
+func TestBatchSplit(t *testing.T) {
+	var b Batch
+	want := [][]byte{[]byte("one"), bytes.Repeat([]byte{2}, 1200), {}, []byte("last")}
+	for i, d := range want {
+		if !b.Add(Header{Kind: KindSink, Handle: 9, PTS: int64(i)}, d) {
+			t.Fatalf("no room for buffer %d", i)
+		}
+	}
+	var got [][]byte
+	Split(b.Bytes(), func(h Header, payload []byte) {
+		if h.Kind != KindSink || h.Handle != 9 || h.PTS != int64(len(got)) || h.Flags&(First|Last) != First|Last {
+			t.Fatalf("header %+v", h)
+		}
+		got = append(got, bytes.Clone(payload))
+	})
+	if len(got) != len(want) {
+		t.Fatalf("%d buffers back, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("buffer %d: %d bytes, want %d", i, len(got[i]), len(want[i]))
+		}
+	}
+	n := 0
+	Split(b.Bytes()[:2*HeaderSize+3+100], func(Header, []byte) { n++ }) // cut in the second buffer
+	if n != 1 {
+		t.Errorf("a datagram cut in its second buffer gave %d buffers, want 1", n)
+	}
+}
