@@ -329,7 +329,7 @@ func (s *AppSrc) PushAt(data []byte, pts time.Duration) error {
 
 // PushPartAt is PushAt for a packet that more packets of the same timestamp follow (a video frame's
 // RTP packets before the one with the marker bit). With a worker it is held and sent with the next
-// PushAt of that timestamp, the frame in one datagram: the worker's reader then wakes once per frame,
+// PushAt of that timestamp, the frame in one datagram: the appsrc's thread in the worker then wakes once per frame,
 // not once per packet (on a virtual machine a wake-up costs more than the packet's work), and the
 // depayloader waits for the frame's last packet anyway. A push of another timestamp sends what is
 // held first.
@@ -337,30 +337,7 @@ func (s *AppSrc) PushPartAt(data []byte, pts time.Duration) error {
 	if s.nat != nil {
 		return s.nat.PushAt(data, pts)
 	}
-	if len(data) == 0 {
-		return nil
-	}
-	if s.closed.Load() {
-		return ErrFlow
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.batch.Frames() > 0 && s.batchPTS != int64(pts) {
-		if err := s.sendBatch(); err != nil {
-			return err
-		}
-	}
-	h := wp.Header{Kind: wp.KindPush, Handle: s.id, PTS: int64(pts)}
-	if !s.batch.Add(h, data) { // no room: what is held goes first
-		if err := s.sendBatch(); err != nil {
-			return err
-		}
-		if !s.batch.Add(h, data) {
-			return s.pushLocked(data, int64(pts)) // bigger than a datagram: fragments
-		}
-	}
-	s.batchPTS = int64(pts)
-	return nil
+	return s.queue(data, int64(pts), true)
 }
 
 // SetBlocking makes Push wait for room instead of dropping, for data that must arrive whole (an
@@ -374,6 +351,11 @@ func (s *AppSrc) push(data []byte, pts int64) error {
 	if s.nat != nil {
 		return s.nat.Push(data)
 	}
+	return s.queue(data, pts, false)
+}
+
+// queue sends data to the worker, or holds it (part) to go with the rest of its frame.
+func (s *AppSrc) queue(data []byte, pts int64, part bool) error {
 	if len(data) == 0 {
 		return nil
 	}
@@ -382,6 +364,9 @@ func (s *AppSrc) push(data []byte, pts int64) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if part {
+		return s.holdLocked(data, pts)
+	}
 	if s.batch.Frames() > 0 {
 		if s.batchPTS == pts && s.batch.Add(wp.Header{Kind: wp.KindPush, Handle: s.id, PTS: pts}, data) {
 			return s.sendBatch() // the frame's last packet, with those held
@@ -391,6 +376,26 @@ func (s *AppSrc) push(data []byte, pts int64) error {
 		}
 	}
 	return s.pushLocked(data, pts)
+}
+
+// holdLocked adds a packet to the frame held for one datagram.
+func (s *AppSrc) holdLocked(data []byte, pts int64) error {
+	if s.batch.Frames() > 0 && s.batchPTS != pts {
+		if err := s.sendBatch(); err != nil {
+			return err
+		}
+	}
+	h := wp.Header{Kind: wp.KindPush, Handle: s.id, PTS: pts}
+	if !s.batch.Add(h, data) { // no room: what is held goes first
+		if err := s.sendBatch(); err != nil {
+			return err
+		}
+		if !s.batch.Add(h, data) {
+			return s.pushLocked(data, pts) // bigger than a datagram: fragments
+		}
+	}
+	s.batchPTS = pts
+	return nil
 }
 
 func (s *AppSrc) pushLocked(data []byte, pts int64) error {

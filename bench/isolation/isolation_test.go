@@ -48,7 +48,8 @@ import (
 // Knobs (environment): ISOLATION_STREAMS streams per mode and scenario (2 transcode, 1 filter: every
 // mode streams at once, and three modes × two filters would overload two cores), ISOLATION_WINDOW
 // measured seconds (60), ISOLATION_ROUNDS windows it is cut into (6), ISOLATION_MODES
-// (in-process,element,pool:2), ISOLATION_SCENARIOS (transcode,filter), ISOLATION_OUT a directory for
+// (in-process,element,pool:2; mode@path runs another build of the server in that mode, an A/B of
+// two builds over the same rounds), ISOLATION_SCENARIOS (transcode,filter), ISOLATION_OUT a directory for
 // table.txt, threads.txt and results.json, ISOLATION_PERF a directory for perf samples.
 type knobs struct {
 	streams   map[string]int
@@ -125,7 +126,11 @@ func BenchmarkIsolation(b *testing.B) {
 		b.Run(scenario, func(b *testing.B) {
 			var runs []*modeRun
 			for _, mode := range k.modes {
-				runs = append(runs, setup(b, startServer(b, bin, mode), mode, scenario, frames, k.streams[scenario]))
+				mbin, mname := bin, mode
+				if i := strings.Index(mode, "@"); i > 0 {
+					mname, mbin = mode[:i], mode[i+1:]
+				}
+				runs = append(runs, setup(b, startServer(b, mbin, mname), mode, scenario, frames, k.streams[scenario]))
 			}
 			measure(b, runs, k.window, k.rounds)
 			for _, r := range runs {
