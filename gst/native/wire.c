@@ -153,7 +153,11 @@ kb_wire_sink *kb_wire_sink_attach(GstElement *appsink, int fd, guint32 handle, g
   l->fd = fd;
   l->handle = handle;
   l->max_buffer = max_buffer;
-  g_object_set(appsink, "buffer-list", TRUE, NULL); // a payloader's packets of a frame, together
+  gboolean sync = FALSE;
+  g_object_get(appsink, "sync", &sync, NULL);
+  // A payloader's packets of a frame, together; not where the sink paces each buffer on the clock (a
+  // list is synchronised on its first buffer).
+  if (!sync) g_object_set(appsink, "buffer-list", TRUE, NULL);
   GstAppSinkCallbacks cb = {0};
   cb.eos = on_eos;
   cb.new_sample = on_sample;
