@@ -3,6 +3,7 @@ package rtp
 import (
 	"errors"
 	"fmt"
+	"github.com/kurento-go/kms/internal/sockbuf"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -69,8 +70,7 @@ func pairText(mux bool) string {
 
 // tune gives a socket room for a video keyframe burst.
 func tune(c *net.UDPConn) {
-	_ = c.SetReadBuffer(1 << 20)
-	_ = c.SetWriteBuffer(1 << 20)
+	sockbuf.Set(c, 1<<20, 1<<20)
 }
 
 func localPort(c *net.UDPConn) int {

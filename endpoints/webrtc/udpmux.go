@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/kurento-go/kms/internal/sockbuf"
 	"io"
 	"log/slog"
 	"net"
@@ -153,7 +154,7 @@ func listenUDP(ip netip.Addr, port int) (*net.UDPConn, int, error) {
 	}
 	// The shared port takes every session's media on one socket: the default buffer (≈ 100
 	// datagrams) overflowed under 300 loopback sessions' bursts (kms-bench, issue 11).
-	_ = c.SetReadBuffer(4 << 20)
+	sockbuf.Set(c, 4<<20, 0)
 	return c, c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
