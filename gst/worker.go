@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"github.com/kurento-go/kms/internal/sockbuf"
 	"net"
 	"os"
 	"os/exec"
@@ -84,7 +85,7 @@ func spawn(lim limits) (*worker, error) {
 		return nil, err
 	}
 	for _, fd := range mediaPair {
-		sizeBuffers(fd)
+		sockbuf.SetFD(fd, mediaBuffer, mediaBuffer)
 	}
 	ctlChild, mediaChild := os.NewFile(uintptr(ctlPair[1]), "ctl"), os.NewFile(uintptr(mediaPair[1]), "media")
 	ctlFile, mediaFile := os.NewFile(uintptr(ctlPair[0]), "ctl"), os.NewFile(uintptr(mediaPair[0]), "media")
@@ -155,14 +156,6 @@ func childEnv() []string {
 		}
 	}
 	return env
-}
-
-func sizeBuffers(fd int) {
-	for _, opt := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
-		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[0], mediaBuffer) != nil {
-			unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[1], mediaBuffer)
-		}
-	}
 }
 
 // logStderr copies the worker's output to the log, a line at a time.
@@ -251,7 +244,7 @@ func (w *worker) streamSocket(handle uint32) (*net.UnixConn, error) {
 		return nil, err
 	}
 	for _, fd := range pair {
-		sizeBuffers(fd)
+		sockbuf.SetFD(fd, mediaBuffer, mediaBuffer)
 	}
 	var hdr [wp.HeaderSize]byte
 	wp.Header{Kind: wp.KindSocket, Flags: wp.First | wp.Last, Handle: handle, PTS: wp.NoPTS}.Put(hdr[:])
