@@ -14,19 +14,13 @@ import (
 // side of forwarding free of allocation.
 type batchReader struct {
 	rc    syscall.RawConn
-	hdrs  [readSlots]mmsghdr
+	hdrs  [readSlots]Mmsghdr
 	iovs  [readSlots]unix.Iovec
 	names [readSlots]unix.RawSockaddrInet6 // room for either family
 	bufs  [readSlots][]byte
 	read  func(fd uintptr) bool // bound once: a method value allocates
 	n     int
 	errno syscall.Errno
-}
-
-// mmsghdr is struct mmsghdr: a msghdr and the length the kernel received into it.
-type mmsghdr struct {
-	hdr unix.Msghdr
-	len uint32
 }
 
 func newBatchReader(rc syscall.RawConn) *batchReader {
@@ -36,9 +30,9 @@ func newBatchReader(rc syscall.RawConn) *batchReader {
 		r.bufs[i] = data[i*readSlotSize : (i+1)*readSlotSize]
 		r.iovs[i].Base = &r.bufs[i][0]
 		r.iovs[i].SetLen(readSlotSize)
-		r.hdrs[i].hdr.Iov = &r.iovs[i]
-		r.hdrs[i].hdr.SetIovlen(1)
-		r.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+		r.hdrs[i].Hdr.Iov = &r.iovs[i]
+		r.hdrs[i].Hdr.SetIovlen(1)
+		r.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
 	}
 	r.read = r.recvmmsg
 	return r
@@ -58,25 +52,19 @@ func (r *batchReader) fill() (int, error) {
 
 func (r *batchReader) recvmmsg(fd uintptr) bool {
 	for i := range r.hdrs {
-		r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
-		r.hdrs[i].hdr.Flags = 0
+		r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+		r.hdrs[i].Hdr.Flags = 0
 	}
-	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), readSlots, 0, 0, 0)
-	if errno == unix.EAGAIN || errno == unix.EINTR {
-		return false // the runtime waits until the socket is readable
-	}
-	r.n, r.errno = int(n), errno
-	if errno != 0 {
-		r.n = 0
-	}
-	return true
+	var done bool
+	r.n, r.errno, done = Mmsg(unix.SYS_RECVMMSG, fd, r.hdrs[:])
+	return done
 }
 
 // datagram i of the last batch: its bytes and source, ok false when truncated or of an unknown
 // address family.
 func (r *batchReader) datagram(i int) ([]byte, netip.AddrPort, bool) {
 	h := &r.hdrs[i]
-	if h.hdr.Flags&unix.MSG_TRUNC != 0 {
+	if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
 		return nil, netip.AddrPort{}, false
 	}
 	sa := &r.names[i]
@@ -91,5 +79,5 @@ func (r *batchReader) datagram(i int) ([]byte, netip.AddrPort, bool) {
 		return nil, netip.AddrPort{}, false
 	}
 	port := (*[2]byte)(unsafe.Pointer(&sa.Port)) // network byte order, same offset in both families
-	return r.bufs[i][:h.len], netip.AddrPortFrom(ip, uint16(port[0])<<8|uint16(port[1])), true
+	return r.bufs[i][:h.Len], netip.AddrPortFrom(ip, uint16(port[0])<<8|uint16(port[1])), true
 }

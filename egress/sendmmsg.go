@@ -15,7 +15,7 @@ import (
 type batchWriter struct {
 	rc    syscall.RawConn
 	v6    bool // the socket is IPv6: IPv4 destinations are v4-mapped
-	hdrs  [Slots]mmsghdr
+	hdrs  [Slots]Mmsghdr
 	iovs  [Slots]unix.Iovec // one per datagram; a message takes a run of them
 	names [Slots]unix.RawSockaddrInet6
 	oob   [Slots][]byte
@@ -37,7 +37,7 @@ func newBatchWriter(rc syscall.RawConn, v6 bool) *batchWriter {
 // setMessage makes message m the datagrams bufs (queued from slot firstIov on) to addr: with
 // several, one UDP GSO send that the kernel cuts at the first one's size.
 func (w *batchWriter) setMessage(m, firstIov int, bufs [][]byte, addr netip.AddrPort) {
-	h := &w.hdrs[m].hdr
+	h := &w.hdrs[m].Hdr
 	*h = unix.Msghdr{}
 	for i, b := range bufs {
 		iov := &w.iovs[firstIov+i]
@@ -86,13 +86,7 @@ func (w *batchWriter) send(count int) (int, error) {
 }
 
 func (w *batchWriter) sendmmsg(fd uintptr) bool {
-	n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdrs[0])), uintptr(w.count), 0, 0, 0)
-	if errno == unix.EAGAIN || errno == unix.EINTR {
-		return false // the runtime waits until the socket is writable
-	}
-	w.n, w.errno = int(n), errno
-	if errno != 0 {
-		w.n = 0
-	}
-	return true
+	var done bool
+	w.n, w.errno, done = Mmsg(unix.SYS_SENDMMSG, fd, w.hdrs[:w.count])
+	return done
 }

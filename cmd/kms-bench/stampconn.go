@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/binary"
+	"github.com/kurento-go/kms/egress"
 	"net"
 	"net/netip"
 	"os"
@@ -25,7 +26,7 @@ type stampConn struct {
 	port uint16
 
 	mu          sync.Mutex // pion reads from one goroutine; this keeps a second reader safe
-	hdrs        [stampSlots]mmsghdr
+	hdrs        [stampSlots]egress.Mmsghdr
 	iovs        [stampSlots]unix.Iovec
 	names       [stampSlots]unix.RawSockaddrInet6 // room for either family
 	oob         [stampSlots][stampOOB]byte
@@ -43,12 +44,6 @@ const (
 	stampSlotSize = 1600 // more than pion's receive MTU (1460)
 	stampOOB      = 64   // one SCM_TIMESTAMPNS message (32 bytes), with room
 )
-
-// mmsghdr is struct mmsghdr: a msghdr and the length the kernel received into it.
-type mmsghdr struct {
-	hdr unix.Msghdr
-	len uint32
-}
 
 // stampConns finds a client's socket by its local port, for the receivers (arrivalsAt).
 var stampConns sync.Map // uint16 → *stampConn
@@ -71,10 +66,10 @@ func newStampConn(u *net.UDPConn) (*stampConn, error) {
 	for i := range c.hdrs {
 		c.iovs[i].Base = &c.bufs[i][0]
 		c.iovs[i].SetLen(stampSlotSize)
-		c.hdrs[i].hdr.Iov = &c.iovs[i]
-		c.hdrs[i].hdr.SetIovlen(1)
-		c.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&c.names[i]))
-		c.hdrs[i].hdr.Control = &c.oob[i][0]
+		c.hdrs[i].Hdr.Iov = &c.iovs[i]
+		c.hdrs[i].Hdr.SetIovlen(1)
+		c.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&c.names[i]))
+		c.hdrs[i].Hdr.Control = &c.oob[i][0]
 	}
 	c.read = c.recvmmsg
 	if a, ok := u.LocalAddr().(*net.UDPAddr); ok {
@@ -86,19 +81,13 @@ func newStampConn(u *net.UDPConn) (*stampConn, error) {
 
 func (c *stampConn) recvmmsg(fd uintptr) bool {
 	for i := range c.hdrs {
-		c.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
-		c.hdrs[i].hdr.SetControllen(stampOOB)
-		c.hdrs[i].hdr.Flags = 0
+		c.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+		c.hdrs[i].Hdr.SetControllen(stampOOB)
+		c.hdrs[i].Hdr.Flags = 0
 	}
-	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.hdrs[0])), stampSlots, 0, 0, 0)
-	if errno == unix.EAGAIN || errno == unix.EINTR {
-		return false // the runtime waits until the socket is readable
-	}
-	c.count, c.errno = int(n), errno
-	if errno != 0 {
-		c.count = 0
-	}
-	return true
+	var done bool
+	c.count, c.errno, done = egress.Mmsg(unix.SYS_RECVMMSG, fd, c.hdrs[:])
+	return done
 }
 
 // ReadFromAddrPort returns the next datagram of the batch, reading a new batch when it is used up.
@@ -111,11 +100,11 @@ func (c *stampConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 			c.next++
 			h := &c.hdrs[i]
 			from, ok := sockaddr(&c.names[i])
-			if !ok || h.hdr.Flags&unix.MSG_TRUNC != 0 {
+			if !ok || h.Hdr.Flags&unix.MSG_TRUNC != 0 {
 				continue
 			}
-			d := c.bufs[i][:h.len]
-			at, ok := stampOf(c.oob[i][:h.hdr.Controllen])
+			d := c.bufs[i][:h.Len]
+			at, ok := stampOf(c.oob[i][:h.Hdr.Controllen])
 			if rx := c.rx.Load(); rx != nil && rx.receive(d, from, at) {
 				continue
 			}
@@ -265,7 +254,7 @@ func arrivalsAt(port uint16) *arrivals {
 // sendBatch is a batch of datagrams to one address, sent with one sendmmsg (the pacer's: a
 // publisher's due packets).
 type sendBatch struct {
-	hdrs  [sendSlots]mmsghdr
+	hdrs  [sendSlots]egress.Mmsghdr
 	iovs  [sendSlots]unix.Iovec
 	bufs  [sendSlots][stampSlotSize]byte
 	name  unix.RawSockaddrInet6 // room for either family
@@ -282,9 +271,9 @@ func newSendBatch() *sendBatch {
 	b := &sendBatch{}
 	for i := range b.hdrs {
 		b.iovs[i].Base = &b.bufs[i][0]
-		b.hdrs[i].hdr.Iov = &b.iovs[i]
-		b.hdrs[i].hdr.SetIovlen(1)
-		b.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&b.name))
+		b.hdrs[i].Hdr.Iov = &b.iovs[i]
+		b.hdrs[i].Hdr.SetIovlen(1)
+		b.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&b.name))
 	}
 	b.send = b.sendmmsg
 	return b
@@ -312,7 +301,7 @@ func (b *sendBatch) flush(c *stampConn, addr netip.AddrPort) error {
 	}
 	namelen := b.setName(addr)
 	for i := range b.n {
-		b.hdrs[i].hdr.Namelen = namelen
+		b.hdrs[i].Hdr.Namelen = namelen
 	}
 	for b.from = 0; b.from < b.n; b.from += b.sent {
 		b.sent, b.errno = 0, 0
@@ -327,15 +316,12 @@ func (b *sendBatch) flush(c *stampConn, addr netip.AddrPort) error {
 }
 
 func (b *sendBatch) sendmmsg(fd uintptr) bool {
-	n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.from])), uintptr(b.n-b.from), 0, 0, 0)
-	if errno == unix.EAGAIN || errno == unix.EINTR {
-		return false // the runtime waits until the socket is writable
-	}
-	b.sent, b.errno = int(n), errno
-	if errno == 0 && n == 0 {
+	var done bool
+	b.sent, b.errno, done = egress.Mmsg(unix.SYS_SENDMMSG, fd, b.hdrs[b.from:b.n])
+	if done && b.errno == 0 && b.sent == 0 {
 		b.errno = unix.EIO // sendmmsg sent nothing and said nothing: do not spin
 	}
-	return true
+	return done
 }
 
 // setName writes addr as the batch's destination, returning its length.
