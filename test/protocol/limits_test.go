@@ -92,7 +92,8 @@ func TestConnectionLimits(t *testing.T) {
 		})
 		first := dial(t, s.URL)
 		dial(t, s.URL)
-		ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
+		// A generous deadline: in the full suite on two loaded cores the refusal took over 5 s once.
+		ctx, cancel := context.WithTimeout(context.Background(), 6*replyTimeout)
 		ws, _, err := websocket.Dial(ctx, s.URL, nil)
 		if err != nil {
 			t.Fatal(err)
