@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -260,9 +261,16 @@ func (r *runner) measure(ctx context.Context, t *target, name string, s scenario
 	}
 	if prof != nil {
 		<-prof
-		file := filepath.Join(r.cfg.out, fmt.Sprintf("heap-%s-%s-%d.pprof", t.name, name, s.units()))
-		if err := fetch(ctx, r.cfg.pprofURL+"/debug/pprof/heap", file); err != nil {
-			r.logf("profile: %v", err)
+		// The heap profile misses goroutine stacks and the collector's headroom; the goroutine
+		// profile and the heap's text form (which ends with runtime.MemStats) show those.
+		for kind, path := range map[string]string{"heap": "heap", "goroutine": "goroutine", "memstats": "heap?debug=1"} {
+			file := filepath.Join(r.cfg.out, fmt.Sprintf("%s-%s-%s-%d.pprof", kind, t.name, name, s.units()))
+			if kind == "memstats" {
+				file = strings.TrimSuffix(file, ".pprof") + ".txt"
+			}
+			if err := fetch(ctx, r.cfg.pprofURL+"/debug/pprof/"+path, file); err != nil {
+				r.logf("profile: %v", err)
+			}
 		}
 	}
 
