@@ -172,7 +172,7 @@ func (c *PacketCache) resize(old *cacheRing, n int, keyStart bool) *cacheRing {
 	}
 	window := cacheWindow
 	if c.video && c.keyInterval > 0 {
-		window = min(max(window, c.keyInterval*5/4), maxCacheWindow)
+		window = min(max(window, c.keyInterval*9/8), maxCacheWindow)
 	}
 	least := minAudioSlots
 	if c.video {
@@ -199,16 +199,16 @@ func (c *PacketCache) resize(old *cacheRing, n int, keyStart bool) *cacheRing {
 		}
 		switch {
 		case want > slots:
-			slots = min(want*5/4, maxCacheSlots)
+			slots = min(want*9/8, maxCacheSlots)
 		case c.lowSince != 0 && now-c.lowSince >= shrinkAfter:
-			slots = max(wantShrink*5/4, least)
+			slots = max(wantShrink*9/8, least)
 			c.lowSince = 0
 		case size == old.slotSize:
 			return old
 		}
 	}
 	size = min(size, maxSlotPayload)
-	slots = roundUp(slots, 16)
+	slots = roundUp(slots, 8)
 	r := &cacheRing{slots: make([]cacheSlot, slots), data: make([]byte, slots*size), slotSize: size}
 	if old != nil {
 		r.copyFrom(old)
