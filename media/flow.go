@@ -73,32 +73,32 @@ func (f *FlowMeter) check() {
 	f.mu.Unlock()
 }
 
-// startChecker starts the periodic check with the first meter; the caller holds p.mu.
+// startChecker arms the periodic check with the first meter; the caller holds p.mu. A timer, not a
+// goroutine: a pipeline that only waits holds no stack.
 func (p *Pipeline) startChecker() {
-	if p.stop == nil && !p.closed {
-		p.stop = make(chan struct{})
-		p.stopped = make(chan struct{})
-		go p.checkFlows(p.stop, p.stopped)
+	if p.checker == nil && !p.closed {
+		p.checker = time.AfterFunc(FlowCheckPeriod, p.checkFlows)
 	}
 }
 
-func (p *Pipeline) checkFlows(stop <-chan struct{}, stopped chan<- struct{}) {
-	defer close(stopped)
-	t := time.NewTicker(FlowCheckPeriod)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			p.mu.Lock()
-			meters := p.meters
-			p.mu.Unlock()
-			for _, f := range meters {
-				f.check()
-			}
-		}
+// checkFlows is one periodic check; it re-arms the timer until the pipeline closes.
+func (p *Pipeline) checkFlows() {
+	p.checking.Lock()
+	defer p.checking.Unlock()
+	p.mu.Lock()
+	meters, closed := p.meters, p.closed
+	p.mu.Unlock()
+	if closed {
+		return
 	}
+	for _, f := range meters {
+		f.check()
+	}
+	p.mu.Lock()
+	if !p.closed {
+		p.checker.Reset(FlowCheckPeriod)
+	}
+	p.mu.Unlock()
 }
 
 // dropMeters forgets the meters of a released element; the caller holds p.mu.

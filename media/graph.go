@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Type is the kind of media a pad carries.
@@ -78,8 +79,8 @@ type Pipeline struct {
 	elements map[*Element]struct{}
 	closed   bool
 	meters   []*FlowMeter
-	stop     chan struct{} // closes the flow checker
-	stopped  chan struct{}
+	checker  *time.Timer // the flow check (flow.go), armed with the first meter
+	checking sync.Mutex  // held by a check in progress, which Close waits for
 	// latencyStats (latency.go): on, and since when
 	latency      atomic.Bool
 	latencySince atomic.Int64
@@ -92,13 +93,13 @@ func NewPipeline() *Pipeline { return &Pipeline{elements: map[*Element]struct{}{
 func (p *Pipeline) Close() {
 	p.mu.Lock()
 	p.closed = true
-	stop, stopped := p.stop, p.stopped
-	p.stop = nil
+	checker := p.checker
 	p.meters = nil
 	p.mu.Unlock()
-	if stop != nil {
-		close(stop)
-		<-stopped
+	if checker != nil {
+		checker.Stop()
+		p.checking.Lock() // a check under way sees closed and does not re-arm
+		p.checking.Unlock()
 	}
 }
 

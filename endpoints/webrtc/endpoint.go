@@ -442,15 +442,18 @@ func (e *Endpoint) ProcessAnswer(answer string) (string, error) {
 // error (none for code 0). The endpoint stays un-negotiated: the application may try again.
 func (e *Endpoint) fail(code int, format string, err error) error {
 	// Closed outside e.mu: pion may be delivering a callback that waits for it.
-	pc := e.pc
-	if e.fb != nil {
-		e.fb.close()
+	pc, fb := e.pc, e.fb
+	if fb != nil {
+		fb.close()
 		e.fb = nil
 	}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		pc.Close()
+		if fb != nil {
+			fb.wait()
+		}
 	}()
 	e.pc = nil
 	e.tracks = map[media.Type]*localTrack{}
@@ -909,11 +912,14 @@ func (e *Endpoint) Close() {
 	}
 	e.closed = true
 	sharedUfrags.Delete(e.sharedUfrag)
-	pc, wasNegotiated, direct := e.pc, e.state == negotiated, e.direct
-	if e.fb != nil {
-		e.fb.close()
+	pc, wasNegotiated, direct, fb := e.pc, e.state == negotiated, e.direct, e.fb
+	if fb != nil {
+		fb.close()
 	}
 	e.mu.Unlock()
+	if fb != nil {
+		fb.wait()
+	}
 	if pc != nil {
 		if err := pc.Close(); err != nil {
 			e.log.Debug("closing peer connection", "err", err)

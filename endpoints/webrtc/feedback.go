@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kurento-go/kms/media"
@@ -209,49 +210,81 @@ func (e *Endpoint) senderFeedback(s *media.Sender, pkts []rtcp.Packet) {
 	rtpengine.Feedback{Sender: s, Video: e.senders[media.Video]}.Serve(pkts, time.Now())
 }
 
-// feedbackLoop sends what we say to the peer: TWCC feedback every 100 ms (publishers' send-side
-// estimation), and every reportInterval the RTCP reports (SR for what we send, reception reports
-// for what it sends us) and REMB (what its sinks can take).
+// feedbackLoop sends what we say to the peer: TWCC feedback every feedbackInterval (publishers'
+// send-side estimation), and every reportInterval the RTCP reports (SR for what we send, reception
+// reports for what it sends us) and REMB (what its sinks can take). It runs on a timer, not on a
+// goroutine of its own: between ticks an endpoint holds no stack for it (issue 11's memory bound),
+// and a tick's deep write path (interceptors, SRTP) grows a pooled goroutine's stack, not one kept.
 type feedbackLoop struct {
 	e    *Endpoint
 	pc   *webrtc.PeerConnection
 	twcc *rtpengine.TWCC
 	ssrc uint32 // ours in receiver reports when we send nothing
-	stop chan struct{}
-	kick chan struct{}
-	once sync.Once
 
-	// reports' packets, reused on the loop's goroutine (WriteRTCP marshals them at once)
-	outs      []*rtpengine.Outbound
-	blocks    []rtcp.ReceptionReport
-	pkts      []rtcp.Packet
-	srs       [2]rtcp.SenderReport // audio, video
-	rr        rtcp.ReceiverReport
-	rembs     []rtcp.ReceiverEstimatedMaximumBitrate
-	rembSSRCs []uint32
+	// timerMu guards timer and closed; it is a leaf lock, so that close may be called under e.mu
+	// while a tick, which takes e.mu, is under way.
+	timerMu sync.Mutex
+	timer   *time.Timer
+	closed  bool
+	// ticking is held by a tick: one at a time, and wait waits for the last.
+	ticking     sync.Mutex
+	forceReport atomic.Bool // wake: the reports go with the next tick, which comes at once
+
+	// the ticks' own: when the reports were last sent, and their packets, reused (WriteRTCP
+	// marshals them at once)
+	lastReport time.Time
+	outs       []*rtpengine.Outbound
+	blocks     []rtcp.ReceptionReport
+	pkts       []rtcp.Packet
+	srs        [2]rtcp.SenderReport // audio, video
+	rr         rtcp.ReceiverReport
+	rembs      []rtcp.ReceiverEstimatedMaximumBitrate
+	rembSSRCs  []uint32
 }
 
 // reportInterval is KMS's RTCP interval, at which its RembLocal updates (and linealFactorGrade's
-// default assumes).
-const reportInterval = 500 * time.Millisecond
+// default assumes); feedbackInterval is how often the TWCC feedback goes.
+const (
+	reportInterval   = 500 * time.Millisecond
+	feedbackInterval = 100 * time.Millisecond
+)
 
 func (e *Endpoint) startFeedback(pc *webrtc.PeerConnection) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	fb := &feedbackLoop{e: e, pc: pc, twcc: rtpengine.NewTWCC(time.Now().UnixNano()), ssrc: binary.BigEndian.Uint32(b[:]),
-		stop: make(chan struct{}), kick: make(chan struct{}, 1)}
+	fb := &feedbackLoop{e: e, pc: pc, twcc: rtpengine.NewTWCC(time.Now().UnixNano()), ssrc: binary.BigEndian.Uint32(b[:])}
 	e.fb = fb
-	e.wg.Add(1)
-	go fb.run()
+	fb.timerMu.Lock()
+	fb.timer = time.AfterFunc(feedbackInterval, fb.tick)
+	fb.timerMu.Unlock()
 }
 
-func (f *feedbackLoop) close() { f.once.Do(func() { close(f.stop) }) }
+// close stops the ticks without waiting for one under way (the caller may hold e.mu, which a tick
+// takes); wait does, outside e.mu.
+func (f *feedbackLoop) close() {
+	f.timerMu.Lock()
+	f.closed = true
+	f.timer.Stop()
+	f.timerMu.Unlock()
+}
+
+func (f *feedbackLoop) wait() {
+	f.ticking.Lock()
+	f.ticking.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
+}
+
+// rearm schedules the next tick after d, unless closed.
+func (f *feedbackLoop) rearm(d time.Duration) {
+	f.timerMu.Lock()
+	if !f.closed {
+		f.timer.Reset(d)
+	}
+	f.timerMu.Unlock()
+}
 
 func (f *feedbackLoop) wake() {
-	select {
-	case f.kick <- struct{}{}:
-	default:
-	}
+	f.forceReport.Store(true)
+	f.rearm(0)
 }
 
 func (f *feedbackLoop) write(pkts ...rtcp.Packet) {
@@ -260,29 +293,25 @@ func (f *feedbackLoop) write(pkts ...rtcp.Packet) {
 	}
 }
 
-func (f *feedbackLoop) run() {
-	defer f.e.wg.Done()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var lastReport time.Time
-	for {
-		select {
-		case <-f.stop:
-			return
-		case <-tick.C:
-		case <-f.kick:
-			lastReport = time.Time{}
-		}
-		if fbs := f.twcc.Feedback(); len(fbs) > 0 {
-			f.write(fbs...)
-		}
-		if time.Since(lastReport) >= reportInterval {
-			lastReport = time.Now()
-			if pkts := f.reports(lastReport); len(pkts) > 0 {
-				f.write(pkts...)
-			}
+func (f *feedbackLoop) tick() {
+	f.ticking.Lock()
+	defer f.ticking.Unlock()
+	f.timerMu.Lock()
+	closed := f.closed
+	f.timerMu.Unlock()
+	if closed {
+		return
+	}
+	if fbs := f.twcc.Feedback(); len(fbs) > 0 {
+		f.write(fbs...)
+	}
+	if f.forceReport.Swap(false) || time.Since(f.lastReport) >= reportInterval {
+		f.lastReport = time.Now()
+		if pkts := f.reports(f.lastReport); len(pkts) > 0 {
+			f.write(pkts...)
 		}
 	}
+	f.rearm(feedbackInterval)
 }
 
 // reports is the periodic compound: a sender report per stream we send (the first carries the

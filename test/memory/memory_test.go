@@ -39,11 +39,11 @@ const (
 	// idleGoroutines: pion's ICE agent (task loop, connectivity checks, a context watch) and the
 	// start of its transports, waiting for ICE.
 	idleGoroutines = 4
-	// sessionGoroutines: an endpoint's once connected (pion: ICE 3, mux 1, DTLS 3, SRTP 2,
-	// undeclared-SSRC readers 2, RTX repair reader 1; ours: 2 track readers, 2 readers of the
-	// tracks' sender reports, 2 readers of our senders' RTCP, the feedback loop), plus the session's
-	// pipeline flow checker and its WebSocket connection (2).
-	sessionGoroutines = 12 + 7 + 1 + 2
+	// sessionGoroutines: an endpoint's once connected (pion 13: ICE 3, the ICE connection's reader
+	// and the mux 2, DTLS 3, SRTP and SRTCP accept loops 2, read-stream waiters 3; ours 6: 2 track
+	// readers, 2 readers of the tracks' sender reports, 2 readers of our senders' RTCP; the feedback
+	// loop and the pipeline's flow check are timers), plus the session's WebSocket connection.
+	sessionGoroutines = 13 + 6 + 1
 )
 
 // peersEnv, set in the child process, holds the server URL the child's loopback peers connect to;
