@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -261,17 +261,7 @@ func (r *runner) measure(ctx context.Context, t *target, name string, s scenario
 	}
 	if prof != nil {
 		<-prof
-		// The heap profile misses goroutine stacks and the collector's headroom; the goroutine
-		// profile and the heap's text form (which ends with runtime.MemStats) show those.
-		for kind, path := range map[string]string{"heap": "heap", "goroutine": "goroutine", "memstats": "heap?debug=1"} {
-			file := filepath.Join(r.cfg.out, fmt.Sprintf("%s-%s-%s-%d.pprof", kind, t.name, name, s.units()))
-			if kind == "memstats" {
-				file = strings.TrimSuffix(file, ".pprof") + ".txt"
-			}
-			if err := fetch(ctx, r.cfg.pprofURL+"/debug/pprof/"+path, file); err != nil {
-				r.logf("profile: %v", err)
-			}
-		}
+		r.saveProfiles(ctx, fmt.Sprintf("%s-%s-%d", t.name, name, s.units()))
 	}
 
 	row := Row{Server: t.name, Scenario: name, Streams: len(recv), Endpoints: s.endpoints(), WindowS: win}
@@ -419,29 +409,50 @@ func fetchProfile(ctx context.Context, base string, d time.Duration, file string
 	return fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, max(1, int(d.Seconds()))), file)
 }
 
+// saveProfiles saves the heap and goroutine profiles of our server and its runtime.MemStats (the
+// tail of the heap profile's text form): the heap profile alone misses goroutine stacks and the
+// collector's headroom, which RSS holds too.
+func (r *runner) saveProfiles(ctx context.Context, suffix string) {
+	for _, kind := range []string{"heap", "goroutine"} {
+		if err := fetch(ctx, r.cfg.pprofURL+"/debug/pprof/"+kind, filepath.Join(r.cfg.out, kind+"-"+suffix+".pprof")); err != nil {
+			r.logf("profile: %v", err)
+		}
+	}
+	text, err := get(ctx, r.cfg.pprofURL+"/debug/pprof/heap?debug=1")
+	if err == nil {
+		if i := bytes.Index(text, []byte("# runtime.MemStats")); i >= 0 {
+			text = text[i:]
+		}
+		err = os.WriteFile(filepath.Join(r.cfg.out, "memstats-"+suffix+".txt"), text, 0o644)
+	}
+	if err != nil {
+		r.logf("profile: %v", err)
+	}
+}
+
 func fetch(ctx context.Context, url, file string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	body, err := get(ctx, url)
 	if err != nil {
 		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return err
 	}
-	f, err := os.Create(file)
+	return os.WriteFile(file, body, 0o644)
+}
+
+func get(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
 	}
-	return f.Close()
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
 }
