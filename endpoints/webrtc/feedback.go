@@ -50,8 +50,11 @@ func (e *Endpoint) addIncoming(remote *webrtc.TrackRemote, t media.Type, src *me
 	e.incoming = append(e.incoming, in)
 	fb := e.fb
 	e.mu.Unlock()
-	if fb != nil && t == media.Video {
-		fb.wake() // a first REMB at once, as KMS sends rembOnConnect
+	if fb != nil && in.twccID != 0 {
+		fb.twccOn.Store(true)
+	}
+	if fb != nil && (t == media.Video || in.twccID != 0) {
+		fb.wake() // a first REMB at once, as KMS sends rembOnConnect; TWCC ticks from now
 	}
 	return in
 }
@@ -229,6 +232,9 @@ type feedbackLoop struct {
 	// ticking is held by a tick: one at a time, and wait waits for the last.
 	ticking     sync.Mutex
 	forceReport atomic.Bool // wake: the reports go with the next tick, which comes at once
+	// twccOn: an incoming track carries transport-cc, so ticks come every feedbackInterval; without
+	// one (a viewer), every reportInterval, when there is something to send.
+	twccOn atomic.Bool
 
 	// the ticks' own: when the reports were last sent, and their packets, reused (WriteRTCP
 	// marshals them at once)
@@ -249,10 +255,16 @@ const (
 	feedbackInterval = 100 * time.Millisecond
 )
 
+// startFeedback starts the loop's ticks; the caller holds e.mu.
 func (e *Endpoint) startFeedback(pc *webrtc.PeerConnection) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	fb := &feedbackLoop{e: e, pc: pc, twcc: rtpengine.NewTWCC(time.Now().UnixNano()), ssrc: binary.BigEndian.Uint32(b[:])}
+	for _, in := range e.incoming {
+		if in.twccID != 0 {
+			fb.twccOn.Store(true)
+		}
+	}
 	e.fb = fb
 	fb.timerMu.Lock()
 	fb.timer = time.AfterFunc(feedbackInterval, fb.tick)
@@ -311,7 +323,11 @@ func (f *feedbackLoop) tick() {
 			f.write(pkts...)
 		}
 	}
-	f.rearm(feedbackInterval)
+	if f.twccOn.Load() {
+		f.rearm(feedbackInterval)
+	} else {
+		f.rearm(reportInterval)
+	}
 }
 
 // reports is the periodic compound: a sender report per stream we send (the first carries the

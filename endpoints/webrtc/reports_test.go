@@ -101,3 +101,36 @@ func TestReportsToPublisherAndViewer(t *testing.T) {
 		t.Errorf("SR says %d octets sent, the viewer had received %d payload bytes", sr.OctetCount, bytes)
 	}
 }
+
+// A publisher whose packets carry the transport-wide sequence number, as browsers' do, gets
+// transport-cc feedback every 100 ms or so (its send-side estimation lives on it), reporting on the
+// packets it sent; measured against the publisher's own frame clock, not the wall clock.
+func TestTWCCFeedbackToPublisher(t *testing.T) {
+	s := newSession(t, 40*time.Second)
+	pubEP, viewEP := s.endpoint(), s.endpoint()
+	s.connect(pubEP, viewEP, "")
+	pub := s.peer(testpeer.Options{Send: true, TWCC: true})
+	viewer := s.peer(testpeer.Options{Receive: true})
+	s.negotiate(pub, pubEP)
+	s.negotiate(viewer, viewEP)
+	pub.StartMedia()
+	if err := viewer.WaitVideo(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Two seconds of frames at 30 fps: about 20 feedback packets at 100 ms, 4 if the feedback only
+	// went with the 500 ms reports.
+	frames0, fb0, reported0 := pub.FramesSent.Load(), pub.TWCCFeedback.Load(), pub.TWCCReported.Load()
+	sent0 := pub.VideoPacketsSent.Load()
+	if !poll(20*time.Second, func() bool { return pub.FramesSent.Load() >= frames0+60 }) {
+		t.Fatal("the publisher stopped sending")
+	}
+	fb, reported := pub.TWCCFeedback.Load()-fb0, pub.TWCCReported.Load()-reported0
+	sent := pub.VideoPacketsSent.Load() - sent0
+	t.Logf("over 60 frames: %d transport-cc feedback packets reporting on %d packets; %d video packets sent (and audio)", fb, reported, sent)
+	if fb < 8 {
+		t.Errorf("%d transport-cc feedback packets over two seconds of media, want about 20", fb)
+	}
+	if reported < sent/2 {
+		t.Errorf("the feedback reported on %d packets, the publisher sent %d video packets alone", reported, sent)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kurento-go/kms/client"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v5"
@@ -39,6 +40,9 @@ type Options struct {
 	// Adaptive makes a sending peer size its video frames after the REMB it receives (see
 	// TargetBitrate), as a browser's encoder follows its bandwidth estimate.
 	Adaptive bool
+	// TWCC makes a sending peer number its packets with the transport-wide sequence extension, as
+	// browsers do, so that the endpoint owes it transport-cc feedback (see TWCCFeedback).
+	TWCC bool
 	// PacketsPerFrame splits each video frame into that many packets (default 1; Adaptive peers use
 	// as many 1100-byte packets as the frame needs).
 	PacketsPerFrame int
@@ -95,6 +99,10 @@ type Peer struct {
 	RTXReceived atomic.Int64
 	// TargetBitrate is the last REMB the peer received (bps), 0 before any.
 	TargetBitrate atomic.Uint64
+	// TWCCFeedback counts the transport-cc feedback packets the peer received, TWCCReported the
+	// packets they reported on (received or lost).
+	TWCCFeedback atomic.Int64
+	TWCCReported atomic.Int64
 	// Reports are the server's RTCP reports on the video the peer receives and sends.
 	Reports Reports
 	// Messages receives the data-channel messages (DataChannel option), as text.
@@ -200,6 +208,9 @@ func (p *Peer) readSenderRTCP(s *webrtc.RTPSender) {
 				p.keyframeWanted.Store(true)
 			case *rtcp.ReceiverEstimatedMaximumBitrate:
 				p.TargetBitrate.Store(uint64(pkt.Bitrate))
+			case *rtcp.TransportLayerCC:
+				p.TWCCFeedback.Add(1)
+				p.TWCCReported.Add(int64(pkt.PacketStatusCount))
 			}
 		}
 	}
@@ -596,6 +607,13 @@ func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, err
+	}
+	if opts.TWCC {
+		numbering, err := twcc.NewHeaderExtensionInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		ir.Add(numbering)
 	}
 	se := webrtc.SettingEngine{}
 	iface := opts.Interface
