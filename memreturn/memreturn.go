@@ -72,6 +72,10 @@ func Run(ctx context.Context, interval time.Duration, onRelease func(before, aft
 	var r reader
 	base, allocs := r.read()
 	var last time.Time
+	// again: the last release left much live (the burst's tail: connections closing, answers not yet
+	// dropped), so one more is due once quiet, whatever the runtime holds. Without it the base would
+	// stay at that tail and what it leaves behind, dead but uncollected, would wait for the forced GC.
+	again := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -82,7 +86,7 @@ func Run(ctx context.Context, interval time.Duration, onRelease func(before, aft
 		allocated := total - allocs
 		allocs = total
 		// A busy server reuses what it holds: release only when quiet, so steady state costs nothing.
-		if held < base+slack || allocated > held/4 || time.Since(last) < minRelease {
+		if (held < base+slack && !again) || allocated > held/4 || time.Since(last) < minRelease {
 			continue
 		}
 		debug.FreeOSMemory()
@@ -91,6 +95,7 @@ func Run(ctx context.Context, interval time.Duration, onRelease func(before, aft
 		if onRelease != nil {
 			onRelease(held, after)
 		}
+		again = after >= base+slack
 		// A burst that began during the release must not raise the base it will be measured from.
 		base, allocs = min(held, after), total
 	}
