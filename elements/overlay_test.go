@@ -190,12 +190,17 @@ func TestMagicMirror(t *testing.T) {
 // removeImage by id takes it away; a wrong id or URI is accepted as KMS does.
 func TestImageOverlayFilter(t *testing.T) {
 	needFilters(t, "videoconvert", "capsfilter")
-	ctx, c, pipeline := setup(t)
 	clip := testmedia.VP8Clip(t, "-f", "lavfi", "-i", "color=c=red:s=320x240:r=30")
 	png := filepath.Join(t.TempDir(), "blue.png")
 	if err := os.WriteFile(png, writePNG(t, 8, 8, color.NRGBA{0, 0, 255, 255}), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The deadline starts once the clip is made, and is as generous as TestMagicMirror's: on a
+	// loaded machine each look at the received video (an ffmpeg run) takes seconds, and 60 s ran
+	// out (the next call then failed at once, "failed to acquire lock: context deadline exceeded").
+	_, c, pipeline := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	filter, err := c.Create(ctx, "ImageOverlayFilter", map[string]any{"mediaPipeline": pipeline})
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +249,7 @@ func TestImageOverlayFilter(t *testing.T) {
 			t.Errorf("removeImage(%s): %v", id, err)
 		}
 	}
+	n = sub.frames.Load() // the frames before it have the logo: look at none of them
 	waitUntil(ctx, t, "the logo gone", func() bool {
 		if sub.frames.Load() < n+15 {
 			return false
