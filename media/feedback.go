@@ -179,8 +179,13 @@ type bweState struct {
 	rembAt      time.Time
 	lossEst     uint64
 	sentBytes   uint64
-	sentAt      time.Time
+	sentTS      uint32 // RTP time of the last packet sent when sentBytes was taken
+	sentSet     bool
 	sendingRate uint64
+	// the reports not judged yet: they covered fewer than lossMinPackets
+	lossExpected, lossLost256 uint32 // lost in 1/256 of a packet, as the reports' fractions
+	lastExtSeq                uint32
+	extSeqSet                 bool
 	// onConnect (rembOnConnect, bps; 0: none) is the target until the peer's REMB has probed:
 	// while its REMBs stay below it and keep rising, they are taken as the peer's ramp-up, as KMS's
 	// RembRemote does. Unlike KMS, a REMB that repeats counts as probed: a peer that keeps saying
@@ -276,20 +281,16 @@ func (s *Sender) OnReceiverReport(r rtcp.ReceptionReport, now time.Time) {
 	if !s.video {
 		return
 	}
+	s.mu.Lock()
+	ts, clock := s.lastTS, s.clockRate
+	s.mu.Unlock()
 	b := &s.bwe
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	sent := s.bytes.Load()
-	if !b.sentAt.IsZero() {
-		if d := now.Sub(b.sentAt); d > 100*time.Millisecond {
-			b.sendingRate = uint64(float64(sent-b.sentBytes) * 8 / d.Seconds())
-			b.sentBytes, b.sentAt = sent, now
-		}
-	} else {
-		b.sentBytes, b.sentAt = sent, now
-	}
-	loss := float64(r.FractionLost) / 256
+	s.measureSendingRate(ts, clock)
+	loss, judged := b.judgeLoss(r)
 	switch {
+	case !judged:
 	case loss > 0.10 && b.sendingRate > 0:
 		est := uint64(float64(b.sendingRate) * (1 - 0.5*loss))
 		if b.lossEst == 0 || est < b.lossEst {
@@ -302,6 +303,51 @@ func (s *Sender) OnReceiverReport(r rtcp.ReceptionReport, now time.Time) {
 		}
 	}
 	s.updateBWE()
+}
+
+// measureSendingRate updates the rate the peer receives, over the media time of what was sent since
+// the last measure (ts, the RTP time of the last packet sent): a stall of the server holds the
+// stream back with the clock, where a rate over wall time (a report late after the stall, little sent
+// since the last) would read as a slow peer and cut it far below the stream. The caller holds b.mu.
+func (s *Sender) measureSendingRate(ts, clock uint32) {
+	b := &s.bwe
+	sent := s.bytes.Load()
+	span := ts - b.sentTS
+	switch {
+	case clock == 0:
+		return
+	case b.sentSet && span < clock/10:
+		return // too little media since the last measure (or none): keep the rate
+	case b.sentSet && span <= 10*clock:
+		b.sendingRate = uint64(float64(sent-b.sentBytes) * 8 * float64(clock) / float64(span))
+	}
+	// (a first measure, or a jump of the stream's time: a new baseline)
+	b.sentBytes, b.sentTS, b.sentSet = sent, ts, true
+}
+
+// lossMinPackets is how many packets the reports judged together cover at least, as libwebrtc's
+// loss-based estimate waits for: a report over a handful of packets (two reports close together, as
+// a stall of the peer or the server makes) says 1 lost in 6 is 16%.
+const lossMinPackets = 20
+
+// judgeLoss adds a report to those not judged yet and returns their loss fraction once they cover
+// lossMinPackets. The caller holds b.mu.
+func (b *bweState) judgeLoss(r rtcp.ReceptionReport) (loss float64, judged bool) {
+	expected := r.LastSequenceNumber - b.lastExtSeq
+	first := !b.extSeqSet
+	b.lastExtSeq, b.extSeqSet = r.LastSequenceNumber, true
+	if first || expected > 1<<15 {
+		b.lossExpected, b.lossLost256 = 0, 0 // no interval yet, or the peer's count restarted
+		return 0, false
+	}
+	b.lossExpected += expected
+	b.lossLost256 += expected * uint32(r.FractionLost)
+	if b.lossExpected < lossMinPackets {
+		return 0, false
+	}
+	loss = float64(b.lossLost256) / 256 / float64(b.lossExpected)
+	b.lossExpected, b.lossLost256 = 0, 0
+	return loss, true
 }
 
 // rembTimeout is how long a REMB counts without being renewed (browsers send one a second or so).

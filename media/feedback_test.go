@@ -170,3 +170,52 @@ func TestSenderPacesToPeerBandwidth(t *testing.T) {
 	}
 	_ = seqs
 }
+
+// The loss a peer reports cuts its bandwidth as GCC's loss controller does, from the rate of the
+// stream it receives, judged over 20 packets at least: a report late after a stall of the server
+// (one second of media over four of wall time) does not read as a slow link, nor does a report over
+// a handful of packets; sustained loss over enough packets still cuts.
+func TestSenderLossEstimate(t *testing.T) {
+	source, senders := fanout(t, 1, func(*rtp.Header, []byte) error { return nil })
+	s := senders[0]
+	p := vp8Packet() // a keyframe first, then delta frames of 4 packets of 1100 bytes
+	frames := func(n int) {
+		for range n {
+			for i := 0; i < 4; i++ {
+				p.SequenceNumber++
+				p.Marker = i == 3
+				writeSettled(t, source, p)
+				p.Payload[0], p.Payload[1] = 0x00, 0x01
+			}
+			p.Payload[0] = 0x10
+			p.Timestamp += 3000
+		}
+	}
+	const streamBps uint64 = 30 * 4 * 1100 * 8
+	start := time.Now()
+	report := func(fractionLost uint8, at time.Duration) uint64 {
+		s.OnReceiverReport(rtcp.ReceptionReport{SSRC: 1234, LastSequenceNumber: uint32(p.SequenceNumber), FractionLost: fractionLost}, start.Add(at))
+		limit, _ := s.Bandwidth()
+		return limit
+	}
+	frames(30)
+	report(0, time.Second)
+	frames(30)
+	if limit := report(0, 2*time.Second); limit != 0 {
+		t.Fatalf("no loss, and a limit of %d bps", limit)
+	}
+	frames(30)
+	stalled := report(51, 6*time.Second) // 20 %
+	t.Logf("20%% loss reported 4 s after the last report, over 1 s of a %d bps stream: limit %d bps", streamBps, stalled)
+	if want := streamBps * 9 / 10; stalled < want*95/100 || stalled > want*105/100 {
+		t.Errorf("limit %d bps after 20%% loss, want about %d (the stream's rate cut by half the loss)", stalled, want)
+	}
+	frames(2)
+	if limit := report(64, 6200*time.Millisecond); limit != stalled { // 25 % of 8 packets: 2 lost
+		t.Errorf("a report over 8 packets moved the limit %d -> %d bps", stalled, limit)
+	}
+	frames(30)
+	if limit := report(77, 7200*time.Millisecond); limit >= stalled { // 30 %, judged with the 8 before
+		t.Errorf("30%% loss over 128 packets left the limit at %d bps (was %d)", limit, stalled)
+	}
+}
