@@ -506,13 +506,16 @@ func (p *Peer) SendData(text string) error {
 // FrameModel is a receiver's jitter buffer and decoder in miniature, over VP8 frames as pion and
 // browsers packetize them (first packet with the S bit, last with the marker): a frame is decoded
 // when all its packets have arrived, in order, and it is a keyframe or the frame before it was
-// decoded. A frame missing a packet for 500 ms is skipped and breaks the chain until a keyframe.
+// decoded. A frame missing a packet for 500 ms is skipped and breaks the chain until a keyframe:
+// 500 ms of wall time and of the stream's time both, so that a stall of this process, which holds
+// the sender and the server back with the receiver, is not taken for a retransmission that failed.
 type FrameModel struct {
 	started   bool
 	next      uint16 // first sequence number of the next frame to decode
 	chain     bool
 	slots     [4096]pktInfo
 	waitSince time.Time
+	waitTS    uint32 // RTP time of the packet that found the frame incomplete
 	lastPLI   time.Time
 }
 
@@ -567,9 +570,9 @@ func (m *FrameModel) Push(p *rtp.Packet, now time.Time) (decoded int, pli bool) 
 			break // nothing newer than the frame we wait for
 		}
 		if m.waitSince.IsZero() {
-			m.waitSince = now
+			m.waitSince, m.waitTS = now, p.Timestamp
 		}
-		if now.Sub(m.waitSince) < 500*time.Millisecond {
+		if now.Sub(m.waitSince) < 500*time.Millisecond || int32(p.Timestamp-m.waitTS) < 90000/2 {
 			break
 		}
 		// Give up on this frame: go on from the next frame start we have.
