@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kurento-go/kms/client"
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/rtcp"
@@ -625,6 +626,10 @@ func newPeerConnection(opts Options) (*webrtc.PeerConnection, error) {
 		se.SetIncludeLoopbackCandidate(true)
 	}
 	se.SetInterfaceFilter(func(name string) bool { return name == iface })
+	// No mDNS, as the server: its sockets (port 5353 and an ephemeral one, on every address) would
+	// be the only ones of the peer off its interface, and a test that checks where the server
+	// listens sees the process's sockets.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if opts.TCPOnly {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 	}
