@@ -282,12 +282,14 @@ func (s *Sender) OnReceiverReport(r rtcp.ReceptionReport, now time.Time) {
 		return
 	}
 	s.mu.Lock()
-	ts, clock := s.lastTS, s.clockRate
+	ts, clock, started := s.lastTS, s.clockRate, s.started
 	s.mu.Unlock()
 	b := &s.bwe
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s.measureSendingRate(ts, clock)
+	if started {
+		s.measureSendingRate(ts, clock)
+	}
 	loss, judged := b.judgeLoss(r)
 	switch {
 	case !judged:
